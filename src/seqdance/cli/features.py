@@ -1,0 +1,61 @@
+"""``seqdance features nma|md``: dynamic features from structures and trajectories."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import typer
+
+from seqdance.cli.app import features_app
+
+
+@features_app.command("nma")
+def nma(
+    structures: list[Path] = typer.Argument(
+        ..., help="PDB or mmCIF files (optionally .gz).", show_default=False
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for {stem}.nma.npz files."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Worker processes."),
+    chain: str | None = typer.Option(None, "--chain", help="Use only this chain."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Normal-mode features (GNM band fluctuations, ANM band correlations) per structure.
+
+    Writes OUT/{stem}.nma.npz with gnm_msf (3, N), anm_cor (3, N, N) and sequence. A file
+    that fails is reported by name and skipped; the exit status is 1 if any failed.
+    """
+    from seqdance.features.nma import extract_nma_file
+    from seqdance.utils.parallel import run_batch
+
+    _check_unique_stems(structures)
+    results = run_batch(
+        partial(extract_nma_file, out_dir=out, chain=chain),
+        structures,
+        workers=workers,
+        desc="NMA",
+        progress=progress,
+    )
+    _report(results)
+
+
+def _check_unique_stems(paths: list[Path]) -> None:
+    from seqdance.errors import SeqDanceError
+    from seqdance.features.structure import structure_stem
+
+    seen: dict[str, Path] = {}
+    for path in paths:
+        stem = structure_stem(path)
+        if stem in seen and seen[stem] != path:
+            raise SeqDanceError(f"{seen[stem]} and {path} would both write {stem}.nma.npz")
+        seen[stem] = path
+
+
+def _report(results) -> None:
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        typer.echo(f"error: {r.item}: {r.error}" if str(r.item) not in r.error else f"error: {r.error}", err=True)
+    done = len(results) - len(failed)
+    typer.echo(f"{done} of {len(results)} written", err=True)
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,82 @@
+"""Run one function over many inputs in worker processes, with a progress bar.
+
+One failing input is recorded (name and one-line reason) and the others go on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from seqdance.errors import SeqDanceError
+
+
+@dataclass
+class TaskResult:
+    item: Any
+    value: Any = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for the user: our own errors as they are, others with their type."""
+    if isinstance(exc, SeqDanceError):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def _limit_threads(n_threads: int) -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(n_threads)
+
+
+def _call(fn: Callable[[Any], Any], item: Any) -> TaskResult:
+    try:
+        return TaskResult(item, value=fn(item))
+    except Exception as exc:  # noqa: BLE001 - one bad input must not stop the batch
+        return TaskResult(item, error=describe_error(exc))
+
+
+def run_batch(
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    workers: int = 1,
+    desc: str = "",
+    progress: bool = True,
+) -> list[TaskResult]:
+    """Apply ``fn`` to every item; results in input order.
+
+    ``workers > 1`` uses that many processes (``fn`` must be a picklable top-level
+    function); BLAS threads are split between them so the cores are not oversubscribed.
+    """
+    items = list(items)
+    workers = max(1, min(workers, len(items) or 1))
+    bar = tqdm(total=len(items), desc=desc, unit="file", disable=not progress, dynamic_ncols=True)
+    results: list[TaskResult | None] = [None] * len(items)
+    try:
+        if workers == 1:
+            for i, item in enumerate(items):
+                results[i] = _call(fn, item)
+                bar.update()
+        else:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            with ProcessPoolExecutor(workers, initializer=_limit_threads, initargs=(threads,)) as pool:
+                futures = {pool.submit(_call, fn, item): i for i, item in enumerate(items)}
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    bar.update()
+    finally:
+        bar.close()
+    return [r for r in results if r is not None]
