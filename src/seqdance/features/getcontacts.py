@@ -1,0 +1,142 @@
+"""GetContacts' dynamic-contacts TSV format: read, write, and reduce to residue pairs.
+
+The format (contacts-spec.md section 4)::
+
+    # total_frames:20 beg:0 end:19 stride:1 interaction_types:hb,sb,pc,ps,ts,hp,vdw
+    # Columns: frame, interaction_type, atom_1, atom_2[, atom_3[, atom_4]]
+    0	sb	A:ARG:76:NH2	A:GLU:82:OE1
+
+Atom labels are ``chain:resname:resid[icode]:name``; a residue is identified by its chain
+and residue number (with insertion code), never by its position in the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from seqdance.errors import InputFileError
+from seqdance.schema import INTERACTIONS
+from seqdance.utils.io import atomic_path
+
+COLUMNS_LINE = "# Columns: frame, interaction_type, atom_1, atom_2[, atom_3[, atom_4]]"
+
+
+class ContactLine(NamedTuple):
+    frame: int  # absolute frame index (beg + i * stride)
+    itype: str  # hbbb, hbsb, hbss, sb, pc, ps, ts, hp, vdw (or another GetContacts type)
+    atom1: str  # chain:resname:resid:name, atom1 <= atom2 as strings
+    atom2: str
+
+
+@dataclass(frozen=True)
+class ContactsHeader:
+    total_frames: int
+    beg: int = 0
+    end: int = -1
+    stride: int = 1
+    interaction_types: tuple[str, ...] = ("hb", "sb", "pc", "ps", "ts", "hp", "vdw")
+
+    def format(self) -> str:
+        end = self.end if self.end >= 0 else self.beg + (self.total_frames - 1) * self.stride
+        return (
+            f"# total_frames:{self.total_frames} beg:{self.beg} end:{end} stride:{self.stride} "
+            f"interaction_types:{','.join(self.interaction_types)}"
+        )
+
+
+def residue_key(label: str) -> tuple[str, str]:
+    """``'A:ARG:25:NH1'`` -> ``('A', '25')``: chain and residue number (with insertion code)."""
+    parts = label.split(":")
+    if len(parts) < 4:
+        raise ValueError(f"not a GetContacts atom label: {label!r}")
+    return parts[0], parts[2]
+
+
+def _parse_header(line: str, path: Path) -> ContactsHeader:
+    fields = dict(item.split(":", 1) for item in line.lstrip("# ").split() if ":" in item)
+    try:
+        return ContactsHeader(
+            total_frames=int(fields["total_frames"]),
+            beg=int(fields.get("beg", 0)),
+            end=int(fields.get("end", -1)),
+            stride=int(fields.get("stride", 1)),
+            interaction_types=tuple(fields.get("interaction_types", "").split(",")),
+        )
+    except (KeyError, ValueError):
+        raise InputFileError(f"{path}: first line is not a GetContacts header: {line!r}") from None
+
+
+def read_contacts(path: str | os.PathLike) -> tuple[ContactsHeader, Iterator[ContactLine]]:
+    """Header and a stream of contact lines of a GetContacts TSV file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file")
+    with open(path) as fh:
+        first = fh.readline().rstrip("\n")
+    if not first.startswith("# total_frames"):
+        raise InputFileError(f"{path}: not a GetContacts TSV (no '# total_frames' header)")
+    header = _parse_header(first, path)
+
+    def lines() -> Iterator[ContactLine]:
+        with open(path) as fh:
+            for number, raw in enumerate(fh, start=1):
+                if raw.startswith("#") or not raw.strip():
+                    continue
+                cols = raw.rstrip("\n").split("\t")
+                try:
+                    yield ContactLine(int(cols[0]), cols[1], cols[2], cols[3])
+                except (IndexError, ValueError):
+                    raise InputFileError(f"{path}:{number}: malformed contact line") from None
+
+    return header, lines()
+
+
+def write_contacts(
+    path: str | os.PathLike, header: ContactsHeader, lines: Iterable[ContactLine]
+) -> Path:
+    """Write a GetContacts TSV atomically (streams ``lines``; nothing appears on failure)."""
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        fh.write(header.format() + "\n")
+        fh.write(COLUMNS_LINE + "\n")
+        for line in lines:
+            fh.write(f"{line.frame}\t{line.itype}\t{line.atom1}\t{line.atom2}\n")
+    return Path(path)
+
+
+def residue_pair_counts(
+    lines: Iterable[ContactLine],
+    residues: list[tuple[str, str]],
+    n_frames: int,
+    itypes: tuple[str, ...] = INTERACTIONS,
+) -> dict[str, np.ndarray]:
+    """Mean number of atom-level contact lines per frame for each residue pair and type.
+
+    ``residues`` lists ``(chain, resid)`` in row order. Returns ``{itype: (N, N)}``,
+    symmetric, zero where no contact was seen (contacts-spec.md section 5: SeqDance's
+    training target, not GetContacts' frame frequency). Lines of other types are ignored;
+    a line naming a residue not in ``residues`` raises ``KeyError``.
+    """
+    index = {key: i for i, key in enumerate(residues)}
+    slot = {itype: k for k, itype in enumerate(itypes)}
+    counts = np.zeros((len(itypes), len(residues), len(residues)))  # (K, N, N)
+    ks, rows, cols = [], [], []
+    for line in lines:
+        k = slot.get(line.itype)
+        if k is None:
+            continue
+        ks.append(k)
+        rows.append(index[residue_key(line.atom1)])
+        cols.append(index[residue_key(line.atom2)])
+    if ks:
+        k_arr, i_arr, j_arr = np.array(ks), np.array(rows), np.array(cols)
+        np.add.at(counts, (k_arr, i_arr, j_arr), 1.0)
+        off = i_arr != j_arr
+        np.add.at(counts, (k_arr[off], j_arr[off], i_arr[off]), 1.0)
+    counts /= max(n_frames, 1)
+    return {itype: counts[k] for itype, k in slot.items()}
