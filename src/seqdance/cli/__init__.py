@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from seqdance.cli import features as _features  # noqa: F401  (registers commands)
@@ -19,19 +18,20 @@ __all__ = ["app", "main"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``seqdance`` console command."""
+    """Entry point of the ``seqdance`` console command.
+
+    Typer (standalone mode) reports usage errors itself and exits; our own user errors and
+    file-system errors propagate out of it and are printed here as one line.
+    """
     try:
-        status = app(args=argv, prog_name="seqdance", standalone_mode=False)
+        app(args=argv, prog_name="seqdance")
     except SeqDanceError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except OSError as exc:  # missing, unreadable or unwritable files
-        typer.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
+        where = f": {exc.filename}" if exc.filename else ""
+        typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
         sys.exit(1)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         typer.echo("Aborted.", err=True)
         sys.exit(130)
-    sys.exit(status if isinstance(status, int) else 0)

@@ -52,10 +52,11 @@ def _check_unique_stems(paths: list[Path]) -> None:
 
 
 def _report(results) -> None:
+    """Print one line per failed input and a summary; exit 1 if anything failed."""
     failed = [r for r in results if not r.ok]
     for r in failed:
-        typer.echo(f"error: {r.item}: {r.error}" if str(r.item) not in r.error else f"error: {r.error}", err=True)
-    done = len(results) - len(failed)
-    typer.echo(f"{done} of {len(results)} written", err=True)
+        message = r.error if r.error.startswith(str(r.item)) else f"{r.item}: {r.error}"
+        typer.echo(f"error: {message}", err=True)
+    typer.echo(f"{len(results) - len(failed)} of {len(results)} written", err=True)
     if failed:
         raise typer.Exit(1)

@@ -12,6 +12,7 @@ eigendecomposition for large proteins); ProDy's GNM/ANM objects compute the mode
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,5 +202,5 @@ def load_nma_features(path: str | os.PathLike) -> NMAFeatures:
             return NMAFeatures(
                 gnm_msf=data["gnm_msf"], anm_cor=data["anm_cor"], sequence=str(data["sequence"])
             )
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise InputFileError(f"{path}: not a valid NMA feature file ({exc})") from None

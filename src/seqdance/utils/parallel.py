@@ -72,7 +72,9 @@ def run_batch(
                 bar.update()
         else:
             threads = max(1, (os.cpu_count() or 1) // workers)
-            with ProcessPoolExecutor(workers, initializer=_limit_threads, initargs=(threads,)) as pool:
+            with ProcessPoolExecutor(
+                workers, initializer=_limit_threads, initargs=(threads,)
+            ) as pool:
                 futures = {pool.submit(_call, fn, item): i for i, item in enumerate(items)}
                 for future in as_completed(futures):
                     results[futures[future]] = future.result()
