@@ -70,10 +70,13 @@ def hessian_matrix(coords: np.ndarray) -> np.ndarray:
     n = len(coords)
     diff, dist2, gamma = _pair_geometry(coords)
     scale = np.divide(-gamma, dist2, out=np.zeros_like(gamma), where=gamma != 0)  # (N, N)
-    blocks = scale[:, :, None, None] * diff[:, :, :, None] * diff[:, :, None, :]  # (N, N, 3, 3)
-    diag = -blocks.sum(axis=1)  # (N, 3, 3)
-    blocks[np.arange(n), np.arange(n)] = diag
-    return blocks.transpose(0, 2, 1, 3).reshape(3 * n, 3 * n)
+    # built directly in (i, a, j, b) order so the final reshape to (3N, 3N) is free
+    row = diff.transpose(0, 2, 1)[:, :, :, None]  # (N, 3, N, 1): (r_j - r_i)_a
+    col = diff[:, None, :, :]  # (N, 1, N, 3): (r_j - r_i)_b
+    hessian = (scale[:, None, :, None] * row) * col  # (N, 3, N, 3)
+    idx = np.arange(n)
+    hessian[idx, :, idx, :] = -hessian.sum(axis=2)  # diagonal blocks (self term is zero)
+    return hessian.reshape(3 * n, 3 * n)
 
 
 def band_split(eigvals: np.ndarray) -> list[np.ndarray]:
