@@ -1,0 +1,669 @@
+"""Interaction detection with GetContacts' rules, without VMD (contacts-spec.md).
+
+Nine atom-level interaction types per frame: hydrogen bonds (``hbbb``, ``hbsb``, ``hbss``),
+salt bridges (``sb``), pi-cation (``pc``), pi-stacking (``ps``), T-stacking (``ts``),
+hydrophobic (``hp``) and van der Waals (``vdw``) contacts, reported as GetContacts'
+dynamic-contacts lines (:class:`~seqdance.features.getcontacts.ContactLine`).
+
+Everything that depends only on the topology (labels, bonds, donors and their hydrogens,
+rings, the hydrophobic pool, disulfides) is prepared once in :class:`ContactDetector`;
+each frame then costs one k-d tree search over the heavy atoms of the selection, whose
+pair list serves all atom-pair types at once, plus small dense ring computations.
+Coordinates enter in nanometres (MDTraj) and are compared in Angstrom, as GetContacts does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import mdtraj
+import numpy as np
+from scipy.spatial import cKDTree
+
+from seqdance.errors import InputFileError, SeqDanceError
+from seqdance.features.getcontacts import ContactLine, ContactsHeader
+from seqdance.schema import INTERACTIONS
+
+HBOND_TYPES = ("hbbb", "hbsb", "hbss")
+ITYPE_GROUPS: dict[str, tuple[str, ...]] = {
+    "hb": HBOND_TYPES,
+    "all": INTERACTIONS,
+}
+# GetContacts' own order of the interaction families (header and output order).
+FAMILY_ORDER = ("hb", "sb", "pc", "ps", "ts", "hp", "vdw")
+OUTPUT_ORDER = (*HBOND_TYPES, "sb", "pc", "ps", "ts", "hp", "vdw")
+
+VDW_RADII = {
+    "H": 1.20, "C": 1.70, "N": 1.55, "O": 1.52, "S": 1.80, "P": 1.80, "MG": 1.73,
+    "ZN": 1.39, "CA": 2.31, "NA": 2.27, "K": 2.75, "CL": 1.75,
+}  # fmt: skip
+DEFAULT_RADIUS = 1.7
+BOND_FACTOR = 0.6  # bonded if d <= 0.6 * (Ri + Rj), never H-H
+BACKBONE_NAMES = frozenset({"O", "N", "OP1", "OP2", "O1P", "O2P", "O3'", "O2'", "O4'", "O5'"})
+HISTIDINES = frozenset({"HIS", "HSD", "HSE", "HSP", "HIE", "HIP", "HID"})
+ANIONS = {"ASP": ("OD1", "OD2"), "GLU": ("OE1", "OE2")}
+CATIONS = {"LYS": ("NZ",), "ARG": ("NH1", "NH2"), **{h: ("ND1", "NE2") for h in HISTIDINES}}
+RING_ATOMS = {
+    "PHE": ("CG", "CE1", "CE2"),
+    "TYR": ("CG", "CE1", "CE2"),
+    "TRP": ("CD2", "CZ2", "CZ3"),
+    **{h: ("CG", "CE1", "CD2") for h in HISTIDINES},
+}
+HYDROPHOBIC_RESIDUES = frozenset({"ALA", "PHE", "GLY", "ILE", "LEU", "PRO", "VAL", "TRP"})
+
+
+@dataclass(frozen=True)
+class ContactCriteria:
+    """Geometric cutoffs (Angstrom, degrees): GetContacts' defaults for trajectories."""
+
+    hbond_distance: float = 3.5  # donor-acceptor, d <= cut
+    hbond_angle: float = 70.0  # angle(D->H, H->A) < cut
+    hbond_res_diff: int = 1
+    salt_bridge_distance: float = 4.0
+    pication_distance: float = 6.0
+    pication_angle: float = 60.0
+    pistack_distance: float = 7.0
+    pistack_angle: float = 30.0
+    pistack_psi: float = 45.0
+    tstack_distance: float = 5.0
+    tstack_angle: float = 30.0
+    tstack_psi: float = 45.0
+    vdw_epsilon: float = 0.5  # d < Ri + Rj + epsilon
+    vdw_res_diff: int = 2
+    disulfide_distance: float = 2.1
+    hydrophobic_neighbor_radius: float = 1.7
+
+
+def parse_itypes(itypes: str | Sequence[str]) -> tuple[str, ...]:
+    """Expand user interaction types (``hb``, ``all``, ``vdw``, ``hbbb`` ...) in output order.
+
+    Accepts a sequence or one comma/space separated string; raises ``SeqDanceError`` on an
+    unknown name.
+    """
+    if isinstance(itypes, str):
+        itypes = itypes.replace(",", " ").split()
+    chosen: set[str] = set()
+    for name in itypes:
+        key = name.strip().lower()
+        if key in ITYPE_GROUPS:
+            chosen.update(ITYPE_GROUPS[key])
+        elif key in INTERACTIONS:
+            chosen.add(key)
+        else:
+            known = ", ".join(("all", "hb", *INTERACTIONS))
+            raise SeqDanceError(f"unknown interaction type {name!r}; use: {known}")
+    if not chosen:
+        raise SeqDanceError("no interaction types given")
+    return tuple(t for t in OUTPUT_ORDER if t in chosen)
+
+
+def header_itypes(itypes: Sequence[str]) -> tuple[str, ...]:
+    """GetContacts' header spelling: the three H-bond types collapse to ``hb`` when all present."""
+    out: list[str] = []
+    for family in FAMILY_ORDER:
+        if family == "hb":
+            present = [t for t in HBOND_TYPES if t in itypes]
+            out.extend(["hb"] if len(present) == 3 else present)
+        elif family in itypes:
+            out.append(family)
+    return tuple(out)
+
+
+def is_hydrogen_name(name: str) -> bool:
+    """VMD's name rule: starts with ``H``, or a digit followed by ``H``."""
+    return name[:1] == "H" or (name[:1].isdigit() and name[1:2] == "H")
+
+
+def _element_symbol(atom: mdtraj.core.topology.Atom) -> str:
+    element = atom.element
+    symbol = getattr(element, "symbol", None) if element is not None else None
+    if not symbol or symbol == "VS":
+        return ""
+    return symbol.upper()
+
+
+def atom_labels(topology: mdtraj.Topology) -> list[str]:
+    """GetContacts labels ``chain:resname:resid:name`` of every atom (blank chain -> ``X``)."""
+    out = []
+    for atom in topology.atoms:
+        residue = atom.residue
+        chain = (getattr(residue.chain, "chain_id", None) or "").strip() or "X"
+        out.append(f"{chain}:{residue.name}:{residue.resSeq}:{atom.name}")
+    return out
+
+
+def load_topology(path: str | os.PathLike) -> mdtraj.Topology:
+    """Load a topology with atom and residue names exactly as written in the file."""
+    return _load_topology_and_coords(path)[0]
+
+
+def _load_topology_and_coords(path: str | os.PathLike) -> tuple[mdtraj.Topology, np.ndarray | None]:
+    """Topology, plus its own coordinates (nm, ``(n_atoms, 3)``) when the format has them."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such topology file")
+    name = path.name.lower()
+    try:
+        if name.endswith((".pdb", ".pdb.gz", ".cif", ".cif.gz", ".mmcif", ".pdbx")):
+            frame = mdtraj.load_frame(str(path), 0, standard_names=False)
+            return frame.topology, frame.xyz[0]
+        if name.endswith((".gro", ".mol2", ".h5")):
+            frame = mdtraj.load_frame(str(path), 0)
+            return frame.topology, frame.xyz[0]
+        return mdtraj.load_topology(str(path)), None
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise InputFileError(f"{path}: cannot read topology: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def distance_bonds(
+    xyz_angstrom: np.ndarray, elements: Sequence[str], is_h: np.ndarray
+) -> np.ndarray:
+    """Covalent bonds by VMD's distance rule: d <= 0.6 (Ri + Rj), never between two H.
+
+    Parameters
+    ----------
+    xyz_angstrom : ndarray, shape=(n_atoms, 3)
+    elements : element symbols (upper case), length n_atoms
+    is_h : bool ndarray, shape=(n_atoms,), hydrogen by name
+
+    Returns
+    -------
+    pairs : int ndarray, shape=(n_bonds, 2), ``i < j``
+    """
+    radii = np.array([VDW_RADII.get(e, DEFAULT_RADIUS) for e in elements])
+    if len(radii) < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    tree = cKDTree(xyz_angstrom)
+    pairs = tree.query_pairs(BOND_FACTOR * 2 * radii.max(), output_type="ndarray")
+    i, j = pairs[:, 0], pairs[:, 1]
+    d = np.linalg.norm(xyz_angstrom[i] - xyz_angstrom[j], axis=1)
+    keep = (d <= BOND_FACTOR * (radii[i] + radii[j])) & ~(is_h[i] & is_h[j])
+    return np.sort(pairs[keep], axis=1).astype(np.int64)
+
+
+def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle in degrees between vectors along the last axis, atan2 form (VMD's), in [0, 180]."""
+    cross = np.linalg.norm(np.cross(a, b), axis=-1)
+    return np.degrees(np.arctan2(cross, np.einsum("...k,...k->...", a, b)))
+
+
+def _fold(theta: np.ndarray) -> np.ndarray:
+    return np.minimum(theta, np.abs(theta - 180.0))
+
+
+class ContactDetector:
+    """GetContacts-equivalent interaction detection for one topology and selection.
+
+    Parameters
+    ----------
+    topology : mdtraj.Topology
+        Loaded with ``standard_names=False`` (see :func:`load_topology`).
+    reference_xyz : ndarray, shape=(n_atoms, 3)
+        Coordinates in nm of the first frame: the hydrophobic neighbour filter and the
+        disulfide search use it.
+    itypes : interaction types (``hb`` expands to ``hbbb, hbsb, hbss``; ``all`` to all nine).
+    selection : MDTraj selection of the atoms to consider (default ``protein``).
+    bond_xyz : ndarray, shape=(n_atoms, 3), optional
+        Coordinates (nm) for the distance bond rule; the topology file's own coordinates
+        when it has them (as VMD does), else ``reference_xyz``.
+    criteria : cutoffs; GetContacts' trajectory defaults.
+
+    Attributes
+    ----------
+    itypes : tuple of the interaction types detected, in output order.
+    warnings : list of str, problems found in the topology (e.g. no hydrogens).
+    labels : list of str, GetContacts label of every topology atom.
+    """
+
+    def __init__(
+        self,
+        topology: mdtraj.Topology,
+        reference_xyz: np.ndarray,
+        itypes: Sequence[str] = INTERACTIONS,
+        selection: str = "protein",
+        *,
+        bond_xyz: np.ndarray | None = None,
+        criteria: ContactCriteria | None = None,
+    ) -> None:
+        self.topology = topology
+        self.itypes = parse_itypes(itypes)
+        self.selection = selection
+        self.criteria = criteria = criteria or ContactCriteria()
+        self.warnings: list[str] = []
+        n = topology.n_atoms
+        self.n_atoms = n
+        reference = np.asarray(reference_xyz, dtype=np.float64)
+        if reference.shape != (n, 3):
+            raise SeqDanceError(
+                f"reference coordinates have shape {reference.shape}, topology has {n} atoms"
+            )
+        try:
+            sel = np.asarray(topology.select(selection), dtype=np.int64)
+        except Exception as exc:  # MDTraj raises several types for a bad expression
+            raise SeqDanceError(f"bad selection {selection!r}: {_one_line(exc)}") from None
+        if sel.size == 0:
+            raise SeqDanceError(f"selection {selection!r} matches no atoms")
+        self.sel = sel
+
+        atoms = list(topology.atoms)
+        names = [a.name for a in atoms]
+        resnames = [a.residue.name for a in atoms]
+        elements = [_element_symbol(a) for a in atoms]
+        self.labels = labels = atom_labels(topology)
+        is_h = np.array([is_hydrogen_name(nm) for nm in names], dtype=bool)
+        in_sel = np.zeros(n, dtype=bool)
+        in_sel[sel] = True
+        self.resid = np.array([a.residue.resSeq for a in atoms], dtype=np.int64)
+        self.residue_index = np.array([a.residue.index for a in atoms], dtype=np.int64)
+        chain_names = [label.split(":", 1)[0] for label in labels]
+        chain_code = {c: k for k, c in enumerate(dict.fromkeys(chain_names))}
+        self.chain = np.array([chain_code[c] for c in chain_names], dtype=np.int64)
+        self.radius = np.array([VDW_RADII.get(e, DEFAULT_RADIUS) for e in elements])
+        # rank of each label in string order: the lower-ranked atom is written first
+        order = np.argsort(np.array(labels, dtype=str), kind="stable")
+        self.rank = np.empty(n, dtype=np.int64)
+        self.rank[order] = np.arange(n)
+        self._labels_unique = len(set(labels)) == n
+        self._labels_arr = np.array(labels, dtype=object)
+
+        if not is_h[sel].any():
+            self.warnings.append(
+                "topology has no hydrogen atoms: no hydrogen bonds or hp contacts "
+                "(GetContacts' rules need explicit hydrogens)"
+            )
+
+        # covalent bonds: topology (templates, CONECT, PSF ...) + VMD's distance rule
+        bond_source = reference if bond_xyz is None else np.asarray(bond_xyz, dtype=np.float64)
+        topo_bonds = np.array(
+            [(a.index, b.index) for a, b in topology.bonds], dtype=np.int64
+        ).reshape(-1, 2)
+        geo_bonds = distance_bonds(bond_source * 10.0, elements, is_h)
+        bonds = np.sort(np.concatenate([topo_bonds, geo_bonds]), axis=1)
+        self._bond_keys = np.unique(bonds[:, 0] * n + bonds[:, 1])
+        neighbours: list[list[int]] = [[] for _ in range(n)]
+        for a, b in bonds:
+            neighbours[a].append(b)
+            neighbours[b].append(a)
+
+        # heavy atoms of the selection: the one pair search per frame runs over these
+        heavy = sel[~is_h[sel]]
+        self.heavy = heavy
+        self.is_backbone = np.array([nm in BACKBONE_NAMES for nm in names], dtype=bool)
+
+        # hydrogen bonds: candidates are heavy atoms not named C* or S*
+        candidate = np.zeros(n, dtype=bool)
+        candidate[heavy] = [names[i][:1] not in ("C", "S") for i in heavy]
+        self.hb_candidate = candidate
+        h_lists = [
+            sorted({h for h in neighbours[i] if is_h[h]}) if candidate[i] else [] for i in range(n)
+        ]
+        self.h_count = np.array([len(h) for h in h_lists], dtype=np.int64)
+        self.h_start = np.concatenate([[0], np.cumsum(self.h_count)[:-1]]).astype(np.int64)
+        self.h_flat = np.array([h for hs in h_lists for h in hs], dtype=np.int64)
+
+        # salt bridges and pi-cation
+        self.is_anion = np.zeros(n, dtype=bool)
+        self.is_cation = np.zeros(n, dtype=bool)
+        for i in sel:
+            if names[i] in ANIONS.get(resnames[i], ()):
+                self.is_anion[i] = True
+            if names[i] in CATIONS.get(resnames[i], ()):
+                self.is_cation[i] = True
+        self.cations = np.flatnonzero(self.is_cation)
+
+        # aromatic rings: residues of the selection with all three ring atoms
+        ring_atoms, ring_rep = [], []
+        for residue in topology.residues:
+            wanted = RING_ATOMS.get(residue.name)
+            if wanted is None:
+                continue
+            by_name = {a.name: a.index for a in residue.atoms if in_sel[a.index]}
+            if all(w in by_name for w in wanted):
+                ring_atoms.append([by_name[w] for w in wanted])
+                ring_rep.append(by_name[min(wanted)])  # lowest atom name labels the ring
+        self.ring_atoms = np.array(ring_atoms, dtype=np.int64).reshape(-1, 3)  # (R, 3)
+        self.ring_rep = np.array(ring_rep, dtype=np.int64)  # (R,)
+        self.ring_residue = self.residue_index[self.ring_rep] if ring_rep else np.zeros(0, int)
+
+        ref_a = reference * 10.0  # (n_atoms, 3) Angstrom
+
+        # hydrophobic pool: carbons of 8 residue types whose 1.7 A neighbourhood is C/H only
+        pool = [i for i in sel if elements[i] == "C" and resnames[i] in HYDROPHOBIC_RESIDUES]
+        self.is_hydrophobic = np.zeros(n, dtype=bool)
+        if pool:
+            tree = cKDTree(ref_a)
+            near = tree.query_ball_point(ref_a[pool], criteria.hydrophobic_neighbor_radius)
+            for i, hood in zip(pool, near, strict=True):
+                if {elements[k] for k in hood} <= {"C", "H"}:
+                    self.is_hydrophobic[i] = True
+
+        # disulfides on the first frame: CYS SG pairs within 2.1 A, kept as residue-number pairs
+        self.is_cys = np.array([r == "CYS" for r in resnames], dtype=bool)
+        sg = [i for i in sel if names[i] == "SG" and resnames[i] == "CYS"]
+        self._disulfide_keys = np.zeros(0, dtype=np.int64)
+        if len(sg) > 1:
+            sg_arr = np.array(sg)
+            d = np.linalg.norm(ref_a[sg_arr][:, None] - ref_a[sg_arr][None], axis=-1)
+            a_idx, b_idx = np.nonzero(np.triu(d <= criteria.disulfide_distance, k=1))
+            r1, r2 = self.resid[sg_arr[a_idx]], self.resid[sg_arr[b_idx]]
+            self._resid_offset = int(self.resid.min())
+            self._resid_span = int(self.resid.max() - self._resid_offset + 1)
+            keys = np.concatenate([self._resid_key(r1, r2), self._resid_key(r2, r1)])
+            self._disulfide_keys = np.unique(keys)
+
+        # one pair-search radius serves every atom-pair type
+        radius = 0.0
+        wanted = set(self.itypes)
+        if "vdw" in wanted or "hp" in wanted:
+            radius = 2 * float(self.radius[heavy].max()) + criteria.vdw_epsilon if heavy.size else 0
+        if wanted & set(HBOND_TYPES):
+            radius = max(radius, criteria.hbond_distance)
+        if "sb" in wanted:
+            radius = max(radius, criteria.salt_bridge_distance)
+        self._search_radius = radius
+
+    # ------------------------------------------------------------------ helpers
+    def _resid_key(self, r1: np.ndarray, r2: np.ndarray) -> np.ndarray:
+        return (r1 - self._resid_offset) * self._resid_span + (r2 - self._resid_offset)
+
+    def _is_bonded(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        keys = np.minimum(i, j) * self.n_atoms + np.maximum(i, j)
+        pos = np.searchsorted(self._bond_keys, keys)
+        pos = np.minimum(pos, max(len(self._bond_keys) - 1, 0))
+        if len(self._bond_keys) == 0:
+            return np.zeros(len(keys), dtype=bool)
+        return self._bond_keys[pos] == keys
+
+    def _is_disulfide(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        both = self.is_cys[i] & self.is_cys[j]
+        if len(self._disulfide_keys) == 0 or not both.any():
+            return np.zeros(len(i), dtype=bool)
+        keys = self._resid_key(self.resid[i], self.resid[j])
+        return both & np.isin(keys, self._disulfide_keys)
+
+    def _far_enough(self, i: np.ndarray, j: np.ndarray, min_diff: int) -> np.ndarray:
+        """Not (same chain and abs(resid difference) < min_diff)."""
+        same = self.chain[i] == self.chain[j]
+        return ~(same & (np.abs(self.resid[i] - self.resid[j]) < min_diff))
+
+    # ------------------------------------------------------------------ kernels
+    def _atom_pairs(self, pos: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Atom-pair interactions of one frame.
+
+        Parameters
+        ----------
+        pos : ndarray, shape=(n_atoms, 3), Angstrom
+
+        Returns
+        -------
+        ``{itype: (i, j)}`` with atom index arrays of equal length.
+        """
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        heavy = self.heavy
+        if self._search_radius <= 0 or heavy.size < 2:
+            return out
+        crit = self.criteria
+        tree = cKDTree(pos[heavy])
+        local = tree.query_pairs(self._search_radius, output_type="ndarray")  # (M, 2)
+        i, j = heavy[local[:, 0]], heavy[local[:, 1]]
+        d = np.linalg.norm(pos[i] - pos[j], axis=1)  # (M,)
+        bonded = self._is_bonded(i, j)
+        wanted = self.itypes
+
+        if "vdw" in wanted or "hp" in wanted:
+            close = (d < self.radius[i] + self.radius[j] + crit.vdw_epsilon) & ~bonded
+            close &= self._far_enough(i, j, crit.vdw_res_diff)
+            close &= ~self._is_disulfide(i, j)
+            if "vdw" in wanted:
+                out["vdw"] = (i[close], j[close])
+            if "hp" in wanted:
+                hp = close & self.is_hydrophobic[i] & self.is_hydrophobic[j]
+                out["hp"] = (i[hp], j[hp])
+
+        if "sb" in wanted:
+            ion = (self.is_anion[i] & self.is_cation[j]) | (self.is_cation[i] & self.is_anion[j])
+            sb = ion & (d <= crit.salt_bridge_distance)
+            out["sb"] = (i[sb], j[sb])
+
+        if any(t in wanted for t in HBOND_TYPES):
+            hi, hj = self._hbonds(pos, i, j, d, bonded)
+            bb_i, bb_j = self.is_backbone[hi], self.is_backbone[hj]
+            kinds = {"hbbb": bb_i & bb_j, "hbss": ~bb_i & ~bb_j, "hbsb": bb_i ^ bb_j}
+            for t in HBOND_TYPES:
+                if t in wanted:
+                    out[t] = (hi[kinds[t]], hj[kinds[t]])
+        return out
+
+    def _hbonds(
+        self, pos: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarray, bonded: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Donor-acceptor pairs (unordered) with a hydrogen satisfying the angle rule."""
+        crit = self.criteria
+        keep = self.hb_candidate[i] & self.hb_candidate[j] & (d <= crit.hbond_distance) & ~bonded
+        same_residue = (self.chain[i] == self.chain[j]) & (
+            np.abs(self.resid[i] - self.resid[j]) < crit.hbond_res_diff
+        )
+        keep &= ~same_residue
+        ci, cj = i[keep], j[keep]  # (P,)
+        accepted = np.zeros(len(ci), dtype=bool)
+        for donor, acceptor in ((ci, cj), (cj, ci)):
+            counts = self.h_count[donor]  # (P,)
+            if counts.sum() == 0:
+                continue
+            pair = np.repeat(np.arange(len(donor)), counts)  # (Q,) one row per (pair, H)
+            offset = np.arange(len(pair)) - np.repeat(np.cumsum(counts) - counts, counts)
+            h = self.h_flat[self.h_start[donor[pair]] + offset]  # (Q,)
+            p_d, p_h, p_a = pos[donor[pair]], pos[h], pos[acceptor[pair]]
+            ok = _angle(p_h - p_d, p_a - p_h) < crit.hbond_angle
+            accepted[pair[ok]] = True
+        return ci[accepted], cj[accepted]
+
+    def _ring_geometry(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ring centroids and normals, each shape=(R, 3), for one frame (Angstrom)."""
+        p = pos[self.ring_atoms]  # (R, 3 atoms, 3)
+        centroid = p.mean(axis=1)
+        normal = np.cross(p[:, 2] - p[:, 0], p[:, 1] - p[:, 0])
+        return centroid, normal
+
+    def _aromatic(self, pos: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """pi-cation (cation atom, ring representative) and ring-ring stacking pairs."""
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        crit = self.criteria
+        n_rings = len(self.ring_rep)
+        if n_rings == 0:
+            return out
+        centroid, normal = self._ring_geometry(pos)
+        if "pc" in self.itypes and len(self.cations):
+            vec = pos[self.cations][:, None, :] - centroid[None]  # (C, R, 3)
+            dist = np.linalg.norm(vec, axis=-1)  # (C, R)
+            ang = _fold(_angle(np.broadcast_to(normal[None], vec.shape), vec))
+            other = self.residue_index[self.cations][:, None] != self.ring_residue[None]
+            ok = other & (dist <= crit.pication_distance) & (ang <= crit.pication_angle)
+            c_idx, r_idx = np.nonzero(ok)
+            out["pc"] = (self.cations[c_idx], self.ring_rep[r_idx])
+        if ("ps" in self.itypes or "ts" in self.itypes) and n_rings > 1:
+            a, b = np.triu_indices(n_rings, k=1)
+            other = self.ring_residue[a] != self.ring_residue[b]
+            a, b = a[other], b[other]
+            dist = np.linalg.norm(centroid[a] - centroid[b], axis=-1)
+            theta = _angle(normal[a], normal[b])
+            psi = np.minimum(
+                _fold(_angle(normal[a], centroid[a] - centroid[b])),
+                _fold(_angle(normal[b], centroid[b] - centroid[a])),
+            )
+            if "ps" in self.itypes:
+                ok = (
+                    (dist <= crit.pistack_distance)
+                    & (_fold(theta) <= crit.pistack_angle)
+                    & (psi <= crit.pistack_psi)
+                )
+                out["ps"] = (self.ring_rep[a[ok]], self.ring_rep[b[ok]])
+            if "ts" in self.itypes:
+                ok = (
+                    (dist <= crit.tstack_distance)
+                    & (np.abs(theta - 90.0) <= crit.tstack_angle)
+                    & (psi <= crit.tstack_psi)
+                )
+                out["ts"] = (self.ring_rep[a[ok]], self.ring_rep[b[ok]])
+        return out
+
+    def frame_pairs(self, pos: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """All interactions of one frame as atom index pairs, the lower label first.
+
+        Parameters
+        ----------
+        pos : ndarray, shape=(n_atoms, 3), Angstrom
+
+        Returns
+        -------
+        ``{itype: (first, second)}`` for the detector's itypes, in output order.
+        """
+        found = self._atom_pairs(pos)
+        found.update(self._aromatic(pos))
+        out = {}
+        for t in self.itypes:
+            i, j = found.get(t, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+            swap = self.rank[j] < self.rank[i]
+            out[t] = (np.where(swap, j, i), np.where(swap, i, j))
+        return out
+
+    def detect(self, xyz: np.ndarray, first_frame: int = 0, stride: int = 1) -> list[ContactLine]:
+        """Contact lines of a block of frames.
+
+        Parameters
+        ----------
+        xyz : ndarray, shape=(n_frames, n_atoms, 3)
+            Coordinates in nm (MDTraj's unit) of all atoms of the topology.
+        first_frame, stride : frame number of ``xyz[k]`` is ``first_frame + k * stride``.
+
+        Returns
+        -------
+        list of ContactLine, by frame, with GetContacts labels (``atom1 <= atom2``).
+        """
+        xyz = np.asarray(xyz)
+        if xyz.ndim != 3 or xyz.shape[1:] != (self.n_atoms, 3):
+            raise SeqDanceError(
+                f"coordinates have shape {xyz.shape}, expected (n_frames, {self.n_atoms}, 3)"
+            )
+        # nm -> Angstrom, rounded to float32 as the trajectory file stores it
+        ang = (xyz.astype(np.float64) * 10.0).astype(np.float32).astype(np.float64)
+        labels = self._labels_arr
+        lines: list[ContactLine] = []
+        for k in range(len(ang)):
+            frame = first_frame + k * stride
+            frame_lines: list[ContactLine] = []
+            for itype, (a, b) in self.frame_pairs(ang[k]).items():
+                frame_lines.extend(
+                    ContactLine(frame, itype, s, t)
+                    for s, t in zip(labels[a].tolist(), labels[b].tolist(), strict=True)
+                )
+            if not self._labels_unique:
+                frame_lines = list(dict.fromkeys(frame_lines))
+            lines.extend(frame_lines)
+        return lines
+
+
+def _trajectory_length(path: Path) -> int | None:
+    """Number of frames, when the format can tell it without reading coordinates."""
+    try:
+        with mdtraj.open(str(path)) as handle:
+            return len(handle)
+    except Exception:  # not every format supports len(); count while reading instead
+        return None
+
+
+def detect_contacts(
+    topology_path: str | os.PathLike,
+    trajectory_path: str | os.PathLike,
+    itypes: Sequence[str] = INTERACTIONS,
+    stride: int = 1,
+    selection: str = "protein",
+    chunk_size: int = 100,
+    *,
+    criteria: ContactCriteria | None = None,
+    detector_out: list | None = None,
+) -> tuple[ContactsHeader, Iterator[ContactLine]]:
+    """Stream GetContacts lines for a trajectory file, ``chunk_size`` frames at a time.
+
+    The first chunk is read before returning, so a trajectory that does not fit its
+    topology fails here, not half-way through writing. ``detector_out``, when given a list,
+    receives the :class:`ContactDetector` (for its ``warnings``).
+
+    Returns
+    -------
+    header : ContactsHeader
+        ``total_frames`` counts the frames analysed (after ``stride``).
+    lines : iterator of ContactLine, by frame.
+    """
+    if stride < 1:
+        raise SeqDanceError(f"stride must be >= 1, got {stride}")
+    if chunk_size < 1:
+        raise SeqDanceError(f"chunk_size must be >= 1, got {chunk_size}")
+    itypes = parse_itypes(itypes)
+    trajectory_path = Path(trajectory_path)
+    if not trajectory_path.is_file():
+        raise InputFileError(f"{trajectory_path}: no such trajectory file")
+    topology, top_xyz = _load_topology_and_coords(topology_path)
+    chunks = _iter_chunks(trajectory_path, topology, chunk_size, stride)
+    try:
+        first = next(chunks)
+    except StopIteration:
+        raise InputFileError(f"{trajectory_path}: trajectory has no frames") from None
+    detector = ContactDetector(
+        topology, first[0], itypes, selection, bond_xyz=top_xyz, criteria=criteria
+    )
+    if detector_out is not None:
+        detector_out.append(detector)
+    n_total = _trajectory_length(trajectory_path)
+    total_frames = len(range(0, n_total, stride)) if n_total is not None else None
+    if total_frames is None:  # count by reading (formats without a frame count)
+        total_frames = len(first) + sum(
+            len(c)
+            for c in _iter_chunks(trajectory_path, topology, chunk_size, stride, skip_first=True)
+        )
+    header = ContactsHeader(
+        total_frames=total_frames, beg=0, stride=stride, interaction_types=header_itypes(itypes)
+    )
+
+    def lines() -> Iterator[ContactLine]:
+        done = 0
+        for block in _chain_first(first, chunks):
+            yield from detector.detect(block, first_frame=done * stride, stride=stride)
+            done += len(block)
+
+    return header, lines()
+
+
+def _chain_first(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    yield first
+    yield from rest
+
+
+def _iter_chunks(
+    path: Path, topology: mdtraj.Topology, chunk: int, stride: int, skip_first: bool = False
+) -> Iterator[np.ndarray]:
+    """Coordinate blocks ``(n, n_atoms, 3)`` in nm; file errors become one-line errors."""
+    try:
+        iterator = mdtraj.iterload(str(path), chunk=chunk, top=topology, stride=stride)
+        for k, block in enumerate(iterator):
+            if skip_first and k == 0:
+                continue
+            if block.n_atoms != topology.n_atoms:
+                raise InputFileError(
+                    f"{path}: trajectory has {block.n_atoms} atoms, topology has {topology.n_atoms}"
+                )
+            yield block.xyz
+    except SeqDanceError:
+        raise
+    except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError) as exc:
+        raise InputFileError(
+            f"{path}: cannot read trajectory with this topology: {_one_line(exc)}"
+        ) from None
