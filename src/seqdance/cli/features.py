@@ -60,3 +60,56 @@ def _report(results) -> None:
     typer.echo(f"{len(results) - len(failed)} of {len(results)} written", err=True)
     if failed:
         raise typer.Exit(1)
+
+
+@features_app.command("md")
+def md(
+    topology: Path = typer.Option(
+        ..., "--topology", "-t", help="Topology MDTraj reads (PDB, GRO, PSF, PRMTOP, H5...)."
+    ),
+    trajectory: Path = typer.Option(
+        ..., "--trajectory", "-x", help="Trajectory (DCD, XTC, TRR, NC, H5, multi-model PDB...)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output prefix: writes PREFIX.residue.csv and PREFIX.pair.npz."
+    ),
+    contacts: Path | None = typer.Option(
+        None,
+        "--contacts",
+        help="GetContacts dynamic-contacts TSV for the same frames (default: detect natively).",
+    ),
+    stride: int = typer.Option(1, "--stride", min=1, help="Use every N-th frame."),
+    selection: str = typer.Option(
+        "protein", "--selection", help="MDTraj atom selection, intersected with 'protein'."
+    ),
+    chunk_size: int = typer.Option(
+        100, "--chunk-size", min=1, help="Frames read at a time (memory does not grow with length)."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """MD features of the protein residues of one trajectory.
+
+    Writes PREFIX.residue.csv (chain, resid, resname, sasa_mean, sasa_std, rmsf, ss_*, chi_*,
+    phi_*, psi_*; empty where undefined) and PREFIX.pair.npz (vdw, hbbb, hbsb, hbss, hp, sb,
+    pc, ps, ts as mean contacts per frame, corr, sequence; N x N). Frames are superposed on
+    frame 0 by C-alpha. C-alpha-only trajectories give rmsf and corr only.
+    """
+    from seqdance.features.md import md_features, write_md_features
+
+    features = md_features(
+        topology,
+        trajectory,
+        contacts=contacts,
+        stride=stride,
+        selection=selection,
+        chunk_size=chunk_size,
+        progress=progress,
+    )
+    for warning in features.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    csv_path, npz_path = write_md_features(features, out)
+    typer.echo(
+        f"{len(features.sequence)} residues, {features.n_frames} frames: wrote {csv_path} and "
+        f"{npz_path}",
+        err=True,
+    )
