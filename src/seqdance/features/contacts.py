@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
+from itertools import repeat
 from pathlib import Path
 
 import mdtraj
@@ -375,11 +377,10 @@ class ContactDetector:
         return (r1 - self._resid_offset) * self._resid_span + (r2 - self._resid_offset)
 
     def _is_bonded(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        keys = np.minimum(i, j) * self.n_atoms + np.maximum(i, j)
-        pos = np.searchsorted(self._bond_keys, keys)
-        pos = np.minimum(pos, max(len(self._bond_keys) - 1, 0))
         if len(self._bond_keys) == 0:
-            return np.zeros(len(keys), dtype=bool)
+            return np.zeros(len(i), dtype=bool)
+        keys = np.minimum(i, j) * self.n_atoms + np.maximum(i, j)
+        pos = np.minimum(np.searchsorted(self._bond_keys, keys), len(self._bond_keys) - 1)
         return self._bond_keys[pos] == keys
 
     def _is_disulfide(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -415,13 +416,13 @@ class ContactDetector:
         local = tree.query_pairs(self._search_radius, output_type="ndarray")  # (M, 2)
         i, j = heavy[local[:, 0]], heavy[local[:, 1]]
         d = np.linalg.norm(pos[i] - pos[j], axis=1)  # (M,)
-        bonded = self._is_bonded(i, j)
         wanted = self.itypes
 
         if "vdw" in wanted or "hp" in wanted:
-            close = (d < self.radius[i] + self.radius[j] + crit.vdw_epsilon) & ~bonded
+            close = d < self.radius[i] + self.radius[j] + crit.vdw_epsilon
             close &= self._far_enough(i, j, crit.vdw_res_diff)
-            close &= ~self._is_disulfide(i, j)
+            (cand,) = np.nonzero(close)  # bond and disulfide checks only on the survivors
+            close[cand] = ~self._is_bonded(i[cand], j[cand]) & ~self._is_disulfide(i[cand], j[cand])
             if "vdw" in wanted:
                 out["vdw"] = (i[close], j[close])
             if "hp" in wanted:
@@ -434,7 +435,7 @@ class ContactDetector:
             out["sb"] = (i[sb], j[sb])
 
         if any(t in wanted for t in HBOND_TYPES):
-            hi, hj = self._hbonds(pos, i, j, d, bonded)
+            hi, hj = self._hbonds(pos, i, j, d)
             bb_i, bb_j = self.is_backbone[hi], self.is_backbone[hj]
             kinds = {"hbbb": bb_i & bb_j, "hbss": ~bb_i & ~bb_j, "hbsb": bb_i ^ bb_j}
             for t in HBOND_TYPES:
@@ -443,16 +444,15 @@ class ContactDetector:
         return out
 
     def _hbonds(
-        self, pos: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarray, bonded: np.ndarray
+        self, pos: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Donor-acceptor pairs (unordered) with a hydrogen satisfying the angle rule."""
         crit = self.criteria
-        keep = self.hb_candidate[i] & self.hb_candidate[j] & (d <= crit.hbond_distance) & ~bonded
-        same_residue = (self.chain[i] == self.chain[j]) & (
-            np.abs(self.resid[i] - self.resid[j]) < crit.hbond_res_diff
-        )
-        keep &= ~same_residue
-        ci, cj = i[keep], j[keep]  # (P,)
+        keep = self.hb_candidate[i] & self.hb_candidate[j] & (d <= crit.hbond_distance)
+        keep &= self._far_enough(i, j, crit.hbond_res_diff)
+        ci, cj = i[keep], j[keep]
+        unbonded = ~self._is_bonded(ci, cj)
+        ci, cj = ci[unbonded], cj[unbonded]  # (P,)
         accepted = np.zeros(len(ci), dtype=bool)
         for donor, acceptor in ((ci, cj), (cj, ci)):
             counts = self.h_count[donor]  # (P,)
@@ -556,14 +556,17 @@ class ContactDetector:
         # nm -> Angstrom, rounded to float32 as the trajectory file stores it
         ang = (xyz.astype(np.float64) * 10.0).astype(np.float32).astype(np.float64)
         labels = self._labels_arr
+        make = partial(tuple.__new__, ContactLine)  # ContactLine._make without its frame
         lines: list[ContactLine] = []
         for k in range(len(ang)):
             frame = first_frame + k * stride
             frame_lines: list[ContactLine] = []
             for itype, (a, b) in self.frame_pairs(ang[k]).items():
                 frame_lines.extend(
-                    ContactLine(frame, itype, s, t)
-                    for s, t in zip(labels[a].tolist(), labels[b].tolist(), strict=True)
+                    map(
+                        make,
+                        zip(repeat(frame), repeat(itype), labels[a].tolist(), labels[b].tolist()),
+                    )
                 )
             if not self._labels_unique:
                 frame_lines = list(dict.fromkeys(frame_lines))
