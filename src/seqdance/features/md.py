@@ -327,14 +327,18 @@ def _contacts_from_tsv(path: Path, keys, n_frames: int, stride: int) -> dict[str
 
 
 def _make_detector(top_path: Path, atoms: np.ndarray, reference_xyz: np.ndarray):
-    try:
-        from seqdance.features.contacts import ContactDetector, load_topology
-    except ImportError:
-        raise SeqDanceError(
-            "native interaction detection is not available; pass --contacts GETCONTACTS.tsv"
-        ) from None
-    top = load_topology(top_path).subset(atoms)  # file's own atom names, same atom order
-    return ContactDetector(top, reference_xyz, itypes=INTERACTIONS, selection="protein")
+    """Native GetContacts-rule detector on the selected atoms (file's own atom names).
+
+    Bonds come from the topology file's own coordinates when it has them, as in GetContacts.
+    """
+    from seqdance.features.contacts import ContactDetector
+    from seqdance.features.contacts import _load_topology_and_coords as load_with_coords
+
+    top, top_xyz = load_with_coords(top_path)
+    bond_xyz = top_xyz[atoms] if top_xyz is not None and len(top_xyz) == top.n_atoms else None
+    return ContactDetector(
+        top.subset(atoms), reference_xyz, INTERACTIONS, "protein", bond_xyz=bond_xyz
+    )
 
 
 def md_features(
