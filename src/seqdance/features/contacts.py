@@ -15,7 +15,7 @@ Coordinates enter in nanometres (MDTraj) and are compared in Angstrom, as GetCon
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
@@ -337,15 +337,18 @@ class ContactDetector:
 
         ref_a = reference * 10.0  # (n_atoms, 3) Angstrom
 
-        # hydrophobic pool: carbons of 8 residue types whose 1.7 A neighbourhood is C/H only
+        # hydrophobic pool: carbons of 8 residue types whose 1.7 A neighbourhood is C/H only.
+        # GetContacts also builds a second pool needing exactly {C, H} and finds no hp at all
+        # when that one is empty (so never without hydrogens), even for one selection.
         pool = [i for i in sel if elements[i] == "C" and resnames[i] in HYDROPHOBIC_RESIDUES]
         self.is_hydrophobic = np.zeros(n, dtype=bool)
         if pool:
             tree = cKDTree(ref_a)
             near = tree.query_ball_point(ref_a[pool], criteria.hydrophobic_neighbor_radius)
-            for i, hood in zip(pool, near, strict=True):
-                if {elements[k] for k in hood} <= {"C", "H"}:
-                    self.is_hydrophobic[i] = True
+            hoods = [{elements[k] for k in hood} for hood in near]
+            if any(hood == {"C", "H"} for hood in hoods):
+                for i, hood in zip(pool, hoods, strict=True):
+                    self.is_hydrophobic[i] = hood <= {"C", "H"}
 
         # disulfides on the first frame: CYS SG pairs within 2.1 A, kept as residue-number pairs
         self.is_cys = np.array([r == "CYS" for r in resnames], dtype=bool)
@@ -583,6 +586,44 @@ def _trajectory_length(path: Path) -> int | None:
         return None
 
 
+class ContactStream(Iterator[ContactLine]):
+    """Contact lines of a trajectory, read and detected one chunk of frames at a time.
+
+    An iterator of :class:`ContactLine`; also carries the :class:`ContactDetector` (its
+    ``warnings``) and calls ``on_frames(n)`` after each chunk of ``n`` frames.
+    """
+
+    def __init__(
+        self,
+        detector: ContactDetector,
+        blocks: Iterator[np.ndarray],
+        stride: int,
+        on_frames: Callable[[int], None] | None = None,
+    ) -> None:
+        self.detector = detector
+        self._lines = self._generate(blocks, stride, on_frames)
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.detector.warnings
+
+    def _generate(
+        self, blocks: Iterator[np.ndarray], stride: int, on_frames: Callable[[int], None] | None
+    ) -> Iterator[ContactLine]:
+        done = 0
+        for block in blocks:
+            yield from self.detector.detect(block, first_frame=done * stride, stride=stride)
+            done += len(block)
+            if on_frames is not None:
+                on_frames(len(block))
+
+    def __iter__(self) -> ContactStream:
+        return self
+
+    def __next__(self) -> ContactLine:
+        return next(self._lines)
+
+
 def detect_contacts(
     topology_path: str | os.PathLike,
     trajectory_path: str | os.PathLike,
@@ -592,19 +633,20 @@ def detect_contacts(
     chunk_size: int = 100,
     *,
     criteria: ContactCriteria | None = None,
-    detector_out: list | None = None,
-) -> tuple[ContactsHeader, Iterator[ContactLine]]:
+    on_frames: Callable[[int], None] | None = None,
+) -> tuple[ContactsHeader, ContactStream]:
     """Stream GetContacts lines for a trajectory file, ``chunk_size`` frames at a time.
 
     The first chunk is read before returning, so a trajectory that does not fit its
-    topology fails here, not half-way through writing. ``detector_out``, when given a list,
-    receives the :class:`ContactDetector` (for its ``warnings``).
+    topology fails here, not half-way through writing. Frame 0 is the reference for the
+    hydrophobic filter and disulfides; a PDB/mmCIF/GRO topology's own coordinates drive
+    the distance bond rule.
 
     Returns
     -------
     header : ContactsHeader
         ``total_frames`` counts the frames analysed (after ``stride``).
-    lines : iterator of ContactLine, by frame.
+    lines : ContactStream, an iterator of ContactLine by frame (``lines.warnings``).
     """
     if stride < 1:
         raise SeqDanceError(f"stride must be >= 1, got {stride}")
@@ -623,26 +665,16 @@ def detect_contacts(
     detector = ContactDetector(
         topology, first[0], itypes, selection, bond_xyz=top_xyz, criteria=criteria
     )
-    if detector_out is not None:
-        detector_out.append(detector)
     n_total = _trajectory_length(trajectory_path)
-    total_frames = len(range(0, n_total, stride)) if n_total is not None else None
-    if total_frames is None:  # count by reading (formats without a frame count)
-        total_frames = len(first) + sum(
-            len(c)
-            for c in _iter_chunks(trajectory_path, topology, chunk_size, stride, skip_first=True)
-        )
+    if n_total is not None:
+        total_frames = len(range(0, n_total, stride))
+    else:  # formats without a frame count: count by reading once
+        rest = _iter_chunks(trajectory_path, topology, chunk_size, stride, skip_first=True)
+        total_frames = len(first) + sum(len(c) for c in rest)
     header = ContactsHeader(
         total_frames=total_frames, beg=0, stride=stride, interaction_types=header_itypes(itypes)
     )
-
-    def lines() -> Iterator[ContactLine]:
-        done = 0
-        for block in _chain_first(first, chunks):
-            yield from detector.detect(block, first_frame=done * stride, stride=stride)
-            done += len(block)
-
-    return header, lines()
+    return header, ContactStream(detector, _chain_first(first, chunks), stride, on_frames)
 
 
 def _chain_first(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
