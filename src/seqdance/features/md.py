@@ -225,7 +225,9 @@ def _require_file(path: Path, what: str) -> None:
         raise InputFileError(f"{path}: no such {what} file")
 
 
-_READ_ERRORS = (OSError, ValueError, RuntimeError, IndexError, KeyError, TypeError, EOFError)
+_READ_ERRORS = (
+    OSError, ValueError, RuntimeError, IndexError, KeyError, TypeError, EOFError, ImportError,
+)  # fmt: skip
 
 
 def _load_geometry_topology(path: Path):
@@ -240,6 +242,8 @@ def _load_geometry_topology(path: Path):
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ImportError):  # MDTraj's missing-module banner is many lines long
+        return f"this file format needs the Python package {exc.name or 'that MDTraj names'}"
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
 
@@ -444,7 +448,7 @@ def md_features(
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(desc=f"MD {trj_path.name}", unit="frame", leave=False)
+        bar = tqdm(desc=f"MD {trj_path.name}", unit="frame", leave=False, disable=None)
     n_frames = 0
     try:
         chunks = md.iterload(
