@@ -26,6 +26,7 @@ from seqdance.features.contacts import (
     ContactCriteria,
     is_hydrogen_name,
     parse_itypes,
+    select_atoms,
 )
 
 Line = tuple[int, str, str, str]  # (frame, itype, atom1, atom2) with atom1 <= atom2
@@ -78,7 +79,7 @@ class NaiveContacts:
         self.element = [(a.element.symbol.upper() if a.element is not None else "") for a in atoms]
         self.radius = [VDW_RADII.get(e, DEFAULT_RADIUS) for e in self.element]
         self.is_h = [is_hydrogen_name(nm) for nm in self.name]
-        self.sel = [int(k) for k in topology.select(selection)]
+        self.sel = [int(k) for k in select_atoms(topology, selection)]
         sel_set = set(self.sel)
 
         # bonds: topology bonds plus the distance rule, checked atom by atom

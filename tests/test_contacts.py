@@ -23,6 +23,8 @@ from seqdance.features.contacts import (
     header_itypes,
     load_topology,
     parse_itypes,
+    protein_atoms,
+    select_atoms,
 )
 from seqdance.features.getcontacts import read_contacts
 from seqdance.schema import INTERACTIONS
@@ -170,7 +172,7 @@ def phe_ring(center, normal, in_plane=None, resseq=1, chain="A"):
 
 def detect_one(residues, itypes):
     top, xyz = build(residues)
-    detector = ContactDetector(top, xyz[0] if xyz.ndim == 3 else xyz, itypes=itypes)
+    detector = ContactDetector(top, xyz, itypes=itypes, selection="all")
     return {x[1:] for x in as_set(detector.detect(xyz[None]))}
 
 
@@ -312,6 +314,19 @@ def test_disulfide_pairs_are_not_vdw():
     assert detect_one(bonded, "vdw") == set()  # SG-SG 2.05 A: a disulfide, all pairs skipped
     apart = [cys(1, (0, 0, 0), (-1.8, 0, 0)), cys(8, (3.0, 0, 0), (4.8, 0, 0))]
     assert detect_one(apart, "vdw") == {("vdw", "A:CYS:1:SG", "A:CYS:8:SG")}
+
+
+def test_protein_keyword_follows_vmd_backbone_rule():
+    backbone = [("N", "N", (0, 0, 0)), ("CA", "C", (1.5, 0, 0)), ("C", "C", (2, 1.4, 0))]
+    residues = [
+        ("A", "ACE", 0, [("C", "C", (-3, 0, 0)), ("O", "O", (-3, 1.2, 0))]),
+        ("A", "HIE", 1, [*backbone, ("O", "O", (2, 2.6, 0))]),  # AMBER name: MDTraj omits it
+        ("A", "CYX", 2, [*backbone, ("OXT", "O", (2, 2.6, 0))]),
+        ("A", "NA", 3, [("NA", "Na", (9, 9, 9))]),
+    ]
+    top, _ = build(residues)
+    assert protein_atoms(top).tolist() == list(range(2, 10))
+    assert select_atoms(top, "resname NA").tolist() == [10]
 
 
 def test_itype_parsing():

@@ -127,6 +127,29 @@ def _element_symbol(atom: mdtraj.core.topology.Atom) -> str:
     return symbol.upper()
 
 
+def protein_atoms(topology: mdtraj.Topology) -> np.ndarray:
+    """Atoms of residues that have protein backbone atoms by name (VMD's ``protein``).
+
+    A residue counts when it has atoms named N, CA and C and one of O, OT1, OT2, OXT, so
+    force-field names (HIE, HID, CYX, ASH ...) count and caps (ACE, NME) and ions do not,
+    as in VMD, which GetContacts uses. Returns sorted atom indices.
+    """
+    out = []
+    for residue in topology.residues:
+        names = {a.name for a in residue.atoms}
+        if {"N", "CA", "C"} <= names and names & {"O", "OT1", "OT2", "OXT"}:
+            out.extend(a.index for a in residue.atoms)
+    return np.array(sorted(out), dtype=np.int64)
+
+
+def select_atoms(topology: mdtraj.Topology, selection: str) -> np.ndarray:
+    """MDTraj selection, except that the bare keyword ``protein`` follows VMD's rule
+    (:func:`protein_atoms`); MDTraj's residue-name list misses e.g. HIE, HID and CYX."""
+    if selection.strip() == "protein":
+        return protein_atoms(topology)
+    return np.asarray(topology.select(selection), dtype=np.int64)
+
+
 def atom_labels(topology: mdtraj.Topology) -> list[str]:
     """GetContacts labels ``chain:resname:resid:name`` of every atom (blank chain -> ``X``)."""
     out = []
@@ -135,6 +158,14 @@ def atom_labels(topology: mdtraj.Topology) -> list[str]:
         chain = (getattr(residue.chain, "chain_id", None) or "").strip() or "X"
         out.append(f"{chain}:{residue.name}:{residue.resSeq}:{atom.name}")
     return out
+
+
+def load_topology_and_coords(
+    path: str | os.PathLike,
+) -> tuple[mdtraj.Topology, np.ndarray | None]:
+    """Topology (names as in the file) and its own coordinates in nm, ``(n_atoms, 3)``,
+    when the format has them (PDB, mmCIF, GRO, MOL2, H5), else ``None``."""
+    return _load_topology_and_coords(path)
 
 
 def load_topology(path: str | os.PathLike) -> mdtraj.Topology:
@@ -248,7 +279,7 @@ class ContactDetector:
                 f"reference coordinates have shape {reference.shape}, topology has {n} atoms"
             )
         try:
-            sel = np.asarray(topology.select(selection), dtype=np.int64)
+            sel = select_atoms(topology, selection)
         except Exception as exc:  # MDTraj raises several types for a bad expression
             raise SeqDanceError(f"bad selection {selection!r}: {_one_line(exc)}") from None
         if sel.size == 0:
