@@ -397,3 +397,35 @@ def test_other_trajectory_formats(tmp_path, tvj_tsv, suffix, tol_rmsf, tol_corr)
     np.testing.assert_allclose(features.residues.sasa_mean, tvj_tsv.residues.sasa_mean, atol=0.01)
     if suffix in ("trr", "nc"):  # lossless: every column identical
         pd.testing.assert_frame_equal(features.residues, tvj_tsv.residues, atol=SASA_TOL)
+
+
+def test_two_chains_keep_chain_boundaries(tmp_path, tvj_native):
+    """Two copies of 3tvj_I (chains A, B, 6 nm apart): per-chain dihedral gaps, no
+    inter-chain contacts, and each chain's contacts, DSSP and dihedrals equal the monomer's."""
+    traj = md.load(str(TVJ_TRJ), top=str(TVJ_TOP))
+    other = traj[:]
+    other.xyz = traj.xyz + np.array([6.0, 0.0, 0.0], dtype=np.float32)
+    both = traj.stack(other)
+    for chain, chain_id in zip(both.topology.chains, "AB", strict=True):
+        chain.chain_id = chain_id
+    top, trj = tmp_path / "dimer.pdb", tmp_path / "dimer.dcd"
+    both[0].save_pdb(str(top))
+    both.save_dcd(str(trj))
+
+    features = md_features(top, trj)
+    table = features.residues
+    assert table.chain.tolist() == ["A"] * 38 + ["B"] * 38
+    assert table.resid.tolist() == list(range(1, 39)) * 2
+    assert features.sequence == tvj_native.sequence * 2
+    for start, end in ((0, 37), (38, 75)):
+        assert table.loc[start, list(ANGLE_COLUMNS["phi"])].isna().all()
+        assert table.loc[end, list(ANGLE_COLUMNS["psi"])].isna().all()
+    same = [c for c in FEATURE_COLUMNS if c.startswith(("ss_", "chi_", "phi_", "psi_"))]
+    for half in (slice(0, 38), slice(38, 76)):
+        got = table.iloc[half][same].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, tvj_native.residues[same])
+    for name in INTERACTIONS:
+        m = features.pair[name]
+        assert not m[:38, 38:].any()
+        np.testing.assert_array_equal(m[:38, :38], tvj_native.pair[name])
+        np.testing.assert_array_equal(m[38:, 38:], tvj_native.pair[name])

@@ -89,10 +89,11 @@ def md(
 ) -> None:
     """MD features of the protein residues of one trajectory.
 
-    Writes PREFIX.residue.csv (chain, resid, resname, sasa_mean, sasa_std, rmsf, ss_*, chi_*,
-    phi_*, psi_*; empty where undefined) and PREFIX.pair.npz (vdw, hbbb, hbsb, hbss, hp, sb,
-    pc, ps, ts as mean contacts per frame, corr, sequence; N x N). Frames are superposed on
-    frame 0 by C-alpha. C-alpha-only trajectories give rmsf and corr only.
+    PREFIX.residue.csv: a row per residue (SASA, RMSF, DSSP, dihedral bins), empty = undefined.
+
+    PREFIX.pair.npz: N x N mean contacts per frame (vdw .. ts), corr, sequence.
+
+    Frames are superposed on frame 0 by C-alpha. C-alpha-only trajectories give rmsf, corr.
     """
     from seqdance.features.md import md_features, write_md_features
 
