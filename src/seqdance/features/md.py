@@ -388,7 +388,9 @@ def md_features(
     contacts_path = Path(contacts) if contacts is not None else None
     _require_file(trj_path, "trajectory")
     if contacts_path is not None:
-        _require_file(contacts_path, "contacts")
+        from seqdance.features.getcontacts import read_contacts
+
+        read_contacts(contacts_path)  # fail on a file that is not a GetContacts TSV before reading
     timings: dict[str, float] = dict.fromkeys(
         ("read", "superpose", "sasa", "dssp", "angles", "covariance", "contacts"), 0.0
     )
@@ -432,7 +434,7 @@ def md_features(
     covariance = TraceCovariance()
     sasa = RunningMoments()
     ss_counts = np.zeros((n_res_all, len(DSSP_CODES)), dtype=np.int64)
-    angle_defs = {}  # name -> (dihedral atom indices (M, 4), residue of each (M,))
+    angle_defs = {}  # name -> (atom indices (M, 4), residue of each (M,), bin counts (M, 12))
     if not sel.coarse:
         for name, fn, owner in (
             ("chi", md.compute_chi1, 1),
