@@ -1,0 +1,303 @@
+"""The one rule that turns ``--model`` into a model.
+
+``spec`` may be
+
+1. a local folder in the hub layout: ``config.json`` (the authors' constructor arguments,
+   e.g. ``{"esm2_select": "model_35M", "model_select": "seqdance"}``, or our own
+   :meth:`SeqDanceConfig.to_dict`) and ``model.safetensors`` (or ``pytorch_model.bin``);
+2. a checkpoint file: the authors' ``update_N.pt`` (a plain ``torch.save`` of the state dict),
+   a ``.safetensors`` file, or a dict holding ``model``/``state_dict`` (and optionally our
+   ``config``). Without a config the architecture is inferred from the tensor shapes, or
+   given with ``arch``;
+3. a Hugging Face hub id (``ChaoHou/SeqDance``, ``ChaoHou/ESMDance``): the local cache is
+   used first, the hub only when it is reachable.
+
+State-dict keys are the authors' (``esm2.*`` as in ``transformers.EsmModel``,
+``res_pred_nn.*``, ``res_transform_nn.*``, ``pair_middle_linear.*``, ``pair_pred_linear.*``).
+Keys that ``transformers`` 4.48 wrote and that the current ``EsmModel`` lacks or names
+differently are accepted (:data:`TOLERATED_UNEXPECTED`, :data:`TOLERATED_MISSING`); any
+other missing or unexpected key, or a shape mismatch, is an error that lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+
+from seqdance.errors import InputFileError, SeqDanceError
+from seqdance.model.config import ARCHITECTURES, Esm2Architecture, SeqDanceConfig, get_architecture
+from seqdance.model.seqdance import SeqDanceModel
+from seqdance.utils.io import atomic_path
+
+HUB_MODELS: dict[str, str] = {"ChaoHou/SeqDance": "seqdance", "ChaoHou/ESMDance": "esmdance"}
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+LEGACY_WEIGHTS_NAME = "pytorch_model.bin"
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar", ".safetensors")
+
+# Keys of transformers-4.48 EsmModel files that the current EsmModel has no use for.
+TOLERATED_UNEXPECTED = tuple(
+    re.compile(p)
+    for p in (
+        r"esm2\.pooler\..+",  # built by EsmModel(add_pooling_layer=True); unused
+        r"esm2\.embeddings\.position_embeddings\.weight",  # absolute positions; ESM2 is rotary
+        r"esm2\.embeddings\.position_ids",
+        r"esm2\.encoder\.layer\.\d+\.attention\.self\.rotary_embeddings\.inv_freq",  # now shared
+    )
+)
+# Keys the current EsmModel has and a 4.48 file may lack; their values are rebuilt.
+TOLERATED_MISSING = tuple(
+    re.compile(p)
+    for p in (
+        r"esm2\.rotary_embeddings\.inv_freq",  # a function of the architecture
+        r"esm2\.contact_head\..+",  # ESM2's contact regression; SeqDance does not use it
+    )
+)
+_PER_LAYER_INV_FREQ = TOLERATED_UNEXPECTED[3]
+
+
+# -- public entry point ----------------------------------------------------------------
+def load_model(
+    spec: str | os.PathLike,
+    *,
+    arch: str | None = None,
+    variant: str | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> SeqDanceModel:
+    """Build a model from ``spec`` (see the module docstring), in eval mode.
+
+    Parameters
+    ----------
+    spec : str or path
+        Folder, checkpoint file or hub id.
+    arch : str, optional
+        Architecture name (``esm2_t12_35M_UR50D``, ``35M``, ``model_35M``) for files without
+        a config; checked against the tensor shapes.
+    variant : str, optional
+        ``seqdance`` or ``esmdance`` where the file does not say (only matters for training).
+    device, dtype : where and in which precision the model lives.
+    cache_dir : path, optional
+        Hugging Face cache folder (default: the hub's own).
+    """
+    path = Path(spec)
+    if path.is_dir():
+        config, state = _read_folder(path)
+    elif path.is_file():
+        config, state = _read_checkpoint(path)
+    elif path.suffix in CHECKPOINT_SUFFIXES or str(spec).startswith((".", "/", "~")):
+        raise InputFileError(f"model file or folder not found: {spec}")
+    elif re.fullmatch(r"[\w.-]+/[\w.-]+", str(spec)):
+        config, state = _read_folder(fetch_from_hub(str(spec), cache_dir=cache_dir))
+        if config is None:
+            config = _config_for_hub(str(spec), state)
+    else:
+        known = ", ".join(HUB_MODELS)
+        raise SeqDanceError(
+            f"unknown model {str(spec)!r}: not a folder, a checkpoint file or a hub id "
+            f"(known hub models: {known})"
+        )
+    if config is None:
+        config = infer_config(state, arch)
+    elif arch is not None and get_architecture(arch) != config.arch:
+        raise SeqDanceError(
+            f"--arch {arch} does not match the model's own config ({config.arch.name})"
+        )
+    if variant is not None:
+        config = config.with_variant(variant)  # type: ignore[arg-type]
+    model = SeqDanceModel(config)
+    load_state_dict_checked(model, state, source=str(spec))
+    model.eval()
+    return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
+
+
+def save_pretrained(model: SeqDanceModel, directory: str | os.PathLike) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` atomically into ``directory``."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(directory / WEIGHTS_NAME) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
+    with atomic_path(directory / CONFIG_NAME) as tmp:
+        tmp.write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    return directory
+
+
+# -- readers ---------------------------------------------------------------------------
+def _read_folder(folder: Path) -> tuple[SeqDanceConfig | None, dict[str, torch.Tensor]]:
+    config = None
+    config_path = folder / CONFIG_NAME
+    if config_path.is_file():
+        try:
+            data = json.loads(config_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputFileError(f"{config_path}: not valid JSON ({exc})") from exc
+        if not isinstance(data, dict):
+            raise InputFileError(f"{config_path}: expected a JSON object")
+        config = SeqDanceConfig.from_dict(data)
+    for name in (WEIGHTS_NAME, LEGACY_WEIGHTS_NAME):
+        if (folder / name).is_file():
+            _, state = _read_checkpoint(folder / name)
+            return config, state
+    raise InputFileError(f"{folder}: no {WEIGHTS_NAME} or {LEGACY_WEIGHTS_NAME} in the folder")
+
+
+def _read_checkpoint(path: Path) -> tuple[SeqDanceConfig | None, dict[str, torch.Tensor]]:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj = load_file(str(path))
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, corrupt, or not a weights-only pickle
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise InputFileError(f"{path}: cannot read model weights ({reason})") from exc
+    config = None
+    if isinstance(obj, dict) and not _is_state_dict(obj):
+        for key in ("model", "state_dict", "model_state_dict"):
+            if isinstance(obj.get(key), dict):
+                if isinstance(obj.get("config"), dict):
+                    config = SeqDanceConfig.from_dict(obj["config"])
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not _is_state_dict(obj):
+        raise InputFileError(f"{path}: not a state dict of tensors")
+    state = {k.removeprefix("module."): v for k, v in obj.items()}  # DDP-wrapped saves
+    return config, state
+
+
+def _is_state_dict(obj: dict) -> bool:
+    return bool(obj) and all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items())
+
+
+def fetch_from_hub(repo_id: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Local folder holding ``config.json`` and ``model.safetensors`` of a hub model.
+
+    The cache is tried first; the hub is asked only when the cache lacks the files and
+    the hub answers, so an offline machine gets a one-line error at once.
+    """
+    from huggingface_hub import constants, hf_hub_download
+
+    def download(local_only: bool) -> Path:
+        kwargs = {"cache_dir": cache_dir, "local_files_only": local_only}
+        weights = hf_hub_download(repo_id, WEIGHTS_NAME, **kwargs)
+        try:
+            hf_hub_download(repo_id, CONFIG_NAME, **kwargs)
+        except Exception:  # a config-less repository: the shapes give the architecture
+            pass
+        return Path(weights).parent
+
+    try:
+        return download(local_only=True)
+    except Exception:
+        pass
+    hint = f"{repo_id!r} is not in the local Hugging Face cache"
+    if constants.HF_HUB_OFFLINE:
+        raise SeqDanceError(f"{hint} and HF_HUB_OFFLINE is set; download it or pass a local folder")
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=5).close()
+    except OSError as exc:
+        raise SeqDanceError(
+            f"{hint} and {host} cannot be reached ({exc.strerror or exc}); "
+            "download the model where the hub is reachable, or pass a local folder or .pt file"
+        ) from exc
+    try:
+        return download(local_only=False)
+    except Exception as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise SeqDanceError(f"cannot download {repo_id!r} from the hub: {reason}") from exc
+
+
+def _config_for_hub(repo_id: str, state: dict[str, torch.Tensor]) -> SeqDanceConfig:
+    config = infer_config(state, None)
+    variant = HUB_MODELS.get(repo_id)
+    return config.with_variant(variant) if variant else config  # type: ignore[arg-type]
+
+
+# -- architecture from shapes ----------------------------------------------------------
+def infer_config(state: dict[str, torch.Tensor], arch: str | None = None) -> SeqDanceConfig:
+    """Architecture from the tensor shapes of a state dict (or from ``arch``)."""
+    try:
+        hidden = state["esm2.embeddings.word_embeddings.weight"].shape[1]
+        layers = 1 + max(
+            int(m.group(1)) for k in state if (m := re.match(r"esm2\.encoder\.layer\.(\d+)\.", k))
+        )
+        ffn = state["esm2.encoder.layer.0.intermediate.dense.weight"].shape[0]
+        n_attn = state["pair_middle_linear.weight"].shape[0]
+        n_res = state["res_pred_nn.4.weight"].shape[0]
+        n_pair = state["pair_pred_linear.weight"].shape[0]
+    except (KeyError, ValueError, IndexError) as exc:
+        raise SeqDanceError(
+            f"cannot infer the architecture: the weights lack {exc} (not a SeqDance state dict?)"
+        ) from exc
+    if arch is not None:
+        found = get_architecture(arch)
+        if (found.num_layers, found.hidden_size, found.ffn_size) != (layers, hidden, ffn):
+            raise SeqDanceError(
+                f"--arch {found.name} ({found.num_layers} layers, hidden {found.hidden_size}) does "
+                f"not match the weights ({layers} layers, hidden {hidden}, FFN {ffn})"
+            )
+    else:
+        if n_attn % layers:
+            raise SeqDanceError(f"pair head width {n_attn} is not a multiple of {layers} layers")
+        heads = n_attn // layers
+        shape = (layers, hidden, heads, ffn)
+        found = next(
+            (a for a in ARCHITECTURES.values()
+             if (a.num_layers, a.hidden_size, a.num_heads, a.ffn_size) == shape),
+            Esm2Architecture(f"esm2_t{layers}_h{hidden}", layers, hidden, heads, ffn),
+        )  # fmt: skip
+    return SeqDanceConfig(arch=found, n_residue_outputs=n_res, n_pair_outputs=n_pair)
+
+
+# -- checked loading -------------------------------------------------------------------
+def load_state_dict_checked(
+    model: SeqDanceModel, state: dict[str, torch.Tensor], source: str = "weights"
+) -> None:
+    """Load ``state`` into ``model``; tolerate the 4.48 differences, reject anything else."""
+    state = dict(state)
+    per_layer = sorted(k for k in state if _PER_LAYER_INV_FREQ.fullmatch(k))
+    if per_layer and "esm2.rotary_embeddings.inv_freq" not in state:
+        state["esm2.rotary_embeddings.inv_freq"] = state[per_layer[0]]  # keep the saved values
+    expected = model.state_dict()
+    unexpected = [k for k in state if k not in expected]
+    bad_unexpected = [k for k in unexpected if not _matches(k, TOLERATED_UNEXPECTED)]
+    missing = [k for k in expected if k not in state]
+    bad_missing = [k for k in missing if not _matches(k, TOLERATED_MISSING)]
+    mismatched = [
+        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    problems = []
+    if bad_missing:
+        problems.append(f"missing keys: {_short_list(bad_missing)}")
+    if bad_unexpected:
+        problems.append(f"unexpected keys: {_short_list(bad_unexpected)}")
+    if mismatched:
+        problems.append(f"shape mismatch: {_short_list(mismatched)}")
+    if problems:
+        raise SeqDanceError(f"{source}: weights do not fit the model; " + "; ".join(problems))
+    for key in unexpected:
+        del state[key]
+    model.load_state_dict(state, strict=False)
+
+
+def _short_list(items: list[str], limit: int = 8) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")
+
+
+def _matches(key: str, patterns) -> bool:
+    return any(p.fullmatch(key) for p in patterns)
