@@ -37,6 +37,8 @@ ITYPE_GROUPS: dict[str, tuple[str, ...]] = {
 # GetContacts' own order of the interaction families (header and output order).
 FAMILY_ORDER = ("hb", "sb", "pc", "ps", "ts", "hp", "vdw")
 OUTPUT_ORDER = (*HBOND_TYPES, "sb", "pc", "ps", "ts", "hp", "vdw")
+# per-atom flag bits (the cation bit is the anion bit shifted left by one)
+_CANDIDATE, _ANION, _CATION, _HYDROPHOBIC = 1, 2, 4, 8
 
 VDW_RADII = {
     "H": 1.20, "C": 1.70, "N": 1.55, "O": 1.52, "S": 1.80, "P": 1.80, "MG": 1.73,
@@ -395,6 +397,20 @@ class ContactDetector:
             keys = np.concatenate([self._resid_key(r1, r2), self._resid_key(r2, r1)])
             self._disulfide_keys = np.unique(keys)
 
+        # per heavy atom: packed flags, radius and a residue key whose differences are the
+        # residue-number gap within a chain and exceed every residue filter across chains
+        flags = (
+            self.hb_candidate * _CANDIDATE
+            | self.is_anion * _ANION
+            | self.is_cation * _CATION
+            | self.is_hydrophobic * _HYDROPHOBIC
+        ).astype(np.uint8)
+        self._h_flags = flags[heavy]
+        self._h_radius = self.radius[heavy]
+        span = int(self.resid.max() - self.resid.min()) + 1
+        margin = 10 + max(criteria.vdw_res_diff, criteria.hbond_res_diff)
+        self._h_key = (self.chain * (span + margin) + self.resid - self.resid.min())[heavy]
+
         # one pair-search radius serves every atom-pair type
         radius = 0.0
         wanted = set(self.itypes)
@@ -446,30 +462,36 @@ class ContactDetector:
         if self._search_radius <= 0 or heavy.size < 2:
             return out
         crit = self.criteria
-        tree = cKDTree(pos[heavy])
-        local = tree.query_pairs(self._search_radius, output_type="ndarray")  # (M, 2)
-        i, j = heavy[local[:, 0]], heavy[local[:, 1]]
-        d = np.linalg.norm(pos[i] - pos[j], axis=1)  # (M,)
+        ph = pos[heavy]  # (H, 3)
+        local = cKDTree(ph).query_pairs(self._search_radius, output_type="ndarray")  # (M, 2)
+        a, b = local[:, 0], local[:, 1]  # indices into heavy
+        diff = ph[a] - ph[b]
+        d2 = np.einsum("mk,mk->m", diff, diff)  # (M,) squared distances
+        dres = np.abs(self._h_key[a] - self._h_key[b])  # residue-number gap, huge across chains
+        fa, fb = self._h_flags[a], self._h_flags[b]
         wanted = self.itypes
 
         if "vdw" in wanted or "hp" in wanted:
-            close = d < self.radius[i] + self.radius[j] + crit.vdw_epsilon
-            close &= self._far_enough(i, j, crit.vdw_res_diff)
-            (cand,) = np.nonzero(close)  # bond and disulfide checks only on the survivors
-            close[cand] = ~self._is_bonded(i[cand], j[cand]) & ~self._is_disulfide(i[cand], j[cand])
+            cut = self._h_radius[a] + self._h_radius[b] + crit.vdw_epsilon
+            (c,) = np.nonzero((d2 < cut * cut) & (dres >= crit.vdw_res_diff))
+            i, j = heavy[a[c]], heavy[b[c]]
+            keep = ~self._is_bonded(i, j) & ~self._is_disulfide(i, j)
+            i, j, c = i[keep], j[keep], c[keep]
             if "vdw" in wanted:
-                out["vdw"] = (i[close], j[close])
+                out["vdw"] = (i, j)
             if "hp" in wanted:
-                hp = close & self.is_hydrophobic[i] & self.is_hydrophobic[j]
+                hp = (fa[c] & fb[c] & _HYDROPHOBIC).astype(bool)
                 out["hp"] = (i[hp], j[hp])
 
         if "sb" in wanted:
-            ion = (self.is_anion[i] & self.is_cation[j]) | (self.is_cation[i] & self.is_anion[j])
-            sb = ion & (d <= crit.salt_bridge_distance)
-            out["sb"] = (i[sb], j[sb])
+            ion = ((fa & _ANION) & (fb >> 1)) | ((fa & _CATION) >> 1 & fb)  # anion-cation
+            (c,) = np.nonzero(ion.astype(bool) & (d2 <= crit.salt_bridge_distance**2))
+            out["sb"] = (heavy[a[c]], heavy[b[c]])
 
         if any(t in wanted for t in HBOND_TYPES):
-            hi, hj = self._hbonds(pos, i, j, d)
+            both = (fa & fb & _CANDIDATE).astype(bool)
+            (c,) = np.nonzero(both & (d2 <= crit.hbond_distance**2) & (dres >= crit.hbond_res_diff))
+            hi, hj = self._hbonds(pos, heavy[a[c]], heavy[b[c]])
             bb_i, bb_j = self.is_backbone[hi], self.is_backbone[hj]
             kinds = {"hbbb": bb_i & bb_j, "hbss": ~bb_i & ~bb_j, "hbsb": bb_i ^ bb_j}
             for t in HBOND_TYPES:
@@ -478,13 +500,11 @@ class ContactDetector:
         return out
 
     def _hbonds(
-        self, pos: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarray
+        self, pos: np.ndarray, ci: np.ndarray, cj: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Donor-acceptor pairs (unordered) with a hydrogen satisfying the angle rule."""
+        """Of candidate pairs (both donor/acceptor candidates, close, other residues), those
+        not bonded with a hydrogen on either atom satisfying the angle rule (unordered)."""
         crit = self.criteria
-        keep = self.hb_candidate[i] & self.hb_candidate[j] & (d <= crit.hbond_distance)
-        keep &= self._far_enough(i, j, crit.hbond_res_diff)
-        ci, cj = i[keep], j[keep]
         unbonded = ~self._is_bonded(ci, cj)
         ci, cj = ci[unbonded], cj[unbonded]  # (P,)
         accepted = np.zeros(len(ci), dtype=bool)
