@@ -429,3 +429,24 @@ def test_two_chains_keep_chain_boundaries(tmp_path, tvj_native):
         assert not m[:38, 38:].any()
         np.testing.assert_array_equal(m[:38, :38], tvj_native.pair[name])
         np.testing.assert_array_equal(m[38:, 38:], tvj_native.pair[name])
+
+
+def test_force_field_residue_names_count_as_protein(tmp_path, tvj_native):
+    """AMBER's CYX (MDTraj's residue list lacks it) in an HDF5 topology keeps all rows."""
+    traj = md.load(str(TVJ_TRJ), top=str(TVJ_TOP))
+    for residue in traj.topology.residues:
+        if residue.name == "CYS":
+            residue.name = "CYX"
+    path = tmp_path / "cyx.h5"
+    traj.save_hdf5(str(path))
+    features = md_features(path, path)
+    assert (features.residues.resname == "CYX").sum() == 6
+    assert features.sequence == tvj_native.sequence
+    pd.testing.assert_frame_equal(
+        features.residues.drop(columns="resname"),
+        tvj_native.residues.drop(columns="resname"),
+        atol=SASA_TOL,
+    )
+    # vdw differs on purpose: GetContacts' disulfide exclusion checks the residue name CYS
+    for name in (k for k in PAIR_KEYS if k != "vdw"):
+        np.testing.assert_allclose(features.pair[name], tvj_native.pair[name], atol=1e-9)

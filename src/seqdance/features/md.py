@@ -256,12 +256,26 @@ class _Selection:
     coarse: bool  # C-alpha-only: one atom per residue
 
 
+def protein_residue_atoms(top) -> np.ndarray:
+    """Atoms of protein residues: MDTraj's residue-name rule or VMD's backbone-name rule.
+
+    MDTraj's ``protein`` list misses force-field names (HIE, HID, CYX ...); VMD's rule
+    (:func:`seqdance.features.contacts.protein_atoms`) needs N, CA, C, O and so misses
+    C-alpha-only residues. Either one suffices. Returns sorted atom indices.
+    """
+    from seqdance.features.contacts import protein_atoms
+
+    by_name = top.select("protein")
+    return np.union1d(by_name, protein_atoms(top)).astype(np.int64)
+
+
 def _select(top, selection: str) -> _Selection:
-    query = f"protein and ({selection})" if selection.strip() != "protein" else "protein"
-    try:
-        atoms = top.select(query)
-    except _READ_ERRORS as exc:
-        raise SeqDanceError(f"invalid selection {selection!r}: {_one_line(exc)}") from None
+    atoms = protein_residue_atoms(top)
+    if selection.strip() != "protein":
+        try:
+            atoms = np.intersect1d(atoms, top.select(selection))
+        except _READ_ERRORS as exc:
+            raise SeqDanceError(f"invalid selection {selection!r}: {_one_line(exc)}") from None
     if len(atoms) == 0:
         raise SeqDanceError(f"selection {selection!r} matches no protein atoms")
     sub = top.subset(atoms)
@@ -335,10 +349,9 @@ def _make_detector(top_path: Path, atoms: np.ndarray, reference_xyz: np.ndarray)
 
     Bonds come from the topology file's own coordinates when it has them, as in GetContacts.
     """
-    from seqdance.features.contacts import ContactDetector
-    from seqdance.features.contacts import _load_topology_and_coords as load_with_coords
+    from seqdance.features.contacts import ContactDetector, load_topology_and_coords
 
-    top, top_xyz = load_with_coords(top_path)
+    top, top_xyz = load_topology_and_coords(top_path)
     bond_xyz = top_xyz[atoms] if top_xyz is not None and len(top_xyz) == top.n_atoms else None
     return ContactDetector(
         top.subset(atoms), reference_xyz, INTERACTIONS, "protein", bond_xyz=bond_xyz
