@@ -607,15 +607,16 @@ class ContactDetector:
             raise SeqDanceError(
                 f"coordinates have shape {xyz.shape}, expected (n_frames, {self.n_atoms}, 3)"
             )
-        # nm -> Angstrom, rounded to float32 as the trajectory file stores it
-        ang = (xyz.astype(np.float64) * 10.0).astype(np.float32).astype(np.float64)
         labels = self._labels_arr
         make = partial(tuple.__new__, ContactLine)  # ContactLine._make without its frame
         lines: list[ContactLine] = []
-        for k in range(len(ang)):
+        for k in range(len(xyz)):
             frame = first_frame + k * stride
+            # nm -> Angstrom, rounded to float32 as trajectory files store it; one frame at
+            # a time so a chunk of a large system is never copied whole
+            pos = (xyz[k].astype(np.float64) * 10.0).astype(np.float32).astype(np.float64)
             frame_lines: list[ContactLine] = []
-            for itype, (a, b) in self.frame_pairs(ang[k]).items():
+            for itype, (a, b) in self.frame_pairs(pos).items():
                 frame_lines.extend(
                     map(
                         make,
