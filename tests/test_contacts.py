@@ -377,3 +377,14 @@ def test_cli_bad_input_one_line_error_no_output(top, trj, rest, message, tmp_pat
     assert len(errors) == 1 and message in errors[0]
     assert "Traceback" not in "\n".join(err)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_gro_and_xtc_inputs_agree_within_xtc_precision(reference_3tvj, tmp_path):
+    _, ref = reference_3tvj
+    traj = md.load(str(TVJ_TRJ), top=load_topology(TVJ_TOP))
+    traj[0].save_gro(str(tmp_path / "t.gro"))
+    traj.save_xtc(str(tmp_path / "t.xtc"))  # 0.01 A precision: borderline pairs may flip
+    header, lines = detect_contacts(tmp_path / "t.gro", tmp_path / "t.xtc", chunk_size=4)
+    got = as_set(lines)
+    assert header.total_frames == 10
+    assert len(got & ref) >= 0.99 * len(ref) and len(got - ref) <= 0.01 * len(ref)

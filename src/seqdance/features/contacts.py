@@ -185,11 +185,14 @@ def _load_topology_and_coords(path: str | os.PathLike) -> tuple[mdtraj.Topology,
         if name.endswith((".pdb", ".pdb.gz", ".cif", ".cif.gz", ".mmcif", ".pdbx")):
             frame = mdtraj.load_frame(str(path), 0, standard_names=False)
             return frame.topology, frame.xyz[0]
-        if name.endswith((".gro", ".mol2", ".h5")):
+        if name.endswith((".gro", ".mol2")):  # small single-structure files: read whole
+            frame = mdtraj.load(str(path))
+            return frame.topology, frame.xyz[0]
+        if name.endswith(".h5"):
             frame = mdtraj.load_frame(str(path), 0)
             return frame.topology, frame.xyz[0]
         return mdtraj.load_topology(str(path)), None
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+    except Exception as exc:  # parsers raise many types; all mean an unreadable topology
         raise InputFileError(f"{path}: cannot read topology: {_one_line(exc)}") from None
 
 
