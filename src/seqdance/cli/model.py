@@ -1,0 +1,122 @@
+"""``seqdance predict`` and ``seqdance embed``: run a SeqDance/ESMDance model on a FASTA file."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from seqdance.cli.app import app
+
+MODEL_HELP = (
+    "Hub id (ChaoHou/SeqDance, ChaoHou/ESMDance), a folder with config.json + "
+    "model.safetensors, or a checkpoint file such as the authors' update_N.pt."
+)
+ARCH_HELP = "Architecture for checkpoints without a config (8M, 35M, 150M, 650M or full name)."
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class DType(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+def _load(model: str, arch: str | None, device: Device, dtype: DType):
+    import torch
+
+    from seqdance.errors import SeqDanceError
+    from seqdance.model import load_model
+
+    if device is Device.auto:
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device is Device.cuda and not torch.cuda.is_available():
+        raise SeqDanceError("--device cuda: no CUDA device is available")
+    else:
+        name = device.value
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    return load_model(model, arch=arch, device=name, dtype=torch_dtype[dtype.value])
+
+
+@app.command("predict")
+def predict_command(
+    fasta: Path = typer.Argument(..., help="Protein sequences (FASTA).", show_default=False),
+    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
+    dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
+    plots: bool = typer.Option(False, "--plots", help="Also write PNG plots per record."),
+    attention: bool = typer.Option(
+        False, "--attention", help="Also write {id}.attention.npz (layers, heads, L, L; float16)."
+    ),
+    arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
+    token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Predict the 50 residue and 13 pair dynamic properties of every FASTA record.
+
+    Writes OUT/{id}.residue.tsv (position, residue, then one column per residue output)
+    and OUT/{id}.pair.npz (one L x L array per pair output). Sequences longer than 1,022
+    residues are predicted in overlapping windows and merged (see docs/model.md).
+    """
+    from seqdance.inference.fasta import read_fasta
+    from seqdance.inference.predict import (
+        iter_outputs,
+        write_attention_npz,
+        write_pair_npz,
+        write_residue_tsv,
+    )
+
+    records = read_fasta(fasta)  # every record checked before any work starts
+    net = _load(model, arch, device, dtype)
+    outputs = iter_outputs(
+        net,
+        [r.sequence for r in records],
+        attentions=attention,
+        token_budget=token_budget,
+        progress=progress,
+    )
+    for index, result in outputs:
+        record = records[index]
+        write_residue_tsv(out / f"{record.id}.residue.tsv", record.sequence, result.residue)
+        write_pair_npz(out / f"{record.id}.pair.npz", result.pair)
+        if attention:
+            write_attention_npz(out / f"{record.id}.attention.npz", result.attentions)
+        if plots:
+            from seqdance.inference.plots import plot_pairs, plot_profiles
+
+            plot_profiles(out / f"{record.id}.profiles.png", record.id, result.residue)
+            plot_pairs(out / f"{record.id}.pairs.png", record.id, result.pair)
+    typer.echo(f"{len(records)} records written to {out}", err=True)
+
+
+@app.command("embed")
+def embed_command(
+    fasta: Path = typer.Argument(..., help="Protein sequences (FASTA).", show_default=False),
+    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Output HDF5 file."),
+    device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
+    dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
+    arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
+    token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Per-residue embeddings (the trunk's last hidden state) of every FASTA record.
+
+    Writes one HDF5 file with a group per record id holding residues (L, E) and
+    mean (E,), the mean over residues (special tokens excluded).
+    """
+    from seqdance.inference.embed import embed, write_embeddings
+    from seqdance.inference.fasta import read_fasta
+
+    records = read_fasta(fasta)
+    net = _load(model, arch, device, dtype)
+    items = embed(net, [r.sequence for r in records], token_budget=token_budget, progress=progress)
+    write_embeddings(out, ((records[i].id, residues) for i, residues in items))
+    typer.echo(f"{len(records)} records written to {out}", err=True)
