@@ -187,6 +187,8 @@ def _load_topology_and_coords(path: str | os.PathLike) -> tuple[mdtraj.Topology,
             return frame.topology, frame.xyz[0]
         if name.endswith((".gro", ".mol2")):  # small single-structure files: read whole
             frame = mdtraj.load(str(path))
+            if name.endswith(".gro"):
+                _restore_gro_names(frame.topology, path)
             return frame.topology, frame.xyz[0]
         if name.endswith(".h5"):
             frame = mdtraj.load_frame(str(path), 0)
@@ -194,6 +196,20 @@ def _load_topology_and_coords(path: str | os.PathLike) -> tuple[mdtraj.Topology,
         return mdtraj.load_topology(str(path)), None
     except Exception as exc:  # parsers raise many types; all mean an unreadable topology
         raise InputFileError(f"{path}: cannot read topology: {_one_line(exc)}") from None
+
+
+def _restore_gro_names(topology: mdtraj.Topology, path: Path) -> None:
+    """Put back the residue and atom names as written in a GRO file (MDTraj's reader
+    renames them to its standard names, e.g. OT1 -> O, HB1 -> HB3)."""
+    with open(path) as fh:
+        fh.readline()
+        n_atoms = int(fh.readline().split()[0])
+        rows = [fh.readline() for _ in range(n_atoms)]
+    if n_atoms != topology.n_atoms:
+        return
+    for atom, row in zip(topology.atoms, rows, strict=True):
+        atom.name = row[10:15].strip()
+        atom.residue.name = row[5:10].strip()
 
 
 def _one_line(exc: BaseException) -> str:
