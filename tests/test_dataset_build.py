@@ -326,3 +326,49 @@ def test_unreachable_scheduler_is_a_one_line_error(tmp_path):
     config = BuildConfig(scheduler="tcp://127.0.0.1:9", progress=False, connect_timeout=1.0)
     with pytest.raises(SeqDanceError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         build_dataset(manifest, tmp_path / "o", config)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cli_build_on_dask_scheduler_and_worker_processes(tmp_path):
+    """`dask scheduler` + `dask worker` on 127.0.0.1, then `seqdance dataset build --scheduler`."""
+    bin_dir = Path(sys.executable).parent
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    port = address.rsplit(":", 1)[1]
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    scheduler = subprocess.Popen(
+        [bin_dir / "dask", "scheduler", "--host", "127.0.0.1", "--port", port,
+         "--dashboard-address", ":0", "--no-show"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    worker = subprocess.Popen(
+        [bin_dir / "dask", "worker", address, "--nworkers", "1", "--nthreads", "1",
+         "--host", "127.0.0.1", "--no-dashboard"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    try:
+        manifest = write_manifest(tmp_path, real_rows()[:1] + real_rows()[3:])  # 3tvj_I + 2KCF
+        done = subprocess.run(
+            [bin_dir / "seqdance", "dataset", "build", str(manifest), "--out", str(tmp_path / "o"),
+             "--scheduler", address, "--no-progress"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        for proc in (worker, scheduler):
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    assert done.returncode == 0, done.stderr
+    assert "2 built, 0 already done, 0 failed" in done.stderr
+    assert check_dataset(tmp_path / "o").ok
+    with h5py.File(tmp_path / "o" / "features.h5", "r") as h5:
+        assert h5[res_key("3tvj_I")].shape == (40, 47)
