@@ -11,7 +11,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqdance.inference.windows import Window, merge_pairs, merge_residues, plan_windows
+from seqdance.inference.windows import (
+    DEFAULT_MIN_OVERLAP,
+    Window,
+    merge_pairs,
+    merge_residues,
+    plan_windows,
+)
 from seqdance.model.alphabet import batch_encode, check_sequence
 from seqdance.model.config import MAX_RESIDUES
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
@@ -69,6 +75,7 @@ def iter_outputs(
     attentions: bool = False,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
     window: int = MAX_RESIDUES,
+    overlap: int | None = None,
     progress: bool = False,
     desc: str = "predict",
 ) -> Iterator[tuple[int, SequenceOutput]]:
@@ -76,16 +83,18 @@ def iter_outputs(
 
     Sequences are checked, cut into windows when longer than ``window``, sorted by length
     and batched under ``token_budget``; batched results equal one-at-a-time results (the
-    padding is masked). With ``pair=False`` and no attentions only the trunk (with fused
-    attention) and the residue head run.
+    padding is masked). Windows of ``window`` residues overlap by at least ``overlap``
+    (default: 256, or a quarter of a window narrower than 1,024). With ``pair=False`` and
+    no attentions only the trunk (with fused attention) and the residue head run.
     """
     from tqdm.auto import tqdm
 
+    min_overlap = overlap if overlap is not None else min(DEFAULT_MIN_OVERLAP, window // 4)
     checked = [check_sequence(f"#{i + 1}", s) for i, s in enumerate(sequences)]
     pieces: list[_Piece] = []
     plans: list[list[Window]] = []
     for index, seq in enumerate(checked):
-        plan = plan_windows(len(seq), window)
+        plan = plan_windows(len(seq), window, min_overlap)
         plans.append(plan)
         pieces.extend(_Piece(index, w, seq[w.start : w.stop]) for w in plan)
     remaining = [len(p) for p in plans]

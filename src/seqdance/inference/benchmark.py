@@ -1,0 +1,357 @@
+"""Zero-shot benchmarks: score assays with measured fitness or stability, report Spearman.
+
+Two input formats:
+
+- a folder of ProteinGym-style assays: ``X.csv`` with a ``mutant`` column (``A12G``,
+  ``A12G:C15D``; optionally ``mutated_sequence``) and a score column (``DMS_score``, else
+  ``score``; higher = fitter; other columns are ignored, duplicate names included) next
+  to ``X.fasta`` holding the wild type;
+- the mega-scale stability table (``system_info.csv`` of Tsuboyama 2023 as shipped by
+  bioemu-benchmarks): ``name, name_wt, mutant, dg_exp, ddg_exp, sequence``. There
+  ``dg_exp`` is the folding free energy (negative = stable) and
+  ``ddg_exp = dg_mut - dg_wt`` (positive = destabilising), so the target is ``-ddg_exp``.
+
+Every Spearman is oriented so that positive means "predicts fitness/stability": the
+relative-change scores are negated (a bigger change predicts a less fit mutant), the
+ESM2 log-likelihood ratios are used as they are.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqdance.errors import InputFileError, SeqDanceError
+from seqdance.utils.io import atomic_path
+
+SCORE_COLUMNS = ("DMS_score", "score")
+MEGASCALE_COLUMNS = ("name", "name_wt", "mutant", "ddg_exp", "dg_exp", "sequence")
+MIN_VARIANTS = 3  # fewer measured variants give no Spearman (NaN)
+LLR_PREFIX = "llr_"
+SUMMARY_NAME = "summary.csv"
+PLOT_NAME = "summary.png"
+
+
+@dataclass(frozen=True)
+class Assay:
+    """Variants of one wild type with a measured target (higher = fitter or more stable).
+
+    Exactly one of ``mutants`` (ProteinGym text) and ``mutated_sequences`` is set; both
+    hold N entries, as does ``target``.
+    """
+
+    name: str
+    wild_type: str
+    target: np.ndarray
+    mutants: tuple[str, ...] | None = None
+    mutated_sequences: tuple[str, ...] | None = None
+    offset: int = 1
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+
+# -- readers -------------------------------------------------------------------------------
+def _read_csv(path: Path):
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, encoding="utf-8-sig", low_memory=False)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise InputFileError(f"{path}: cannot read CSV ({reason})") from exc
+
+
+def read_proteingym_assay(csv: str | os.PathLike, fasta: str | os.PathLike | None = None) -> Assay:
+    """One ProteinGym-style assay (``fasta`` defaults to the CSV's name with ``.fasta``)."""
+    from seqdance.inference.fasta import read_fasta
+
+    csv = Path(csv)
+    fasta = Path(fasta) if fasta is not None else csv.with_suffix(".fasta")
+    if not fasta.is_file():
+        raise InputFileError(f"{csv}: no wild-type FASTA {fasta.name} next to it")
+    wild_type = read_fasta(fasta)[0].sequence
+    table = _read_csv(csv)
+    score_col = next((c for c in SCORE_COLUMNS if c in table.columns), None)
+    if score_col is None:
+        raise InputFileError(f"{csv}: no score column (expected one of {', '.join(SCORE_COLUMNS)})")
+    if "mutant" not in table.columns and "mutated_sequence" not in table.columns:
+        raise InputFileError(f"{csv}: no 'mutant' or 'mutated_sequence' column")
+    target = np.asarray(table[score_col], dtype=np.float64)
+    keep = np.isfinite(target)
+    use_text = "mutant" in table.columns
+    column = table["mutant" if use_text else "mutated_sequence"]
+    keep &= column.notna().to_numpy()
+    values = tuple(str(v) for v in column[keep])
+    return Assay(
+        name=csv.stem,
+        wild_type=wild_type,
+        target=target[keep],
+        mutants=values if use_text else None,
+        mutated_sequences=None if use_text else values,
+    )
+
+
+def read_megascale(path: str | os.PathLike) -> list[Assay]:
+    """One assay per wild type of a mega-scale ``system_info.csv``; target ``-ddg_exp``.
+
+    Wild types without their own row, and mutants whose length differs from the wild type,
+    are left out.
+    """
+    path = Path(path)
+    table = _read_csv(path)
+    missing = [c for c in MEGASCALE_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputFileError(f"{path}: missing column(s) {', '.join(missing)}")
+    is_mutant = table["mutant"].astype(str).str.lower().isin(("true", "1"))
+    wild = table[~is_mutant].drop_duplicates("name").set_index("name")
+    assays = []
+    for name_wt, group in table[is_mutant].groupby("name_wt", sort=True):
+        if name_wt not in wild.index:
+            continue
+        wild_type = str(wild.loc[name_wt, "sequence"]).upper()
+        group = group[group["sequence"].str.len() == len(wild_type)]
+        group = group[np.isfinite(group["ddg_exp"].to_numpy(dtype=np.float64))]
+        if len(group) == 0:
+            continue
+        assays.append(
+            Assay(
+                name=str(name_wt),
+                wild_type=wild_type,
+                target=-group["ddg_exp"].to_numpy(dtype=np.float64),
+                mutated_sequences=tuple(str(s).upper() for s in group["sequence"]),
+            )
+        )
+    return assays
+
+
+def is_megascale(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:
+        header = handle.readline().strip().split(",")
+    return all(c in header for c in MEGASCALE_COLUMNS)
+
+
+def read_assays(path: str | os.PathLike, limit: int | None = None) -> list[Assay]:
+    """Assays of a ProteinGym-style folder (sorted by name) or a mega-scale CSV file."""
+    path = Path(path)
+    if path.is_dir():
+        csvs = sorted(p for p in path.glob("*.csv") if p.with_suffix(".fasta").is_file())
+        if not csvs:
+            raise InputFileError(f"{path}: no assay (X.csv with X.fasta beside it)")
+        return [read_proteingym_assay(p) for p in csvs[:limit]]
+    if is_megascale(path):
+        return read_megascale(path)[:limit]
+    if path.is_file():
+        raise InputFileError(
+            f"{path}: not a folder of assays nor a mega-scale table "
+            f"(columns {', '.join(MEGASCALE_COLUMNS)})"
+        )
+    raise InputFileError(f"assays not found: {path}")
+
+
+# -- statistics ----------------------------------------------------------------------------
+def spearman(prediction: np.ndarray, target: np.ndarray) -> tuple[float, int]:
+    """Spearman rank correlation over the finite pairs, and their number (NaN if < 3)."""
+    from scipy.stats import spearmanr
+
+    prediction = np.asarray(prediction, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    ok = np.isfinite(prediction) & np.isfinite(target)
+    n = int(ok.sum())
+    if n < MIN_VARIANTS or np.ptp(prediction[ok]) == 0 or np.ptp(target[ok]) == 0:
+        return float("nan"), n
+    return float(spearmanr(prediction[ok], target[ok]).statistic), n
+
+
+def orientation(column: str) -> float:
+    """+1 for columns where larger predicts fitter (ESM2 LLRs), -1 for relative changes."""
+    return 1.0 if column.startswith(LLR_PREFIX) else -1.0
+
+
+# -- running -------------------------------------------------------------------------------
+@dataclass
+class BenchmarkResult:
+    """Per-assay rows (assay, property, spearman, n) and the median over assays."""
+
+    rows: list[dict]
+    medians: list[dict]
+    skipped: list[str]  # "assay: reason" for assays that could not be scored
+
+
+def score_assay(
+    model,
+    assay: Assay,
+    properties: Sequence[str],
+    *,
+    baselines: Sequence[str] = (),
+    mlm=None,
+    token_budget: int = 4096,
+):
+    """Score one assay; a DataFrame with ``mutant``, ``target`` and one column per score."""
+    import pandas as pd
+
+    from seqdance.inference.mutations import build_mutant_set, format_mutant
+    from seqdance.inference.score import esm_llr, score_mutants
+
+    mutants = build_mutant_set(
+        assay.wild_type, assay.mutants, assay.mutated_sequences, assay.offset, first_row=2
+    )
+    frame = pd.DataFrame(
+        {
+            "mutant": list(assay.mutants)
+            if assay.mutants is not None
+            else [format_mutant(s) for s in mutants.substitutions],
+            "target": assay.target,
+        }
+    )
+    columns = {}
+    if properties:
+        columns.update(
+            score_mutants(model, mutants, properties, token_budget=token_budget).columns()
+        )
+    for method in baselines:
+        key = LLR_PREFIX + method.replace("-", "_")
+        columns[key] = esm_llr(mlm, mutants, method, token_budget=token_budget)
+    return pd.concat([frame, pd.DataFrame(columns)], axis=1)
+
+
+def evaluate(frame, assay_name: str) -> list[dict]:
+    """Oriented Spearman of every score column of a :func:`score_assay` frame."""
+    target = frame["target"].to_numpy(dtype=np.float64)
+    rows = []
+    for column in frame.columns:
+        if column in ("mutant", "target"):
+            continue
+        rho, n = spearman(orientation(column) * frame[column].to_numpy(np.float64), target)
+        rows.append({"assay": assay_name, "property": column, "spearman": rho, "n": n})
+    return rows
+
+
+def medians(rows: list[dict]) -> list[dict]:
+    """Median Spearman over assays per property (NaNs left out); ``n`` = assays counted."""
+    by_prop: dict[str, list[float]] = {}
+    for row in rows:
+        by_prop.setdefault(row["property"], []).append(row["spearman"])
+    out = []
+    for prop, values in by_prop.items():
+        finite = [v for v in values if np.isfinite(v)]
+        median = float(np.median(finite)) if finite else float("nan")
+        out.append({"assay": "median", "property": prop, "spearman": median, "n": len(finite)})
+    return out
+
+
+def run_benchmark(
+    model,
+    assays: Sequence[Assay],
+    out_dir: str | os.PathLike,
+    properties: Sequence[str],
+    *,
+    baselines: Sequence[str] = (),
+    mlm=None,
+    max_variants: int | None = None,
+    token_budget: int = 4096,
+    progress: bool = False,
+) -> BenchmarkResult:
+    """Score every assay, write ``scores/{assay}.csv``, ``summary.csv`` and ``summary.png``.
+
+    ``max_variants`` keeps an evenly spaced subset of each assay's variants (in file order).
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    (out_dir / "scores").mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    skipped: list[str] = []
+    for assay in tqdm(assays, desc="benchmark", unit="assay", disable=not progress):
+        assay = subsample(assay, max_variants)
+        try:
+            frame = score_assay(
+                model, assay, properties, baselines=baselines, mlm=mlm, token_budget=token_budget
+            )
+        except SeqDanceError as exc:  # a bad assay does not stop the others
+            skipped.append(f"{assay.name}: {exc}")
+            continue
+        with atomic_path(out_dir / "scores" / f"{assay.name}.csv") as tmp:
+            frame.to_csv(tmp, index=False)
+        rows.extend(evaluate(frame, assay.name))
+    if not rows:
+        raise SeqDanceError("no assay could be scored; " + "; ".join(skipped[:3]))
+    result = BenchmarkResult(rows, medians(rows), skipped)
+    summary = pd.DataFrame(
+        result.rows + result.medians, columns=["assay", "property", "spearman", "n"]
+    )
+    with atomic_path(out_dir / SUMMARY_NAME) as tmp:
+        summary.to_csv(tmp, index=False)
+    plot_summary(result, out_dir / PLOT_NAME)
+    return result
+
+
+def subsample(assay: Assay, max_variants: int | None) -> Assay:
+    """At most ``max_variants`` variants, evenly spaced in file order (all when None)."""
+    if max_variants is None or len(assay) <= max_variants:
+        return assay
+    keep = np.unique(np.linspace(0, len(assay) - 1, max_variants).round().astype(int))
+
+    def pick(values):
+        return None if values is None else tuple(values[i] for i in keep)
+
+    return Assay(
+        assay.name,
+        assay.wild_type,
+        assay.target[keep],
+        pick(assay.mutants),
+        pick(assay.mutated_sequences),
+        assay.offset,
+    )
+
+
+def plot_summary(result: BenchmarkResult, path: str | os.PathLike) -> Path:
+    """Median oriented Spearman per property (bars) with each assay's value (dots)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = sorted(
+        result.medians, key=lambda r: -r["spearman"] if np.isfinite(r["spearman"]) else np.inf
+    )
+    names = [r["property"] for r in order]
+    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.22 * len(names) + 1)))
+    y = np.arange(len(names))
+    ax.barh(y, [r["spearman"] for r in order], color="tab:blue", alpha=0.6, label="median")
+    position = {name: i for i, name in enumerate(names)}
+    dots = [(position[r["property"]], r["spearman"]) for r in result.rows]
+    if dots:
+        ax.scatter([d[1] for d in dots], [d[0] for d in dots], s=6, color="k", label="assay")
+    ax.set_yticks(y, names, fontsize="small")
+    ax.invert_yaxis()
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel("Spearman (oriented: positive predicts fitness)")
+    n_assays = len({r["assay"] for r in result.rows})
+    ax.set_title(f"zero-shot benchmark, {n_assays} assays")
+    ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def check_properties(names: str | None) -> tuple[str, ...]:
+    """``--properties`` text to channel names (all 63 when None), as a one-line error."""
+    from seqdance.schema import resolve_properties
+
+    try:
+        return resolve_properties(names)
+    except ValueError as exc:
+        raise SeqDanceError(str(exc)) from None
