@@ -393,3 +393,26 @@ def test_tokenize():
 def test_tokens_agree_with_the_model_alphabet():
     alphabet = pytest.importorskip("seqdance.model.alphabet")
     assert tuple(alphabet.TOKENS) == ESM_TOKENS
+
+
+def test_merge_published_parts(small, tmp_path, capsys):
+    recs = records()
+    for k, chunk in enumerate((recs[:1], recs[1:])):
+        merge_into(tmp_path / f"part{k}.h5", chunk, existing=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dataset", "merge", str(tmp_path / "part0.h5"), str(tmp_path / "part1.h5"),
+              "--out", str(tmp_path / "all.h5")])  # fmt: skip
+    assert exit_info.value.code == 0
+    with (
+        h5py.File(tmp_path / "all.h5", "r") as merged,
+        h5py.File(small / "features.h5", "r") as ref,
+    ):
+        assert sorted(merged.keys()) == sorted(ref.keys())
+        for key in ref.keys():
+            np.testing.assert_array_equal(merged[key][()], ref[key][()])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dataset", "merge", str(tmp_path / "part0.h5"), str(tmp_path / "part0.h5"),
+              "--out", str(tmp_path / "dup.h5")])  # fmt: skip
+    assert exit_info.value.code == 1
+    assert "3tvj_I_pair_feature is in both" in capsys.readouterr().err
+    assert not (tmp_path / "dup.h5").exists()

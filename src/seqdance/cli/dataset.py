@@ -138,3 +138,18 @@ def weights(
     )
     path = result.save(out or Path(dataset) / WEIGHTS_FILE)
     typer.echo(f"loss weights of {', '.join(result.weights)} written to {path}", err=True)
+
+
+@dataset_app.command("merge")
+def merge(
+    parts: list[Path] = typer.Argument(..., help="HDF5 files to merge.", show_default=False),
+    out: Path = typer.Option(..., "--out", "-o", help="Merged HDF5 file."),
+) -> None:
+    """Merge feature HDF5 files (e.g. the three published parts) into one file.
+
+    A protein present in two parts is an error; the output appears only when complete.
+    """
+    from seqdance.data.store import merge_files
+
+    names = merge_files(parts, out)
+    typer.echo(f"{len(names)} proteins written to {out}", err=True)

@@ -283,3 +283,35 @@ def dataset_paths(root: str | os.PathLike) -> tuple[Path, Path]:
     if root.suffix in (".h5", ".hdf5"):
         return root, root.with_name(INDEX_FILE)
     return root / FEATURES_FILE, root / INDEX_FILE
+
+
+def merge_files(parts: list[str | os.PathLike], out: str | os.PathLike) -> list[str]:
+    """Merge HDF5 files of the same layout (e.g. the three published parts) into ``out``.
+
+    Written through a temporary file and a rename; returns the merged protein names. A name
+    stored in two parts is an error (:class:`SeqDanceError`) and nothing is written.
+    """
+    import h5py
+
+    owner: dict[str, Path] = {}
+    for part in map(Path, parts):
+        if not part.is_file():
+            raise InputFileError(f"{part}: no such file")
+        try:
+            with h5py.File(part, "r") as h5:
+                keys = list(h5.keys())
+        except OSError as exc:
+            raise InputFileError(f"{part}: not a readable HDF5 file ({exc})") from None
+        for key in keys:
+            if key in owner:
+                raise SeqDanceError(f"{key} is in both {owner[key]} and {part}")
+            owner[key] = part
+    with atomic_path(out) as tmp:
+        with h5py.File(tmp, "w") as dst:
+            for part in map(Path, parts):
+                with h5py.File(part, "r") as src:
+                    for key in src.keys():
+                        src.copy(src[key], dst, name=key)
+        with h5py.File(tmp, "r") as h5:
+            names = stored_names(h5)
+    return names
