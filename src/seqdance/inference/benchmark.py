@@ -200,7 +200,7 @@ def score_assay(
     from seqdance.inference.score import esm_llr, score_mutants
 
     mutants = build_mutant_set(
-        assay.wild_type, assay.mutants, assay.mutated_sequences, assay.offset, first_row=2
+        assay.wild_type, assay.mutants, assay.mutated_sequences, assay.offset, first_row=None
     )
     frame = pd.DataFrame(
         {

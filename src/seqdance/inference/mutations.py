@@ -40,7 +40,7 @@ class Substitution:
 
 
 def _where(mutant: str, row: int | None) -> str:
-    return f"row {row}, mutant {mutant!r}" if row is not None else f"mutant {mutant!r}"
+    return f"line {row}, mutant {mutant!r}" if row is not None else f"mutant {mutant!r}"
 
 
 def parse_mutant(mutant: str, row: int | None = None) -> tuple[Substitution, ...]:
@@ -114,7 +114,7 @@ def diff_substitutions(
 ) -> tuple[Substitution, ...]:
     """Substitutions that turn ``wild_type`` into ``mutated`` (same length required)."""
     if len(mutated) != len(wild_type):
-        where = f"row {row}: " if row is not None else ""
+        where = f"line {row}: " if row is not None else ""
         raise SeqDanceError(
             f"{where}mutated sequence has {len(mutated)} residues, the wild type "
             f"{len(wild_type)}; only substitutions can be scored"
@@ -123,7 +123,7 @@ def diff_substitutions(
     for i, (a, b) in enumerate(zip(wild_type, mutated, strict=True)):
         if a != b:
             if b not in AMINO_ACIDS:
-                where = f"row {row}: " if row is not None else ""
+                where = f"line {row}: " if row is not None else ""
                 raise SeqDanceError(
                     f"{where}mutated sequence has unknown amino acid {b!r} at position {i + offset}"
                 )
@@ -160,12 +160,13 @@ def build_mutant_set(
     mutated_sequences: Sequence[str] | None = None,
     offset: int = 1,
     *,
-    first_row: int = 1,
+    first_row: int | None = 2,
 ) -> MutantSet:
     """Check every mutant before any work starts and build the mutant sequences.
 
     Give ``mutants`` (ProteinGym text), ``mutated_sequences``, or both (then each pair must
-    agree). Row numbers in messages count from ``first_row`` (the CSV's first data row).
+    agree). Messages give the CSV line of a mutant, counting from ``first_row`` (the line
+    after the header); None leaves line numbers out.
     """
     if mutants is None and mutated_sequences is None:
         raise SeqDanceError("need a 'mutant' or a 'mutated_sequence' column")
@@ -173,7 +174,7 @@ def build_mutant_set(
     sequences: list[str] = []
     all_subs: list[tuple[Substitution, ...]] = []
     for k in range(n):
-        row = k + first_row
+        row = k + first_row if first_row is not None else None
         if mutants is not None:
             text = str(mutants[k])
             subs = parse_mutant(text, row)

@@ -1,0 +1,181 @@
+"""``seqdance score`` and ``seqdance benchmark``: zero-shot mutation effects."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from seqdance.cli.app import app
+from seqdance.cli.model import ARCH_HELP, MODEL_HELP, Device, DType
+
+PROPERTIES_HELP = (
+    "Comma-separated channels or feature names (e.g. sasa_mean,psi); default: all 63. "
+    "Residue-only choices skip the pair head (faster)."
+)
+ESM_HELP = (
+    "EsmForMaskedLM for --baseline: a folder written by save_pretrained or a hub id "
+    "(local cache first)."
+)
+
+
+class Baseline(str, Enum):
+    wt_marginal = "wt-marginal"
+    masked_marginal = "masked-marginal"
+
+
+def _wild_type(sequence: str | None, fasta: Path | None) -> str:
+    from seqdance.errors import SeqDanceError
+    from seqdance.inference.fasta import read_fasta
+    from seqdance.model.alphabet import check_sequence
+
+    if (sequence is None) == (fasta is None):
+        raise SeqDanceError("give the wild type with exactly one of --sequence and --fasta")
+    if sequence is not None:
+        return check_sequence("--sequence", sequence.strip())
+    records = read_fasta(fasta)
+    if len(records) != 1:
+        raise SeqDanceError(f"{fasta}: expected one wild-type record, found {len(records)}")
+    return records[0].sequence
+
+
+def _torch_dtype(dtype: DType):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype.value]
+
+
+@app.command("score")
+def score_command(
+    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    mutations: Path = typer.Option(
+        ...,
+        "--mutations",
+        help="CSV with a 'mutant' (A12G, A12G:C15D) or 'mutated_sequence' column.",
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output CSV."),
+    sequence: str | None = typer.Option(None, "--sequence", help="Wild-type sequence."),
+    fasta: Path | None = typer.Option(
+        None, "--fasta", help="FASTA with the wild type (one record)."
+    ),
+    offset: int = typer.Option(1, "--offset", help="Number of the wild type's first residue."),
+    properties: str | None = typer.Option(None, "--properties", help=PROPERTIES_HELP),
+    baseline: list[Baseline] = typer.Option(
+        [], "--baseline", help="Add an ESM2 log-likelihood-ratio column (repeatable)."
+    ),
+    esm_model: str = typer.Option("facebook/esm2_t12_35M_UR50D", "--esm-model", help=ESM_HELP),
+    device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
+    dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
+    arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
+    token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+) -> None:
+    """Score mutants by the predicted relative change of dynamic properties.
+
+    Writes the input table plus one column per scored channel, per-feature summaries
+    (ss, chi, phi, psi) and their raw_/norm_ combinations (mean, max, weighted_mean,
+    geometric_mean). Larger = bigger predicted change = usually less fit. Every mutant
+    is checked against the wild type before any model runs (see docs/scoring.md).
+    """
+    import pandas as pd
+
+    from seqdance.cli.model import _load
+    from seqdance.errors import InputFileError, SeqDanceError
+    from seqdance.inference.benchmark import check_properties
+    from seqdance.inference.mutations import build_mutant_set
+    from seqdance.inference.score import esm_llr, load_masked_lm, score_mutants
+    from seqdance.utils.io import atomic_path
+
+    wild_type = _wild_type(sequence, fasta)
+    channels = check_properties(properties)
+    try:
+        table = pd.read_csv(mutations, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputFileError(
+            f"{mutations}: cannot read CSV ({' '.join(str(exc).split())})"
+        ) from exc
+    has_text, has_seq = "mutant" in table.columns, "mutated_sequence" in table.columns
+    mutant_set = build_mutant_set(
+        wild_type,
+        table["mutant"].tolist() if has_text else None,
+        table["mutated_sequence"].tolist() if has_seq else None,
+        offset,
+        first_row=2,  # line numbers of the CSV (line 1 is the header)
+    )
+    net = _load(model, arch, device, dtype)
+    mlm = None
+    if baseline:
+        mlm = load_masked_lm(
+            esm_model, device=next(net.parameters()).device, dtype=_torch_dtype(dtype)
+        )
+    columns = score_mutants(net, mutant_set, channels, token_budget=token_budget).columns()
+    for method in dict.fromkeys(b.value for b in baseline):
+        columns[f"llr_{method.replace('-', '_')}"] = esm_llr(
+            mlm, mutant_set, method, token_budget=token_budget
+        )
+    clash = [c for c in columns if c in table.columns]
+    if clash:
+        raise SeqDanceError(f"{mutations}: input already has output column(s) {', '.join(clash)}")
+    result = pd.concat([table, pd.DataFrame(columns, index=table.index)], axis=1)
+    with atomic_path(out) as tmp:
+        result.to_csv(tmp, index=False)
+    typer.echo(f"{len(table)} mutants scored, written to {out}", err=True)
+
+
+@app.command("benchmark")
+def benchmark_command(
+    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    assays: Path = typer.Option(
+        ...,
+        "--assays",
+        help="Folder of ProteinGym-style assays (X.csv + X.fasta) or a mega-scale system_info.csv.",
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Score only the first N assays."),
+    max_variants: int | None = typer.Option(
+        None, "--max-variants", min=3, help="At most this many variants per assay (evenly spaced)."
+    ),
+    properties: str | None = typer.Option(None, "--properties", help=PROPERTIES_HELP),
+    baseline: list[Baseline] = typer.Option(
+        [], "--baseline", help="Also benchmark an ESM2 log-likelihood ratio (repeatable)."
+    ),
+    esm_model: str = typer.Option("facebook/esm2_t12_35M_UR50D", "--esm-model", help=ESM_HELP),
+    device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
+    dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
+    arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
+    token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Zero-shot Spearman of every score against measured fitness or stability.
+
+    Writes OUT/scores/{assay}.csv, OUT/summary.csv (assay, property, spearman, n; then
+    one 'median' row per property) and OUT/summary.png. Spearman is oriented so that
+    positive = predicts fitness (relative changes negated; ESM2 LLRs as they are).
+    """
+    from seqdance.cli.model import _load
+    from seqdance.inference.benchmark import check_properties, read_assays, run_benchmark
+    from seqdance.inference.score import load_masked_lm
+
+    channels = check_properties(properties)
+    found = read_assays(assays, limit)
+    net = _load(model, arch, device, dtype)
+    mlm = None
+    if baseline:
+        mlm = load_masked_lm(
+            esm_model, device=next(net.parameters()).device, dtype=_torch_dtype(dtype)
+        )
+    result = run_benchmark(
+        net,
+        found,
+        out,
+        channels,
+        baselines=list(dict.fromkeys(b.value for b in baseline)),
+        mlm=mlm,
+        max_variants=max_variants,
+        token_budget=token_budget,
+        progress=progress,
+    )
+    for line in result.skipped:
+        typer.echo(f"warning: skipped {line}", err=True)
+    n_assays = len({r["assay"] for r in result.rows})
+    typer.echo(f"{n_assays} assays scored, summary in {out / 'summary.csv'}", err=True)
