@@ -372,3 +372,29 @@ def test_cli_build_on_dask_scheduler_and_worker_processes(tmp_path):
     assert check_dataset(tmp_path / "o").ok
     with h5py.File(tmp_path / "o" / "features.h5", "r") as h5:
         assert h5[res_key("3tvj_I")].shape == (40, 47)
+
+
+def test_two_builds_cannot_write_one_folder(tmp_path):
+    import fcntl
+
+    from seqdance.data.build import LOCK_FILE
+    from seqdance.errors import SeqDanceError
+
+    manifest = write_manifest(tmp_path, real_rows()[3:])
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+         "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)",
+         str(out / LOCK_FILE)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(SeqDanceError, match="another build is writing"):
+            build_dataset(manifest, out, BuildConfig(progress=False))
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)  # the kernel releases the lock of a killed process
+        holder.wait()
+    assert build_dataset(manifest, out, BuildConfig(progress=False)).ok

@@ -13,8 +13,9 @@ A run with nothing new to do does not touch any file.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -40,6 +41,8 @@ from seqdance.data.store import (
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.schema import group_of_source
 from seqdance.utils.parallel import TaskResult, describe_error, run_batch
+
+LOCK_FILE = ".build.lock"
 
 
 @dataclass(frozen=True)
@@ -241,6 +244,24 @@ def build_dataset(
     rows = read_manifest(manifest)
     out_dir = Path(out_dir)
     (out_dir / STAGING_DIR).mkdir(parents=True, exist_ok=True)
+    with _exclusive(out_dir):
+        return _build(rows, out_dir, config)
+
+
+@contextlib.contextmanager
+def _exclusive(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out_dir`` (released by the kernel even after ``kill -9``)."""
+    import fcntl
+
+    with open(out_dir / LOCK_FILE, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise SeqDanceError(f"another build is writing {out_dir}") from None
+        yield
+
+
+def _build(rows: list[ManifestRow], out_dir: Path, config: BuildConfig) -> BuildReport:
     _remove_stale_temporaries(out_dir)
     features_path, index_path = out_dir / FEATURES_FILE, out_dir / INDEX_FILE
     report = BuildReport(features_path, index_path)
