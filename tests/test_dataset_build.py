@@ -375,7 +375,6 @@ def test_cli_build_on_dask_scheduler_and_worker_processes(tmp_path):
 
 
 def test_two_builds_cannot_write_one_folder(tmp_path):
-    import fcntl
 
     from seqdance.data.build import LOCK_FILE
     from seqdance.errors import SeqDanceError
