@@ -413,13 +413,13 @@ def esm_log_probs(
     position with that position masked (batched). Sequences longer than ``window`` use the
     window of ``plan_windows`` in which the position sits farthest from a cut.
     """
-    from seqdance.inference.windows import plan_windows
+    from seqdance.inference.windows import DEFAULT_MIN_OVERLAP, plan_windows
     from seqdance.model.alphabet import MASK_ID, encode
 
     if method not in BASELINES:
         raise SeqDanceError(f"unknown baseline {method!r}; known: {', '.join(BASELINES)}")
     wild_type = check_sequence("wild type", wild_type)
-    plan = plan_windows(len(wild_type), window)
+    plan = plan_windows(len(wild_type), window, min(DEFAULT_MIN_OVERLAP, window // 4))  # as predict
     best: dict[int, int] = {}  # position -> window index
     for pos in positions:
         scores = [w.weights()[pos - w.start] if w.start <= pos < w.stop else -1.0 for w in plan]
