@@ -141,7 +141,7 @@ class SeqDanceModel(nn.Module):
                 tokens,
                 pred_weight.shape[0],
                 device=input_ids.device,
-                dtype=pred_weight.dtype,
+                dtype=torch.float32,  # accumulated in fp32 whatever the model's precision
             )  # (B, T, T, P) pair logits, filled layer by layer then row block by row block
         maps: list[torch.Tensor] = []
         keep = maps if return_attentions else None
