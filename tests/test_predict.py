@@ -242,3 +242,30 @@ def test_cli_bad_inputs_fail_with_one_line_and_no_output(
     embed_args = ["embed", str(fasta), "-o", str(h5_path), "--no-progress"]
     assert run_cli(embed_args + (args[-2:] if "--model" not in extra else []) + extra) == 1
     assert not h5_path.exists()
+
+
+def test_cli_pdb_writes_rmsf_as_bfactors(model, model_dir, tmp_path, capsys):
+    import prody
+
+    structure = ROOT / "tests/data/nma/2g3r.pdb"  # one chain, A, 119 residues
+    seq = (
+        "SFVGLRVVAKWSSNGYFYSGKITRDVGAGKYKLLFDDGYECDVLGKDILLCDPIPLDTEVTALSEDEYFSAGVVKGH"
+        "RKESGELYYSIEKEGQRKWYKRMAVILSLEQGNRLREQYGLG"
+    )
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(f">tudor\n{seq}\n>other\nMKV\n")
+    out = tmp_path / "out"
+    args = ["predict", str(fasta), "-m", str(model_dir), "-o", str(out), "--no-progress"]
+    assert run_cli([*args, "--pdb", str(structure)]) == 0
+    assert sorted(p.name for p in out.glob("*.pdb")) == ["tudor.rmsf.pdb"]
+    (expected,) = predict(model, [seq])
+    rmsf = expected.residue[:, RESIDUE_CHANNELS.index("rmsf_nor")]
+    written = prody.parsePDB(str(out / "tudor.rmsf.pdb"))
+    calphas = written.select("protein and name CA")
+    np.testing.assert_allclose(calphas.getBetas(), np.round(rmsf, 2), atol=0.006)
+    assert written.numAtoms() == prody.parsePDB(str(structure)).numAtoms()
+
+    fasta.write_text(">other\nMKV\n")
+    assert run_cli([*args, "--out", str(tmp_path / "none"), "--pdb", str(structure)]) == 1
+    assert "no FASTA record has the sequence" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()

@@ -56,6 +56,12 @@ def predict_command(
         False, "--attention", help="Also write {id}.attention.npz (layers, heads, L, L; float16)."
     ),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
+    pdb: Path | None = typer.Option(
+        None,
+        "--pdb",
+        help="Structure (PDB/mmCIF): write {id}.rmsf.pdb, the predicted normalised RMSF as "
+        "B-factors, for each record whose sequence equals one of its chains.",
+    ),
     token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
@@ -74,6 +80,7 @@ def predict_command(
     )
 
     records = read_fasta(fasta)  # every record checked before any work starts
+    pdb_records = _records_in_structure(pdb, records) if pdb is not None else set()
     net = _load(model, arch, device, dtype)
     outputs = iter_outputs(
         net,
@@ -93,7 +100,25 @@ def predict_command(
 
             plot_profiles(out / f"{record.id}.profiles.png", record.id, result.residue)
             plot_pairs(out / f"{record.id}.pairs.png", record.id, result.pair)
+        if record.id in pdb_records:
+            from seqdance.inference.bfactor import write_bfactors
+            from seqdance.schema import RESIDUE_CHANNELS
+
+            rmsf = result.residue[:, RESIDUE_CHANNELS.index("rmsf_nor")]
+            write_bfactors(pdb, out / f"{record.id}.rmsf.pdb", record.sequence, rmsf)
     typer.echo(f"{len(records)} records written to {out}", err=True)
+
+
+def _records_in_structure(pdb: Path, records) -> set[str]:
+    from seqdance.errors import SeqDanceError
+    from seqdance.inference.bfactor import read_protein_chains
+
+    _, chains = read_protein_chains(pdb)
+    sequences = {seq for _, _, seq in chains}
+    matched = {r.id for r in records if r.sequence in sequences}
+    if not matched:
+        raise SeqDanceError(f"--pdb {pdb}: no FASTA record has the sequence of one of its chains")
+    return matched
 
 
 @app.command("embed")
