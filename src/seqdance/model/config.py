@@ -144,7 +144,11 @@ class SeqDanceConfig:
                     n_pair_outputs=int(data.get("n_pair_outputs", N_PAIR_OUTPUTS)),
                 )
             if "esm2_select" in data:
+                # The authors' selector; only "seqdance"/"esmdance" are known. Another value
+                # is read by its prefix (the variant matters for training only).
                 variant = str(data.get("model_select", "seqdance")).lower()
+                if variant not in VARIANTS:
+                    variant = "esmdance" if variant.startswith("esm") else "seqdance"
                 return cls(arch=get_architecture(str(data["esm2_select"])), variant=variant)
         except (TypeError, ValueError) as exc:
             raise SeqDanceError(f"invalid model config: {exc}") from exc
