@@ -212,3 +212,27 @@ def test_seqdance_init_is_xavier_and_esmdance_trunk_is_frozen():
     assert not any(p.requires_grad for p in frozen.esm2.parameters())
     assert all(p.requires_grad for n, p in frozen.named_parameters() if not n.startswith("esm2"))
     assert not frozen.esm2.training and frozen.res_pred_nn.training
+
+
+def test_35m_architecture_matches_naive_over_several_row_blocks():
+    from seqdance.model import get_architecture
+
+    torch.manual_seed(3)
+    model = SeqDanceModel(SeqDanceConfig(arch=get_architecture("35M"))).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if not name.startswith("esm2"):
+                param.add_(0.05 * torch.randn_like(param))  # non-zero head biases
+    gen = torch.Generator().manual_seed(0)
+    letters = "ACDEFGHIKLMNPQRSTVWY"
+    seqs = [
+        "".join(letters[i] for i in torch.randint(0, 20, (n,), generator=gen)) for n in (230, 97)
+    ]
+    ids, mask = batch_encode(seqs)
+    model.chunk_elements = 240 * 232 * 50  # ~50 rows per block: 5 blocks for 232 tokens
+    with torch.no_grad():
+        out = model(ids, mask)
+    residue, pair, _ = naive_forward(model, ids, mask)
+    for b, n in enumerate(mask.sum(1).tolist()):
+        torch.testing.assert_close(out.residue[b, :n], residue[b, :n], atol=1e-4, rtol=0)
+        torch.testing.assert_close(out.pair[b, :n, :n], pair[b, :n, :n], atol=1e-4, rtol=0)

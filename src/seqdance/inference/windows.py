@@ -96,7 +96,7 @@ def merge_pairs(windows: list[Window], values: list[np.ndarray], axes: tuple[int
     length = windows[0].length
     shape = list(values[0].shape)
     shape[a0] = shape[a1] = length
-    total = np.zeros(shape, dtype=np.float64)
+    total = np.zeros(shape, dtype=np.float32)  # can be large: (layers, heads, L, L) maps
     weight = np.zeros((length, length), dtype=np.float64)
     expand = [1] * len(shape)
     for win, val in zip(windows, values, strict=True):
@@ -106,7 +106,7 @@ def merge_pairs(windows: list[Window], values: list[np.ndarray], axes: tuple[int
         index[a0] = index[a1] = slice(win.start, win.stop)
         expand_w = expand.copy()
         expand_w[a0] = expand_w[a1] = w.size
-        total[tuple(index)] += w2.reshape(expand_w) * val
+        total[tuple(index)] += (w2.reshape(expand_w) * val).astype(np.float32)
         weight[win.start : win.stop, win.start : win.stop] += w2
     with np.errstate(invalid="ignore", divide="ignore"):
         weight[weight == 0] = np.nan
