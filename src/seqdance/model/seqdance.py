@@ -117,7 +117,8 @@ class SeqDanceModel(nn.Module):
         input_ids : LongTensor, shape=(B, T)
             ESM2 token ids (``seqdance.model.alphabet.batch_encode``).
         attention_mask : LongTensor, shape=(B, T), optional
-            1 on real tokens, 0 on padding; all ones when omitted.
+            1 on real tokens, 0 on padding (right-padded, as ``batch_encode`` makes it);
+            all ones when omitted.
         pair : bool
             Compute the pair head. Without it (and without ``return_attentions``) the trunk
             runs with fused (SDPA) attention and no attention maps are formed.
