@@ -1,0 +1,137 @@
+"""Checkpoints: ``out_dir/checkpoints/step_{N}/``, written atomically (temp folder + rename).
+
+Each folder holds the model in the hub layout (``model.safetensors`` + ``config.json``, written by
+:func:`seqdance.model.weights.save_pretrained`, so ``seqdance predict --model`` loads it) and
+``trainer_state.pt``: optimizer and gradient-scaler state, the update count (which is also the data
+position and the learning-rate schedule's state), RNG states and the training config. It holds
+only tensors and plain Python values, so ``torch.load(weights_only=True)`` reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqdance.errors import InputFileError
+from seqdance.model.weights import save_pretrained
+from seqdance.utils.io import atomic_path
+
+CHECKPOINTS_DIR = "checkpoints"
+STATE_FILE = "trainer_state.pt"
+_STEP_DIR = re.compile(r"step_(\d+)")
+
+
+@dataclass
+class TrainerState:
+    """Everything besides the weights that a resumed run needs."""
+
+    step: int  # updates done; the next update is number step + 1
+    optimizer: dict
+    scaler: dict | None
+    rng: dict
+    config: dict
+    world_size: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "optimizer": self.optimizer,
+            "scaler": self.scaler,
+            "scheduler": {"kind": "warmup_linear_decay", "updates_done": self.step},
+            "data_position": {"next_update": self.step},
+            "rng": self.rng,
+            "config": self.config,
+            "world_size": self.world_size,
+        }
+
+
+def checkpoint_dir(out_dir: str | os.PathLike, step: int) -> Path:
+    return Path(out_dir) / CHECKPOINTS_DIR / f"step_{step}"
+
+
+def rng_states() -> dict[str, Any]:
+    """torch (CPU and CUDA), NumPy and Python generator states as tensors and plain values."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if states.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    n = states["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def save_checkpoint(out_dir: str | os.PathLike, model, state: TrainerState) -> Path:
+    """Write ``step_{N}`` into a temporary folder, then rename it into place."""
+    final = checkpoint_dir(out_dir, state.step)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        save_pretrained(model, tmp)
+        with atomic_path(tmp / STATE_FILE) as path:
+            torch.save(state.to_dict(), path)
+        if final.exists():  # re-running a step: replace the old folder
+            old = final.parent / f".{final.name}.old-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(out_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """Complete checkpoints (with a trainer state) of a run, by step."""
+    root = Path(out_dir) / CHECKPOINTS_DIR
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        match = _STEP_DIR.fullmatch(child.name)
+        if match and (child / STATE_FILE).is_file():
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
+    found = list_checkpoints(out_dir)
+    return found[-1][1] if found else None
+
+
+def load_trainer_state(folder: str | os.PathLike) -> dict[str, Any]:
+    """The ``trainer_state.pt`` of a checkpoint folder (weights-only unpickling)."""
+    path = Path(folder) / STATE_FILE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: no trainer state in the checkpoint") from None
+    except Exception as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise InputFileError(f"{path}: cannot read the trainer state ({reason})") from exc

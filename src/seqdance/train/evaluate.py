@@ -1,0 +1,117 @@
+"""Evaluate a model on a dataset split, as the authors evaluated checkpoints.
+
+Every protein of the split (default ``test``) is read once with an N-terminal crop (default
+1,024 tokens), predicted, and scored with the training loss's per-protein masked RMSE of each
+feature. Reported: the mean over proteins of each feature's RMSE per data group and over all
+groups, and per group the mean weighted loss when loss weights are available.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from seqdance.data.dataset import DatasetConfig, ProteinDataset, collate
+from seqdance.errors import SeqDanceError
+from seqdance.model.loss import per_protein_rmse
+from seqdance.schema import DATA_GROUPS, PAIR_FEATURES, RESIDUE_FEATURES
+from seqdance.utils.io import atomic_path
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Which proteins and how they are read."""
+
+    label: str | None = "test"  # None: every protein
+    crop_size: int = 1024  # N-terminal window, special tokens included
+    batch_size: int = 1
+    clamp: float | None = 2.0
+
+
+@torch.no_grad()
+def evaluate_model(
+    model,
+    data_dir: str | os.PathLike,
+    config: EvalConfig | None = None,
+    loss_weights: dict[str, dict[str, float]] | None = None,
+    progress: bool = False,
+) -> dict:
+    """Per-feature and per-group RMSE of ``model`` (a ``SeqDanceModel``) on a dataset split.
+
+    Returns
+    -------
+    dict
+        ``n_proteins`` {group: n}; ``features`` {feature: mean RMSE over all proteins that
+        measure it}; ``groups`` {group: {"rmse": {feature: mean RMSE}, "loss": mean weighted
+        loss or None}}.
+    """
+    from tqdm.auto import tqdm
+
+    config = config or EvalConfig()
+    dataset = ProteinDataset(
+        data_dir,
+        label=config.label,
+        config=DatasetConfig(crop_size=config.crop_size, random_crop=False, clamp=config.clamp),
+    )
+    if len(dataset) == 0:
+        raise SeqDanceError(f"{data_dir}: no proteins labelled {config.label!r} to evaluate")
+    device = next(model.parameters()).device
+    model.eval()
+    names = [f.name for f in (*RESIDUE_FEATURES, *PAIR_FEATURES)]
+    result: dict = {"label": config.label, "crop_size": config.crop_size, "n_proteins": {},
+                    "features": {}, "groups": {}}  # fmt: skip
+    total_sum = torch.zeros(len(names), dtype=torch.float64)
+    total_n = torch.zeros(len(names), dtype=torch.float64)
+    bar = tqdm(total=len(dataset), unit="protein", desc="evaluate", disable=not progress)
+    for group in (g.name for g in DATA_GROUPS):
+        members = [i for i, g in enumerate(dataset.groups) if g == group]
+        if not members:
+            continue
+        rmse_sum = torch.zeros(len(names), dtype=torch.float64)
+        rmse_n = torch.zeros(len(names), dtype=torch.float64)
+        weight = None
+        if loss_weights is not None and group in loss_weights:
+            weight = torch.tensor([loss_weights[group].get(n, 0.0) for n in names],
+                                  dtype=torch.float64)  # fmt: skip
+        loss_sum = 0.0
+        for start in range(0, len(members), config.batch_size):
+            batch = collate([dataset[i] for i in members[start : start + config.batch_size]])
+            out = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+            res_rmse, res_ok = per_protein_rmse(
+                out.residue.float(), batch["res"].to(device), RESIDUE_FEATURES
+            )  # (B, F_res)
+            pair_rmse, pair_ok = per_protein_rmse(
+                out.pair.float(), batch["pair"].to(device), PAIR_FEATURES
+            )  # (B, F_pair)
+            rmse = torch.cat([res_rmse, pair_rmse], 1).double().cpu()  # (B, F)
+            ok = torch.cat([res_ok, pair_ok], 1).cpu()  # (B, F)
+            rmse_sum += torch.where(ok, rmse, 0.0).sum(0)
+            rmse_n += ok.sum(0)
+            if weight is not None:
+                loss_sum += float((torch.where(ok, rmse, 0.0) * weight).sum())
+            bar.update(len(batch["names"]))
+        total_sum += rmse_sum
+        total_n += rmse_n
+        result["n_proteins"][group] = len(members)
+        result["groups"][group] = {
+            "rmse": _means(names, rmse_sum, rmse_n),
+            "loss": loss_sum / len(members) if weight is not None else None,
+        }
+    bar.close()
+    result["features"] = _means(names, total_sum, total_n)
+    return result
+
+
+def _means(names: list[str], sums: torch.Tensor, counts: torch.Tensor) -> dict[str, float]:
+    return {n: float(sums[i] / counts[i]) for i, n in enumerate(names) if counts[i] > 0}
+
+
+def write_metrics(metrics: dict, path: str | os.PathLike) -> Path:
+    """Write ``metrics`` as JSON atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    return Path(path)

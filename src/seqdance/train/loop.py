@@ -1,0 +1,399 @@
+"""The training loop: one loop for one CPU, one GPU or ``torchrun`` (DDP), resumable exactly.
+
+Per update ``n`` (1-based): the learning rate is ``learning_rate(n)``; dropout is seeded from
+(seed, n, rank); every data group contributes ``accum_steps`` micro-batches (batches drawn as a
+pure function of the same numbers, :mod:`seqdance.train.batches`); each micro-batch's loss is
+the masked per-protein RMSE loss of C's model with the group's loss weights, divided by
+``accum_steps``; gradients are all-reduced only on the last micro-batch (``no_sync``), unscaled,
+clipped by value and applied by AdamW. Only rank 0 logs and writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from seqdance.errors import SeqDanceError
+from seqdance.schema import PAIR_FEATURES, RESIDUE_FEATURES
+from seqdance.train.batches import iterate_batches, phase_loader, stream_seed
+from seqdance.train.checkpoint import (
+    STATE_FILE,
+    TrainerState,
+    latest_checkpoint,
+    list_checkpoints,
+    load_trainer_state,
+    rng_states,
+    save_checkpoint,
+    set_rng_states,
+)
+from seqdance.train.config import Config
+from seqdance.train.distributed import (
+    DistEnv,
+    all_reduce_sum,
+    barrier,
+    destroy_process_group,
+    env_from_environment,
+    init_process_group,
+    pick_device,
+)
+from seqdance.train.modeling import build_model, enable_ffn_checkpointing
+from seqdance.train.schedule import learning_rate
+from seqdance.utils.io import atomic_path
+
+LOG_FILE = "log.jsonl"
+CONFIG_FILE = "config.yaml"
+FEATURE_NAMES = tuple(f.name for f in (*RESIDUE_FEATURES, *PAIR_FEATURES))
+# config keys a resumed run may change; anything else must match the checkpoint
+RESUMABLE_CHANGES = {
+    ("train", "max_steps"), ("train", "save_every"), ("train", "log_every"),
+    ("train", "progress"), ("train", "tensorboard"), ("train", "device"),
+    ("data", "num_workers"), ("data", "dir"), ("out_dir",),
+}  # fmt: skip
+
+
+@dataclass
+class TrainResult:
+    """What a run did (on every rank; only rank 0 wrote files)."""
+
+    out_dir: Path
+    step: int  # updates done
+    rank: int = 0
+    last_log: dict | None = None
+    checkpoints: list[Path] = field(default_factory=list)
+
+
+def train(config: Config, resume: bool = False) -> TrainResult:
+    """Train as ``config`` says; with ``resume``, continue from the latest checkpoint."""
+    config.validate()
+    env = env_from_environment()
+    device = pick_device(config.train.device, env)
+    init_process_group(env, device)
+    try:
+        return _Trainer(config, env, device).run(resume)
+    finally:
+        destroy_process_group(env)
+
+
+def precision_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype (None: full fp32)."""
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+class _Trainer:
+    def __init__(self, config: Config, env: DistEnv, device: torch.device) -> None:
+        self.config, self.env, self.device = config, env, device
+        self.out_dir = Path(config.out_dir)
+        self.amp_dtype = precision_dtype(config.train.precision, device)
+        self.writer = None
+
+    # -- setup ---------------------------------------------------------------------------
+    def _start_state(self, resume: bool) -> tuple[int, dict | None]:
+        existing = list_checkpoints(self.out_dir)
+        if not resume:
+            if existing:
+                raise SeqDanceError(
+                    f"{self.out_dir} already holds checkpoints (last step {existing[-1][0]}); "
+                    "pass --resume to continue it, or choose another out_dir"
+                )
+            return 0, None
+        folder = latest_checkpoint(self.out_dir)
+        if folder is None:
+            raise SeqDanceError(f"--resume: no checkpoint in {self.out_dir / 'checkpoints'}")
+        state = load_trainer_state(folder)
+        self._check_resumable(state.get("config", {}), folder)
+        state["folder"] = str(folder)
+        return int(state["step"]), state
+
+    def _check_resumable(self, saved: dict, folder: Path) -> None:
+        now = self.config.to_dict()
+        diffs = []
+        for section, values in now.items():
+            if not isinstance(values, dict):
+                if (section,) not in RESUMABLE_CHANGES and saved.get(section) != values:
+                    diffs.append(section)
+                continue
+            for key, value in values.items():
+                old = saved.get(section, {}).get(key)
+                if (section, key) in RESUMABLE_CHANGES:
+                    continue
+                if json.dumps(old) != json.dumps(value):
+                    diffs.append(f"{section}.{key}")
+        if diffs:
+            raise SeqDanceError(
+                f"--resume: the config differs from {folder / STATE_FILE} in "
+                f"{', '.join(diffs)} (only max_steps, save_every, log_every, progress, "
+                "tensorboard, device, num_workers and paths may change)"
+            )
+
+    def _model(self, state: dict | None):
+        torch.manual_seed(self.config.seed)  # same initial weights on every rank
+        model = build_model(self.config.model)
+        if state is not None:
+            from safetensors.torch import load_file
+
+            from seqdance.model.weights import WEIGHTS_NAME, load_state_dict_checked
+
+            folder = Path(state["folder"])
+            load_state_dict_checked(model, load_file(str(folder / WEIGHTS_NAME)), str(folder))
+        if self.config.train.pair_chunk_elements:
+            model.chunk_elements = self.config.train.pair_chunk_elements
+        if self.config.train.activation_checkpointing:
+            enable_ffn_checkpointing(model)
+        return model.to(self.device)
+
+    def _loss_weights(self) -> dict[str, dict[str, float]]:
+        from seqdance.data.weights import WEIGHTS_FILE, LossWeights, compute_loss_weights
+
+        path = Path(self.config.data.loss_weights or Path(self.config.data.dir) / WEIGHTS_FILE)
+        if path.is_file():
+            return LossWeights.load(path).weights
+        if self.config.data.loss_weights:
+            raise SeqDanceError(f"data.loss_weights: no such file {path}")
+        self._echo(f"{path} not found: computing loss weights from the training proteins")
+        return compute_loss_weights(self.config.data.dir, label=self.config.data.label).weights
+
+    # -- output --------------------------------------------------------------------------
+    def _echo(self, message: str) -> None:
+        if self.env.is_main:
+            from tqdm.auto import tqdm
+
+            tqdm.write(message)
+
+    def _prepare_out_dir(self, start: int) -> None:
+        if not self.env.is_main:
+            return
+        import yaml
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.out_dir / CONFIG_FILE) as tmp:
+            tmp.write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+        log = self.out_dir / LOG_FILE
+        if start and log.exists():  # drop lines logged after the checkpoint we resume from
+            kept = [ln for ln in log.read_text().splitlines() if json.loads(ln)["step"] <= start]
+            with atomic_path(log) as tmp:
+                tmp.write_text("".join(ln + "\n" for ln in kept))
+        elif not start:
+            log.unlink(missing_ok=True)
+        if self.config.train.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                self._echo("train.tensorboard: the tensorboard package is not installed; skipped")
+            else:
+                self.writer = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=start)
+
+    def _log(self, record: dict) -> None:
+        with open(self.out_dir / LOG_FILE, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            self.writer.add_scalar("loss", record["loss"], record["step"])
+            self.writer.add_scalar("lr", record["lr"], record["step"])
+            for name, value in record["features"].items():
+                self.writer.add_scalar(f"rmse/{name}", value, record["step"])
+
+    def _save(self, model, optimizer, scaler, step: int) -> Path | None:
+        path = None
+        if self.env.is_main:
+            state = TrainerState(
+                step=step,
+                optimizer=optimizer.state_dict(),
+                scaler=scaler.state_dict() if scaler is not None else None,
+                rng=rng_states(),
+                config=self.config.to_dict(),
+                world_size=self.env.world_size,
+            )
+            path = save_checkpoint(self.out_dir, model, state)
+        barrier(self.env)
+        return path
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, resume: bool) -> TrainResult:
+        cfg = self.config
+        start, state = self._start_state(resume)
+        model = self._model(state)
+        model.train()
+        weights = self._loss_weights()
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(
+            params, lr=0.0, betas=cfg.optim.betas, eps=cfg.optim.eps,
+            weight_decay=cfg.optim.weight_decay,
+        )  # fmt: skip
+        scaler = None
+        if self.amp_dtype == torch.float16:
+            scaler = torch.amp.GradScaler(self.device.type)
+        if state is not None:
+            optimizer.load_state_dict(state["optimizer"])
+            if scaler is not None and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            set_rng_states(state["rng"])
+        net = model
+        if self.env.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device] if self.device.type == "cuda" else None
+            net = DistributedDataParallel(model, device_ids=ids)
+
+        self._prepare_out_dir(start)
+        result = TrainResult(self.out_dir, start, rank=self.env.rank)
+        if start == 0:
+            result.checkpoints.append(self._save(model, optimizer, scaler, 0))
+
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=cfg.train.max_steps, initial=start, unit="update", desc="train",
+            disable=not (cfg.train.progress and self.env.is_main), dynamic_ncols=True,
+        )  # fmt: skip
+        stats = _Stats()
+        tick = time.perf_counter()
+        step = start
+        try:
+            while step < cfg.train.max_steps:
+                phase = cfg.phase_at(step)
+                stop = cfg.train.max_steps
+                if phase.until_step is not None:
+                    stop = min(stop, phase.until_step)
+                batches = phase_loader(
+                    cfg.data.dir, cfg.data.label, phase.crop_size, cfg.data.clamp
+                )
+                stream = iterate_batches(
+                    batches, cfg.seed, step, stop, phase.batch_size, phase.accum_steps,
+                    self.env.rank, cfg.data.num_workers,
+                )  # fmt: skip
+                n_micro = phase.accum_steps * len(batches.groups)
+                for update in range(step, stop):
+                    lr = learning_rate(
+                        update + 1, cfg.optim.lr, cfg.schedule_steps, cfg.optim.warmup_steps,
+                        cfg.optim.decay_fraction, cfg.optim.final_lr_fraction,
+                    )  # fmt: skip
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    torch.manual_seed(stream_seed(cfg.seed, update, self.env.rank, 1))  # dropout
+                    for micro in range(n_micro):
+                        batch = next(stream)
+                        last = micro == n_micro - 1
+                        sync = contextlib.nullcontext() if last or net is model else net.no_sync()
+                        with sync:
+                            loss, terms = self._loss(net, batch, weights)
+                            scaled = loss / phase.accum_steps
+                            (scaler.scale(scaled) if scaler else scaled).backward()
+                        stats.add(batch["groups"][0], loss, terms, phase.accum_steps)
+                    if scaler is not None:
+                        scaler.unscale_(optimizer)
+                    if cfg.optim.clip_value is not None:
+                        torch.nn.utils.clip_grad_value_(params, cfg.optim.clip_value)
+                    if scaler is not None:
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    stats.updates += 1
+                    done = update + 1
+                    bar.update(1)
+                    if done % cfg.train.log_every == 0 or done == cfg.train.max_steps:
+                        elapsed = time.perf_counter() - tick
+                        record = stats.record(done, lr, elapsed, self.env, phase.crop_size)
+                        tick = time.perf_counter()
+                        if self.env.is_main:
+                            self._log(record)
+                            bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}")
+                        result.last_log = record
+                    if done % cfg.train.save_every == 0 or done == cfg.train.max_steps:
+                        result.checkpoints.append(self._save(model, optimizer, scaler, done))
+                    result.step = done
+                step = stop
+        finally:
+            bar.close()
+            if self.writer is not None:
+                self.writer.close()
+        result.checkpoints = [p for p in result.checkpoints if p is not None]
+        return result
+
+    def _loss(self, net, batch: dict, weights: dict[str, dict[str, float]]):
+        from seqdance.model.loss import SeqDanceTargets, masked_rmse_loss
+
+        group = batch["groups"][0]
+        if group not in weights:
+            raise SeqDanceError(f"the loss weights have no entry for data group {group!r}")
+        dev = self.device
+        input_ids = batch["input_ids"].to(dev, non_blocking=True)  # (B, T)
+        mask = batch["attention_mask"].to(dev, non_blocking=True)  # (B, T)
+        targets = SeqDanceTargets(
+            residue=batch["res"].to(dev, non_blocking=True),  # (B, T, 50)
+            pair=batch["pair"].to(dev, non_blocking=True),  # (B, T, T, 13)
+        )
+        amp = (
+            torch.autocast(dev.type, dtype=self.amp_dtype)
+            if self.amp_dtype is not None
+            else contextlib.nullcontext()
+        )
+        with amp:
+            out = net(input_ids, mask)
+        residue = out.residue.float()  # (B, T, 50)
+        pair = out.pair.float()  # (B, T, T, 13)
+        try:
+            return masked_rmse_loss(residue, pair, targets, weights[group])
+        except ValueError as exc:
+            names = ", ".join(batch["names"])
+            raise SeqDanceError(f"batch of {names}: {exc}") from None
+
+
+class _Stats:
+    """Loss and per-feature RMSE summed over the micro-batches since the last log line."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.updates = 0
+        self.loss = 0.0
+        self.group_loss: dict[str, float] = {}
+        self.feature_sum = torch.zeros(len(FEATURE_NAMES), dtype=torch.float64)
+        self.feature_n = torch.zeros(len(FEATURE_NAMES), dtype=torch.float64)
+
+    def add(self, group: str, loss: torch.Tensor, terms: dict, accum: int) -> None:
+        value = float(loss.detach()) / accum
+        self.loss += value
+        self.group_loss[group] = self.group_loss.get(group, 0.0) + value
+        for name, rmse in terms.items():
+            i = FEATURE_NAMES.index(name)
+            self.feature_sum[i] += float(rmse.detach())
+            self.feature_n[i] += 1
+
+    def record(self, step: int, lr: float, elapsed: float, env: DistEnv, crop: int) -> dict:
+        """Means over the updates since the last record and over the ranks (an all-reduce)."""
+        groups = sorted(self.group_loss)
+        head = [float(self.updates), self.loss, *(self.group_loss[g] for g in groups)]
+        vector = torch.cat([torch.tensor(head, dtype=torch.float64), self.feature_sum,
+                            self.feature_n])  # fmt: skip
+        all_reduce_sum(vector, env)
+        n_updates = vector[0].item()  # updates x ranks
+        sums, counts = vector[len(head) :].split(len(FEATURE_NAMES))
+        record = {
+            "step": step,
+            "loss": vector[1].item() / n_updates,
+            "lr": lr,
+            "crop_size": crop,
+            "groups": {g: vector[2 + j].item() / n_updates for j, g in enumerate(groups)},
+            "features": {
+                name: sums[i].item() / counts[i].item()
+                for i, name in enumerate(FEATURE_NAMES)
+                if counts[i] > 0
+            },
+            "seconds_per_update": elapsed / max(1, self.updates),
+        }
+        if not math.isfinite(record["loss"]):
+            raise SeqDanceError(f"the loss is not finite at update {step}")
+        self.reset()
+        return record
