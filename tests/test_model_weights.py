@@ -138,6 +138,16 @@ def test_hub_id_is_read_from_the_local_cache(tmp_path, reference):
     assert_same_predictions(load_model("ChaoHou/SeqDance", cache_dir=cache), reference)
 
 
+def test_hub_id_with_pickled_weights_only(tmp_path, reference):
+    weights = tmp_path / "w.bin"
+    torch.save(authors_state_dict(reference), weights)
+    cache = tmp_path / "cache"
+    _fake_hub_cache(cache, "ChaoHou/ESMDance", {"pytorch_model.bin": weights.read_bytes()})
+    loaded = load_model("ChaoHou/ESMDance", cache_dir=cache)  # no config: shapes + hub name
+    assert loaded.config.variant == "esmdance" and loaded.config.arch.num_layers == 2
+    assert_same_predictions(loaded, reference)
+
+
 def test_hub_id_offline_or_unreachable_is_a_one_line_error(tmp_path, monkeypatch):
     from huggingface_hub import constants
 

@@ -187,10 +187,14 @@ def fetch_from_hub(repo_id: str, cache_dir: str | os.PathLike | None = None) -> 
     the hub answers, so an offline machine gets a one-line error at once.
     """
     from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
 
     def download(local_only: bool) -> Path:
         kwargs = {"cache_dir": cache_dir, "local_files_only": local_only}
-        weights = hf_hub_download(repo_id, WEIGHTS_NAME, **kwargs)
+        try:
+            weights = hf_hub_download(repo_id, WEIGHTS_NAME, **kwargs)
+        except EntryNotFoundError:  # an older upload: pickled weights (read weights-only)
+            weights = hf_hub_download(repo_id, LEGACY_WEIGHTS_NAME, **kwargs)
         try:
             hf_hub_download(repo_id, CONFIG_NAME, **kwargs)
         except Exception:  # a config-less repository: the shapes give the architecture
