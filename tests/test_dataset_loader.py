@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from seqdance.alphabet import tokenize
 from seqdance.data.dataset import (
     DatasetConfig,
     ProteinDataset,
@@ -15,7 +16,6 @@ from seqdance.data.dataset import (
     iterate_groups,
 )
 from seqdance.data.store import merge_into, write_index
-from seqdance.data.tokens import tokenize
 from seqdance.errors import InputFileError
 from seqdance.schema import N_PAIR_OUTPUTS, N_RESIDUE_OUTPUTS, output_slice
 from test_dataset_store import records  # noqa: E402  (real reference arrays)

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from seqdance.alphabet import TOKENS as ESM_TOKENS
+from seqdance.alphabet import encode, tokenize
 from seqdance.cli import main
 from seqdance.data.check import check_dataset
 from seqdance.data.split import SplitConfig, assign_split, cluster_sequences, split_dataset
@@ -23,7 +25,6 @@ from seqdance.data.store import (
     res_key,
     write_index,
 )
-from seqdance.data.tokens import ESM_TOKENS, tokenize
 from seqdance.data.weights import (
     LossWeights,
     baseline_rmse,
@@ -390,9 +391,11 @@ def test_tokenize():
         tokenize("AJ", "p")
 
 
-def test_tokens_agree_with_the_model_alphabet():
-    alphabet = pytest.importorskip("seqdance.model.alphabet")
-    assert tuple(alphabet.TOKENS) == ESM_TOKENS
+def test_vectorised_tokenize_equals_encode():
+    rng = np.random.default_rng(0)
+    seq = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWYXBUZO"), size=300))
+    assert tokenize(seq).tolist() == encode(seq)
+    assert tokenize(seq.lower()).tolist() == encode(seq)
 
 
 def test_merge_published_parts(small, tmp_path, capsys):

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
+from seqdance.alphabet import PAD_ID, tokenize
 from seqdance.data.store import (
     STORED_CHANNELS,
     dataset_paths,
@@ -28,7 +29,6 @@ from seqdance.data.store import (
     read_index,
     res_key,
 )
-from seqdance.data.tokens import PAD_ID, tokenize
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.schema import (
     DATA_GROUPS,

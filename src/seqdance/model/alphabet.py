@@ -1,4 +1,4 @@
-"""The ESM2 alphabet, bundled so that no tokenizer has to be downloaded.
+"""The ESM2 alphabet for the model: :mod:`seqdance.alphabet` plus torch batching.
 
 A sequence of L residues becomes T = L + 2 tokens: ``<cls>``, one token per residue,
 ``<eos>``. Batches are right-padded with ``<pad>`` and come with an attention mask.
@@ -10,50 +10,19 @@ from collections.abc import Sequence
 
 import torch
 
-from seqdance.errors import SeqDanceError
-
-# ESM2 token strings in id order (seqdance-facts.md section 1).
-TOKENS: tuple[str, ...] = (
-    "<cls>", "<pad>", "<eos>", "<unk>",
-    "L", "A", "G", "V", "S", "E", "R", "T", "I", "D", "P", "K", "Q", "N", "F", "Y", "M", "H",
-    "W", "C", "X", "B", "U", "Z", "O", ".", "-", "<null_1>", "<mask>",
-)  # fmt: skip
-TOKEN_ID: dict[str, int] = {t: i for i, t in enumerate(TOKENS)}
-CLS_ID = TOKEN_ID["<cls>"]
-PAD_ID = TOKEN_ID["<pad>"]
-EOS_ID = TOKEN_ID["<eos>"]
-MASK_ID = TOKEN_ID["<mask>"]
-VOCAB_SIZE = len(TOKENS)  # 33
-
-# One-letter residue codes a sequence may contain: the 20 standard amino acids and the
-# ambiguous/rare codes the ESM2 alphabet has tokens for.
-RESIDUE_LETTERS = "ACDEFGHIKLMNPQRSTVWYXBUZO"
-_LETTER_ID = {c: TOKEN_ID[c] for c in RESIDUE_LETTERS}
-
-
-def check_sequence(record_id: str, sequence: str) -> str:
-    """Upper-case ``sequence`` and check that every letter has an ESM2 token.
-
-    Raises
-    ------
-    SeqDanceError
-        Naming the record and the 1-based position of the first invalid letter.
-    """
-    seq = sequence.upper()
-    if not seq:
-        raise SeqDanceError(f"record {record_id!r}: empty sequence")
-    for pos, char in enumerate(seq, start=1):
-        if char not in _LETTER_ID:
-            raise SeqDanceError(
-                f"record {record_id!r}: invalid residue {char!r} at position {pos} "
-                f"(allowed: {RESIDUE_LETTERS})"
-            )
-    return seq
-
-
-def encode(sequence: str) -> list[int]:
-    """Token ids of one (checked, upper-case) sequence, ``<cls>`` and ``<eos>`` included."""
-    return [CLS_ID, *(_LETTER_ID[c] for c in sequence), EOS_ID]
+from seqdance.alphabet import (  # noqa: F401  (re-exported: the model's alphabet)
+    CLS_ID,
+    EOS_ID,
+    MASK_ID,
+    PAD_ID,
+    RESIDUE_LETTERS,
+    TOKEN_ID,
+    TOKENS,
+    VOCAB_SIZE,
+    check_sequence,
+    encode,
+    tokenize,
+)
 
 
 def batch_encode(sequences: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
