@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy.stats import spearmanr
 
 from seqdance.cli import main
 from seqdance.errors import SeqDanceError
@@ -384,3 +385,18 @@ def test_cli_score_unreachable_hub(tiny_dir, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and not out.exists()
     assert err[-1].startswith("error: ESM2 model 'no-such-org/no-such-esm2' is not in the local")
+
+
+def test_cli_score_bf16_autocast(tiny_dir, tiny_model, tem1, tmp_path):
+    out = tmp_path / "bf16.csv"
+    argv = ["score", "-m", str(tiny_dir), "--fasta", str(TEM1_FASTA), "--offset", "24"]
+    code = _run([*argv, "--mutations", str(TEM1_CSV), "--out", str(out), "--dtype", "bf16"])
+    assert code == 0
+    table = pd.read_csv(out)
+    mutants = build_mutant_set(tem1, table["mutant"].tolist(), offset=TEM1_OFFSET)
+    fp32 = score_sequences(tiny_model, tem1, mutants.sequences, resolve_properties(None))
+    got = table[list(RESIDUE_CHANNELS + PAIR_CHANNELS)].to_numpy()
+    assert not np.array_equal(got, fp32)  # really ran in bf16
+    assert np.abs(got - fp32).mean() < 0.25 * np.abs(fp32).mean()  # scores ~0.6%: bf16 ulp
+    rho = [spearmanr(got[:, c], fp32[:, c]).statistic for c in range(63)]
+    assert np.median(rho) > 0.95

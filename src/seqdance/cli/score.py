@@ -66,7 +66,9 @@ def score_command(
     ),
     esm_model: str = typer.Option("facebook/esm2_t12_35M_UR50D", "--esm-model", help=ESM_HELP),
     device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
-    dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
+    dtype: DType = typer.Option(
+        DType.fp32, "--dtype", help="Precision: bf16/fp16 run fp32 weights under autocast."
+    ),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
     token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
 ) -> None:
@@ -102,13 +104,14 @@ def score_command(
         offset,
         first_row=2,  # line numbers of the CSV (line 1 is the header)
     )
-    net = _load(model, arch, device, dtype)
+    net = _load(model, arch, device, DType.fp32)  # bf16/fp16: autocast over fp32 weights
+    autocast = None if dtype is DType.fp32 else _torch_dtype(dtype)
     mlm = None
     if baseline:
-        mlm = load_masked_lm(
-            esm_model, device=next(net.parameters()).device, dtype=_torch_dtype(dtype)
-        )
-    columns = score_mutants(net, mutant_set, channels, token_budget=token_budget).columns()
+        mlm = load_masked_lm(esm_model, device=next(net.parameters()).device)
+    columns = score_mutants(
+        net, mutant_set, channels, token_budget=token_budget, autocast=autocast
+    ).columns()
     for method in dict.fromkeys(b.value for b in baseline):
         columns[f"llr_{method.replace('-', '_')}"] = esm_llr(
             mlm, mutant_set, method, token_budget=token_budget
@@ -141,7 +144,9 @@ def benchmark_command(
     ),
     esm_model: str = typer.Option("facebook/esm2_t12_35M_UR50D", "--esm-model", help=ESM_HELP),
     device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
-    dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
+    dtype: DType = typer.Option(
+        DType.fp32, "--dtype", help="Precision: bf16/fp16 run fp32 weights under autocast."
+    ),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
     token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
@@ -158,12 +163,11 @@ def benchmark_command(
 
     channels = check_properties(properties)
     found = read_assays(assays, limit)
-    net = _load(model, arch, device, dtype)
+    net = _load(model, arch, device, DType.fp32)  # bf16/fp16: autocast over fp32 weights
+    autocast = None if dtype is DType.fp32 else _torch_dtype(dtype)
     mlm = None
     if baseline:
-        mlm = load_masked_lm(
-            esm_model, device=next(net.parameters()).device, dtype=_torch_dtype(dtype)
-        )
+        mlm = load_masked_lm(esm_model, device=next(net.parameters()).device)
     result = run_benchmark(
         net,
         found,
@@ -174,6 +178,7 @@ def benchmark_command(
         max_variants=max_variants,
         token_budget=token_budget,
         progress=progress,
+        autocast=autocast,
     )
     for line in result.skipped:
         typer.echo(f"warning: skipped {line}", err=True)

@@ -192,6 +192,7 @@ def score_assay(
     baselines: Sequence[str] = (),
     mlm=None,
     token_budget: int = 4096,
+    autocast=None,
 ):
     """Score one assay; a DataFrame with ``mutant``, ``target`` and one column per score."""
     import pandas as pd
@@ -213,7 +214,9 @@ def score_assay(
     columns = {}
     if properties:
         columns.update(
-            score_mutants(model, mutants, properties, token_budget=token_budget).columns()
+            score_mutants(
+                model, mutants, properties, token_budget=token_budget, autocast=autocast
+            ).columns()
         )
     for method in baselines:
         key = LLR_PREFIX + method.replace("-", "_")
@@ -257,6 +260,7 @@ def run_benchmark(
     max_variants: int | None = None,
     token_budget: int = 4096,
     progress: bool = False,
+    autocast=None,
 ) -> BenchmarkResult:
     """Score every assay, write ``scores/{assay}.csv``, ``summary.csv`` and ``summary.png``.
 
@@ -273,7 +277,13 @@ def run_benchmark(
         assay = subsample(assay, max_variants)
         try:
             frame = score_assay(
-                model, assay, properties, baselines=baselines, mlm=mlm, token_budget=token_budget
+                model,
+                assay,
+                properties,
+                baselines=baselines,
+                mlm=mlm,
+                token_budget=token_budget,
+                autocast=autocast,
             )
         except SeqDanceError as exc:  # a bad assay does not stop the others
             skipped.append(f"{assay.name}: {exc}")

@@ -173,12 +173,13 @@ def _device(model) -> torch.device:
 
 
 @torch.no_grad()
-def _forward(model, sequences: Sequence[str], res_idx, pair_idx):
+def _forward(model, sequences: Sequence[str], res_idx, pair_idx, autocast=None):
     """Residue (B, L, Cr) and pair (B, L, L, Cp) outputs (float32, special tokens removed)
     of equal-length sequences, or None for a kind not asked for."""
     ids, mask = batch_encode(sequences)
     device = _device(model)
-    out = model(ids.to(device), mask.to(device), pair=bool(pair_idx))
+    with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+        out = model(ids.to(device), mask.to(device), pair=bool(pair_idx))
     n = len(sequences[0])
     real = slice(1, n + 1)
     res = out.residue[:, real][..., res_idx].float() if res_idx else None  # (B, L, Cr)
@@ -209,6 +210,7 @@ def score_sequences(
     token_budget: int = DEFAULT_TOKEN_BUDGET,
     window: int = MAX_RESIDUES,
     eps: float = EPSILON,
+    autocast: torch.dtype | None = None,
 ) -> np.ndarray:
     """Relative-change score of every sequence against ``wild_type``, per channel.
 
@@ -225,6 +227,9 @@ def score_sequences(
         Tokens per forward pass (batch size x (L + 2)).
     window : int
         Longest sequence one pass takes; longer ones use overlapping windows.
+    autocast : torch.dtype, optional
+        Run the model under ``torch.autocast`` with this dtype (e.g. bfloat16: matrix
+        products in bf16, normalisations, activations and outputs in float32).
 
     Returns
     -------
@@ -245,18 +250,20 @@ def score_sequences(
     n_cols = len(res_idx) + len(pair_idx)
     out = np.zeros((len(unique), n_cols), dtype=np.float64)
     if length > window:
-        runs = _windowed(model, [wild_type, *unique], res_idx, pair_idx, token_budget, window)
+        device = _device(model)
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            runs = _windowed(model, [wild_type, *unique], res_idx, pair_idx, token_budget, window)
         wt_res, wt_pair = runs[0]
         for i, (res, pair) in enumerate(runs[1:]):
             out[i] = _reduce(res, pair, wt_res, wt_pair, eps)[0]
     else:
-        wt_res, wt_pair = _forward(model, [wild_type], res_idx, pair_idx)
+        wt_res, wt_pair = _forward(model, [wild_type], res_idx, pair_idx, autocast)
         wt_res = wt_res[0] if wt_res is not None else None  # (L, Cr)
         wt_pair = wt_pair[0] if wt_pair is not None else None  # (L, L, Cp)
         batch = max(1, token_budget // (length + 2))
         for start in range(0, len(unique), batch):
             chunk = unique[start : start + batch]
-            res, pair = _forward(model, chunk, res_idx, pair_idx)
+            res, pair = _forward(model, chunk, res_idx, pair_idx, autocast)
             out[start : start + len(chunk)] = _reduce(res, pair, wt_res, wt_pair, eps)
     return out[[index[s] for s in sequences]]
 
@@ -312,6 +319,7 @@ def score_mutants(
     token_budget: int = DEFAULT_TOKEN_BUDGET,
     window: int = MAX_RESIDUES,
     eps: float = EPSILON,
+    autocast: torch.dtype | None = None,
 ) -> MutationScores:
     """Score a checked :class:`MutantSet` (see :func:`score_sequences`, :func:`summarise`)."""
     channels = ordered_channels(properties)
@@ -323,6 +331,7 @@ def score_mutants(
         token_budget=token_budget,
         window=window,
         eps=eps,
+        autocast=autocast,
     )
     return summarise(channels, scores)
 

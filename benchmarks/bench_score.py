@@ -1,0 +1,156 @@
+"""Zero-shot scoring speed: ``seqdance.inference.score`` against a naive loop.
+
+    python benchmarks/bench_score.py [--mutants 16] [--arch 35M] [--threads 2]
+
+Same random weights (seed 0) for every variant; TEM-1 (263 residues) with evenly spaced
+single mutants of the Stiffler 2015 scan. Variants:
+
+- naive: the wild type once, then one mutant per forward pass of
+  ``benchmarks/naive_model.py`` (full (T, T, 2E) pair tensor, all 63 outputs), scores in
+  float64 numpy;
+- fast, all 63 properties: ``score_sequences`` (batched mutants, memory-efficient pair head);
+- fast, ``sasa_mean,psi``: residue channels only (no pair head, fused attention);
+- bf16: the fast path under ``torch.autocast(bfloat16)`` (what ``--dtype bf16`` does),
+  compared with fp32 by Spearman over the mutants, per channel and for the combined
+  ``norm_geometric_mean``.
+
+Random weights are fine for speed; the bf16 agreement is reported for them too. Prints
+one JSON object and a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SHARED_TEM1 = Path("/work/shared/data/dms/blat_ecolx/BLAT_ECOLX_Ranganathan2015.csv")
+TEST_TEM1 = ROOT / "tests/data/scoring/blat_ecolx_30.csv"
+TEM1_FASTA = ROOT / "tests/data/scoring/blat_ecolx_wt.fasta"
+
+
+def _naive_forward():
+    spec = importlib.util.spec_from_file_location("naive_model", HERE / "naive_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.naive_forward
+
+
+def naive_scores(model, wild_type: str, sequences: list[str]) -> np.ndarray:
+    """(N, 63) scores, one mutant per naive forward pass."""
+    from seqdance.model.alphabet import batch_encode
+
+    forward = _naive_forward()
+
+    def outputs(seq):
+        ids, mask = batch_encode([seq])
+        res, pair, _ = forward(model, ids, mask)
+        return res[0, 1:-1].double().numpy(), pair[0, 1:-1, 1:-1].double().numpy()
+
+    res_wt, pair_wt = outputs(wild_type)
+    rows = []
+    for seq in sequences:
+        res, pair = outputs(seq)
+        r = (np.abs(res - res_wt) / (np.abs(res_wt) + 0.01)).mean(axis=0)
+        p = (np.abs(pair - pair_wt) / (np.abs(pair_wt) + 0.01)).mean(axis=(0, 1))
+        rows.append(np.concatenate([r, p]))
+    return np.stack(rows)
+
+
+def timed(fn):
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mutants", type=int, default=16)
+    parser.add_argument("--arch", default="35M")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--token-budget", type=int, default=4096)
+    args = parser.parse_args()
+
+    import pandas as pd
+    import torch
+    from scipy.stats import spearmanr
+
+    from seqdance.inference.fasta import read_fasta
+    from seqdance.inference.mutations import build_mutant_set
+    from seqdance.inference.score import score_sequences, summarise
+    from seqdance.model import SeqDanceConfig, SeqDanceModel, get_architecture
+    from seqdance.schema import resolve_properties
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = SeqDanceModel(SeqDanceConfig(arch=get_architecture(args.arch))).eval()
+    wild_type = read_fasta(TEM1_FASTA)[0].sequence
+    table = pd.read_csv(SHARED_TEM1 if SHARED_TEM1.is_file() else TEST_TEM1, encoding="utf-8-sig")
+    pick = np.linspace(0, len(table) - 1, args.mutants).round().astype(int)
+    mutants = build_mutant_set(wild_type, table["mutant"].iloc[pick].tolist(), offset=24)
+    seqs = list(mutants.sequences)
+    all63 = resolve_properties(None)
+    residue = resolve_properties("sasa_mean,psi")
+    budget = args.token_budget
+
+    with torch.no_grad():
+        # warm-up (allocator, kernels) on 2 mutants, not timed
+        score_sequences(model, wild_type, seqs[:2], all63, token_budget=budget)
+        naive, t_naive = timed(lambda: naive_scores(model, wild_type, seqs))
+        fast, t_fast = timed(
+            lambda: score_sequences(model, wild_type, seqs, all63, token_budget=budget)
+        )
+        res, t_res = timed(
+            lambda: score_sequences(model, wild_type, seqs, residue, token_budget=budget)
+        )
+        bf16, t_bf16 = timed(
+            lambda: score_sequences(
+                model, wild_type, seqs, all63, token_budget=budget, autocast=torch.bfloat16
+            )
+        )
+    rel = np.abs(fast - naive) / np.maximum(np.abs(naive), 1e-12)
+    rhos = np.array([spearmanr(bf16[:, c], fast[:, c]).statistic for c in range(fast.shape[1])])
+    geo = [summarise(all63, x).combined["norm_geometric_mean"] for x in (fast, bf16)]
+    rho_geo = float(spearmanr(geo[0], geo[1]).statistic)
+    n = len(seqs)
+    report = {
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "torch_threads": torch.get_num_threads(),
+        "arch": model.config.arch.name,
+        "length": len(wild_type),
+        "mutants": n,
+        "naive_s": t_naive,
+        "fast_all63_s": t_fast,
+        "fast_sasa_mean_psi_s": t_res,
+        "bf16_all63_s": t_bf16,
+        "naive_variants_per_s": n / t_naive,
+        "fast_all63_variants_per_s": n / t_fast,
+        "fast_sasa_mean_psi_variants_per_s": n / t_res,
+        "bf16_all63_variants_per_s": n / t_bf16,
+        "speedup_all63": t_naive / t_fast,
+        "speedup_sasa_mean_psi": t_naive / t_res,
+        "max_rel_diff_fast_vs_naive": float(rel.max()),
+        "bf16_spearman_min": float(np.nanmin(rhos)),
+        "bf16_spearman_median": float(np.nanmedian(rhos)),
+        "bf16_spearman_norm_geometric_mean": rho_geo,
+    }
+    print(json.dumps(report, indent=2))
+    print()
+    print("| variant | s | variants/s | speed-up vs naive |")
+    print("|---|---|---|---|")
+    print(f"| naive loop (all 63) | {t_naive:.1f} | {n / t_naive:.2f} | 1.00x |")
+    print(f"| fast, all 63 | {t_fast:.1f} | {n / t_fast:.2f} | {t_naive / t_fast:.2f}x |")
+    print(f"| fast, sasa_mean,psi | {t_res:.1f} | {n / t_res:.2f} | {t_naive / t_res:.2f}x |")
+    print(f"| fast, all 63, bf16 | {t_bf16:.1f} | {n / t_bf16:.2f} | {t_naive / t_bf16:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
