@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from seqdance.cli import analyze as _analyze  # noqa: F401  (registers commands)
 from seqdance.cli import contacts as _contacts  # noqa: F401  (registers commands)
 from seqdance.cli import dataset as _dataset  # noqa: F401  (registers commands)
 from seqdance.cli import features as _features  # noqa: F401  (registers commands)

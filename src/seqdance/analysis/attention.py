@@ -1,0 +1,468 @@
+"""Attention maps against pair dynamic properties (the paper's attention analysis).
+
+Every attention map (layers x heads = A maps) of a protein is compared with each pair
+property the protein has, on residue pairs with ``|i - j| > 2`` (special tokens excluded):
+
+- ``top_l_ratio`` (all properties): mean ``|value|`` over the L pairs with the highest
+  attention divided by the mean ``|value|`` over the other pairs (L = number of residues;
+  ``1e-8`` is added to the denominator, as the authors do);
+- ``spearman_pos`` / ``spearman_neg`` (correlation-like properties: ``corr`` and
+  ``nma_pair1..3``): Spearman correlation between attention and the property over the
+  pairs whose value is positive / negative;
+- ``auroc`` (interaction properties: the 9 GetContacts interactions and their sum
+  ``interaction_sum``): area under the ROC curve of attention as a score for
+  "interaction frequency >= 0.01" against "no interaction" (frequency exactly 0); pairs
+  with a frequency in (0, 0.01) are left out, as in the authors' notebook.
+
+Interaction channels are stored as value^(1/3) and are cubed back first; stored ``-1``
+marks a missing value and such pairs are left out of every metric of that property.
+
+The kernels are vectorised over the A maps: one sort per block of maps serves every
+property and metric (average ranks for ties, so the numbers equal ``scipy.stats.spearmanr``
+and a Mann-Whitney AUROC).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from seqdance.errors import InputFileError, SeqDanceError
+from seqdance.schema import CUBE_ROOT_CHANNELS, INTERACTIONS, MISSING, PAIR_FEATURES
+
+PropertyKind = Literal["interaction", "correlation"]
+METRICS: tuple[str, ...] = ("top_l_ratio", "spearman_pos", "spearman_neg", "auroc")
+METRICS_OF_KIND: dict[str, tuple[str, ...]] = {
+    "interaction": ("top_l_ratio", "auroc"),
+    "correlation": ("top_l_ratio", "spearman_pos", "spearman_neg"),
+}
+INTERACTION_SUM = "interaction_sum"  # the authors' "summed interaction frequency"
+LABELS = ("test", "train", "all")
+
+
+@dataclass(frozen=True)
+class PairProperty:
+    """One pair property of one protein: ``values`` (L, L) float64, NaN where missing."""
+
+    name: str
+    kind: PropertyKind
+    values: np.ndarray
+
+
+# ------------------------------------------------------------------------------ properties
+
+
+def property_kind(channel: str) -> PropertyKind:
+    """``correlation`` for channels in [-1, 1] (tanh2 outputs), else ``interaction``."""
+    for feature in PAIR_FEATURES:
+        if channel in feature.channels:
+            return "correlation" if feature.activation == "tanh2" else "interaction"
+    raise KeyError(f"unknown pair channel {channel!r}")
+
+
+def pair_properties(stored: np.ndarray, channels: tuple[str, ...]) -> dict[str, PairProperty]:
+    """Pair properties from stored pair features of one protein.
+
+    Parameters
+    ----------
+    stored : ndarray, shape=(L, L, C)
+        Stored pair channels, special-token rows and columns already removed; ``-1`` missing,
+        interaction channels as value^(1/3).
+    channels : tuple of str, length C
+        Channel names in storage order (``seqdance.schema.MD_PAIR_CHANNELS`` or
+        ``NMA_PAIR_CHANNELS``).
+
+    Returns
+    -------
+    dict
+        Name -> :class:`PairProperty`, in channel order; interaction channels cubed back.
+        When all 9 interactions are present, ``interaction_sum`` (their sum; missing where
+        any of them is) is added after them.
+    """
+    stored = np.asarray(stored, dtype=np.float64)
+    if stored.ndim != 3 or stored.shape[0] != stored.shape[1] or stored.shape[2] != len(channels):
+        raise SeqDanceError(
+            f"pair features of shape {stored.shape} do not match {len(channels)} channels"
+        )
+    out: dict[str, PairProperty] = {}
+    for index, name in enumerate(channels):
+        raw = stored[..., index]  # (L, L)
+        values = np.where(raw == MISSING, np.nan, raw)
+        if name in CUBE_ROOT_CHANNELS:
+            values = values**3
+        out[name] = PairProperty(name, property_kind(name), values)
+        if name == INTERACTIONS[-1] and all(c in out for c in INTERACTIONS):
+            total = sum(out[c].values for c in INTERACTIONS)  # NaN where any is missing
+            out[INTERACTION_SUM] = PairProperty(INTERACTION_SUM, "interaction", total)
+    return out
+
+
+# --------------------------------------------------------------------------------- kernels
+
+
+def separation_pairs(length: int, min_separation: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the pairs with ``|i - j| > min_separation`` (row-major)."""
+    pos = np.arange(length)
+    return np.nonzero(np.abs(pos[:, None] - pos[None, :]) > min_separation)
+
+
+def average_ranks_sorted(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties averaged, of rows that are already sorted ascending.
+
+    Parameters
+    ----------
+    values : ndarray, shape=(A, n), each row sorted ascending
+
+    Returns
+    -------
+    ndarray, shape=(A, n), float64
+    """
+    a, n = values.shape
+    if n == 0:
+        return np.zeros((a, 0))
+    new = np.ones((a, n), dtype=bool)
+    new[:, 1:] = values[:, 1:] != values[:, :-1]  # a tie group starts here
+    flat = new.ravel()
+    group = np.cumsum(flat) - 1  # (A*n,) tie-group id of every element
+    starts = np.flatnonzero(flat)  # flat position where each group starts
+    sizes = np.diff(np.append(starts, a * n))
+    mean_rank = starts % n + (sizes - 1) / 2.0 + 1.0  # groups never span rows
+    return mean_rank[group].reshape(a, n)
+
+
+def _row_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r of each row pair of ``x``, ``y`` (A, n); NaN for n < 2 or a constant row."""
+    if x.shape[1] < 2:
+        return np.full(x.shape[0], np.nan)
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean(axis=1, keepdims=True)
+    den = np.sqrt((xc * xc).sum(axis=1) * (yc * yc).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (xc * yc).sum(axis=1) / den
+    return np.where(den > 0, r, np.nan)
+
+
+def _rank_1d(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = average_ranks_sorted(values[order][None, :])[0]
+    return ranks
+
+
+def _subset_in_order(order: np.ndarray, subset: np.ndarray) -> np.ndarray:
+    """Indices of ``subset`` pairs in each row's ascending attention order, (A, n)."""
+    keep = subset[order]  # (A, N): every row keeps the same number of pairs
+    return order[keep].reshape(order.shape[0], int(subset.sum()))
+
+
+def _block_metrics(
+    maps: np.ndarray,
+    props: list[tuple[str, PropertyKind, np.ndarray]],
+    top: int,
+    threshold: float,
+) -> dict[tuple[str, str], np.ndarray]:
+    """Metrics of a block of maps (a, N) against properties given on the same N pairs."""
+    a = maps.shape[0]
+    order = np.argsort(maps, axis=1, kind="stable")  # (a, N) ascending attention
+    out: dict[tuple[str, str], np.ndarray] = {}
+    for name, kind, v in props:  # v: (N,), NaN = missing
+        valid = np.isfinite(v)
+        # top-L ratio: mean |v| of the L highest-attention pairs over the mean of the rest
+        n = int(valid.sum())
+        k = min(top, n)
+        if n - k > 0 and k > 0:
+            absv = np.where(valid, np.abs(v), 0.0)  # (N,)
+            top_idx = _subset_in_order(order, valid)[:, n - k :]  # (a, k)
+            top_sum = absv[top_idx].sum(axis=1)
+            rest_mean = (absv.sum() - top_sum) / (n - k)
+            out[(name, "top_l_ratio")] = (top_sum / k) / (rest_mean + 1e-8)
+        else:
+            out[(name, "top_l_ratio")] = np.full(a, np.nan)
+        if kind == "correlation":
+            for metric, subset in (
+                ("spearman_pos", valid & (v > 0)),
+                ("spearman_neg", valid & (v < 0)),
+            ):
+                idx = _subset_in_order(order, subset)  # (a, n_sub)
+                att_ranks = average_ranks_sorted(np.take_along_axis(maps, idx, axis=1))
+                value_ranks = np.zeros(len(v))
+                value_ranks[subset] = _rank_1d(v[subset])
+                out[(name, metric)] = _row_pearson(att_ranks, value_ranks[idx])
+        else:
+            positive = valid & (v >= threshold) & (v > 0)
+            subset = positive | (valid & (v == 0))
+            n_pos, n_neg = int(positive.sum()), int((subset & ~positive).sum())
+            if n_pos == 0 or n_neg == 0:
+                out[(name, "auroc")] = np.full(a, np.nan)
+                continue
+            idx = _subset_in_order(order, subset)
+            att_ranks = average_ranks_sorted(np.take_along_axis(maps, idx, axis=1))
+            u = (att_ranks * positive[idx]).sum(axis=1) - n_pos * (n_pos + 1) / 2.0
+            out[(name, "auroc")] = u / (n_pos * n_neg)
+    return out
+
+
+def attention_metrics(
+    attention: np.ndarray,
+    properties: Mapping[str, PairProperty],
+    *,
+    min_separation: int = 2,
+    top: int | None = None,
+    threshold: float = 0.01,
+    block_elements: int = 1 << 24,
+) -> dict[tuple[str, str], np.ndarray]:
+    """Compare A attention maps of one protein with its pair properties.
+
+    Parameters
+    ----------
+    attention : ndarray, shape=(A, L, L) or (layers, heads, L, L)
+        Attention probabilities (query row, key column), special tokens removed.
+    properties : mapping name -> PairProperty with ``values`` of shape (L, L)
+    min_separation : pairs with ``|i - j| > min_separation`` are compared
+    top : number of top-attention pairs for ``top_l_ratio`` (default L)
+    threshold : interaction frequency at or above which a pair is a positive for ``auroc``
+    block_elements : maps are processed in blocks of about this many (map, pair) elements
+
+    Returns
+    -------
+    dict
+        ``(property, metric) -> ndarray of shape (A,)`` (maps flattened layer-major), for
+        the metrics of each property's kind (:data:`METRICS_OF_KIND`); NaN where undefined
+        (too few pairs, a constant map, no positives or no negatives).
+    """
+    attention = np.asarray(attention)
+    length = attention.shape[-1]
+    maps_all = attention.reshape(-1, length * length)  # (A, L*L)
+    for prop in properties.values():
+        if prop.values.shape != (length, length):
+            raise SeqDanceError(
+                f"property {prop.name}: shape {prop.values.shape} does not match attention "
+                f"maps of {length} residues"
+            )
+    rows, cols = separation_pairs(length, min_separation)
+    flat = rows * length + cols  # (N0,)
+    values = {name: p.values.reshape(-1)[flat] for name, p in properties.items()}
+    used = np.zeros(len(flat), dtype=bool)
+    for v in values.values():
+        used |= np.isfinite(v)
+    flat = flat[used]  # pairs that at least one property measures, (N,)
+    props = [(name, properties[name].kind, v[used]) for name, v in values.items()]
+    n_maps = maps_all.shape[0]
+    out: dict[tuple[str, str], np.ndarray] = {
+        (name, metric): np.full(n_maps, np.nan)
+        for name, kind, _ in props
+        for metric in METRICS_OF_KIND[kind]
+    }
+    if len(flat) == 0:
+        return out
+    step = max(1, block_elements // len(flat))
+    for start in range(0, n_maps, step):
+        block = maps_all[start : start + step][:, flat].astype(np.float64)  # (a, N)
+        for key, value in _block_metrics(block, props, top or length, threshold).items():
+            out[key][start : start + step] = value
+    return out
+
+
+# ----------------------------------------------------------------------------- the driver
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """Which proteins and how they are compared."""
+
+    label: str = "test"  # index label to keep: train, test or all
+    limit: int | None = None  # first N selected proteins
+    min_separation: int = 2
+    auroc_threshold: float = 0.01
+    token_budget: int = 2048  # tokens per forward pass (attention maps grow as T^2)
+    progress: bool = False
+
+
+@dataclass
+class AttentionAnalysis:
+    """Per-protein metrics (wide: one column per map) and their means over proteins."""
+
+    per_protein: pd.DataFrame  # name, kind, length, property, metric, n_pairs, l{i}_h{j}...
+    summary: pd.DataFrame  # layer, head, property, metric, value, n_proteins
+    num_layers: int
+    num_heads: int
+    proteins: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Protein:
+    position: int  # row in the selected index
+    name: str
+    sequence: str  # cropped to the model window
+    kind: str
+
+
+def map_columns(num_layers: int, num_heads: int) -> list[str]:
+    """Column names of the A maps, layer-major (``l0_h0, l0_h1, ...``), 0-based."""
+    return [f"l{layer}_h{head}" for layer in range(num_layers) for head in range(num_heads)]
+
+
+def select_proteins(data_dir: str | os.PathLike, config: AttentionConfig, window: int):
+    import h5py
+
+    from seqdance.data.store import (
+        STORED_CHANNELS,
+        dataset_paths,
+        kind_of_widths,
+        pair_key,
+        read_index,
+        res_key,
+    )
+
+    if config.label not in LABELS:
+        raise SeqDanceError(f"label must be one of {', '.join(LABELS)}, not {config.label!r}")
+    h5_path, index_path = dataset_paths(data_dir)
+    if not h5_path.is_file():
+        raise InputFileError(f"{h5_path}: no such dataset file")
+    index = read_index(index_path)
+    for column in ("modify_seq", "label") if config.label != "all" else ("modify_seq",):
+        if column not in index.columns:
+            raise InputFileError(f"{index_path}: index has no {column!r} column")
+    if config.label != "all":
+        index = index[index["label"].astype(str) == config.label]
+    if config.limit is not None:
+        index = index.head(config.limit)
+    if index.empty:
+        raise SeqDanceError(f"{index_path}: no proteins with label {config.label!r}")
+    proteins = []
+    with h5py.File(h5_path, "r") as h5:
+        for name, seq in zip(index["name"], index["modify_seq"], strict=True):
+            if res_key(name) not in h5 or pair_key(name) not in h5:
+                raise InputFileError(f"{h5_path}: protein {name!r} of the index is not stored")
+            res, pair = h5[res_key(name)], h5[pair_key(name)]
+            kind = res.attrs.get("kind") or kind_of_widths(res.shape[-1], pair.shape[-1])
+            if kind not in STORED_CHANNELS:
+                raise InputFileError(f"{h5_path}: protein {name!r} has unknown channel widths")
+            if pair.shape[0] != len(seq) + 2:
+                raise InputFileError(
+                    f"{h5_path}: protein {name!r} has {pair.shape[0]} token rows but its "
+                    f"sequence has {len(seq)} residues (expected {len(seq) + 2})"
+                )
+            proteins.append(_Protein(len(proteins), str(name), str(seq)[:window], str(kind)))
+    return h5_path, proteins
+
+
+def _read_properties(h5, protein: _Protein) -> dict[str, PairProperty]:
+    from seqdance.data.store import STORED_CHANNELS, pair_key
+
+    n = len(protein.sequence)
+    stored = h5[pair_key(protein.name)][1 : n + 1, 1 : n + 1]  # (n, n, C), window read only
+    return pair_properties(stored, STORED_CHANNELS[protein.kind][1])
+
+
+def iter_protein_metrics(
+    model, data_dir: str | os.PathLike, config: AttentionConfig = AttentionConfig()
+) -> Iterator[tuple[_Protein, dict[tuple[str, str], np.ndarray], dict[str, int]]]:
+    """Yield ``(protein, metrics, n_pairs)`` per protein as its maps are computed.
+
+    ``metrics`` as :func:`attention_metrics`; ``n_pairs``: compared pairs per property.
+    Proteins longer than the model window are cropped to their N-terminal 1,022 residues.
+    """
+    import h5py
+
+    from seqdance.inference.predict import iter_outputs
+    from seqdance.model.config import MAX_RESIDUES
+
+    h5_path, proteins = select_proteins(data_dir, config, MAX_RESIDUES)
+    with h5py.File(h5_path, "r") as h5:
+        for index, output in iter_outputs(
+            model,
+            [p.sequence for p in proteins],
+            pair=False,
+            attentions=True,
+            token_budget=config.token_budget,
+            progress=config.progress,
+            desc="attention",
+        ):
+            protein = proteins[index]
+            props = _read_properties(h5, protein)
+            metrics = attention_metrics(
+                output.attentions,
+                props,
+                min_separation=config.min_separation,
+                threshold=config.auroc_threshold,
+            )
+            rows, cols = separation_pairs(len(protein.sequence), config.min_separation)
+            n_pairs = {
+                name: int(np.isfinite(p.values[rows, cols]).sum()) for name, p in props.items()
+            }
+            yield protein, metrics, n_pairs
+
+
+def summarise(per_protein: pd.DataFrame, num_layers: int, num_heads: int) -> pd.DataFrame:
+    """Mean of every (map, property, metric) over the proteins where it is defined."""
+    columns = map_columns(num_layers, num_heads)
+    rows = []
+    for (prop, metric), group in per_protein.groupby(["property", "metric"], sort=False):
+        values = group[columns].to_numpy(dtype=np.float64)  # (proteins, A)
+        counts = np.isfinite(values).sum(axis=0)
+        sums = np.where(np.isfinite(values), values, 0.0).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        for a in range(len(columns)):
+            rows.append((a // num_heads, a % num_heads, prop, metric, means[a], int(counts[a])))
+    return pd.DataFrame(
+        rows, columns=["layer", "head", "property", "metric", "value", "n_proteins"]
+    )
+
+
+def analyze_attention(
+    model, data_dir: str | os.PathLike, config: AttentionConfig = AttentionConfig()
+) -> AttentionAnalysis:
+    """Run the attention analysis over the selected proteins of a built dataset folder."""
+    num_layers, num_heads = model.num_layers, model.num_heads
+    columns = map_columns(num_layers, num_heads)
+    records: list[dict] = []
+    done: list[_Protein] = []
+    for protein, metrics, n_pairs in iter_protein_metrics(model, data_dir, config):
+        done.append(protein)
+        for (prop, metric), values in metrics.items():
+            row = {
+                "position": protein.position,
+                "name": protein.name,
+                "kind": protein.kind,
+                "length": len(protein.sequence),
+                "property": prop,
+                "metric": metric,
+                "n_pairs": n_pairs[prop],
+            }
+            row.update(zip(columns, values.tolist(), strict=True))
+            records.append(row)
+    # proteins come back in completion (length) order; report them in index order
+    per_protein = pd.DataFrame.from_records(records).sort_values("position", kind="stable")
+    per_protein = per_protein.drop(columns="position").reset_index(drop=True)
+    summary = summarise(per_protein, num_layers, num_heads)
+    names = [p.name for p in sorted(done, key=lambda p: p.position)]
+    return AttentionAnalysis(per_protein, summary, num_layers, num_heads, names)
+
+
+def write_attention_outputs(analysis: AttentionAnalysis, out_dir: str | os.PathLike) -> list[Path]:
+    """``attention_summary.csv``, ``attention_per_protein.csv``, ``attention_heatmaps.png``."""
+    from seqdance.analysis.plots import attention_heatmaps
+    from seqdance.utils.io import atomic_path
+
+    out_dir = Path(out_dir)
+    paths = []
+    for name, table in (
+        ("attention_summary.csv", analysis.summary),
+        ("attention_per_protein.csv", analysis.per_protein),
+    ):
+        path = out_dir / name
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6g")
+        paths.append(path)
+    path = out_dir / "attention_heatmaps.png"
+    attention_heatmaps(analysis.summary, analysis.num_layers, analysis.num_heads, path)
+    paths.append(path)
+    return paths

@@ -1,0 +1,107 @@
+"""PNG figures of the analyses (matplotlib, Agg backend; written atomically)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seqdance.utils.io import atomic_path
+
+_METRIC_TITLES = {
+    "top_l_ratio": "top-L ratio",
+    "spearman_pos": "Spearman (corr > 0)",
+    "spearman_neg": "Spearman (corr < 0)",
+    "auroc": "AUROC (freq >= 0.01)",
+}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def attention_heatmaps(
+    summary: pd.DataFrame, num_layers: int, num_heads: int, path: str | os.PathLike
+) -> Path:
+    """One layer x head heat map per (property, metric) of the mean over proteins.
+
+    Rows of panels are properties, columns metrics; the best map of each panel is boxed
+    (highest value; for ``spearman_neg`` the most negative).
+    """
+    from matplotlib.patches import Rectangle
+
+    plt = _pyplot()
+    props = list(dict.fromkeys(summary["property"]))
+    metrics = [m for m in _METRIC_TITLES if m in set(summary["metric"])]
+    n_rows, n_cols = max(len(props), 1), max(len(metrics), 1)
+    cell = 0.22
+    width = max(2.2, num_heads * cell + 1.2)
+    height = max(1.6, num_layers * cell + 0.8)
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(width * n_cols, height * n_rows), squeeze=False
+    )
+    for r, prop in enumerate(props):
+        for c, metric in enumerate(metrics):
+            ax = axes[r, c]
+            part = summary[(summary["property"] == prop) & (summary["metric"] == metric)]
+            if part.empty:
+                ax.axis("off")
+                continue
+            grid = np.full((num_layers, num_heads), np.nan)  # (layers, heads)
+            grid[part["layer"].to_numpy(), part["head"].to_numpy()] = part["value"].to_numpy()
+            image = ax.imshow(grid, aspect="auto", cmap="viridis", origin="lower")
+            fig.colorbar(image, ax=ax, fraction=0.05)
+            if np.isfinite(grid).any():
+                flat = -grid if metric == "spearman_neg" else grid
+                layer, head = np.unravel_index(np.nanargmax(flat), grid.shape)
+                ax.add_patch(
+                    Rectangle((head - 0.5, layer - 0.5), 1, 1, fill=False, ec="red", lw=1.5)
+                )
+            ax.set_title(f"{prop}: {_METRIC_TITLES[metric]}", fontsize=8)
+            ax.set_xlabel("head", fontsize=7)
+            ax.set_ylabel("layer", fontsize=7)
+            ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def prediction_scatter(
+    measured: np.ndarray,
+    predicted: np.ndarray,
+    split: np.ndarray,
+    target: str,
+    title: str,
+    path: str | os.PathLike,
+) -> Path:
+    """Predicted against measured values, test rows in front of the (faded) train rows."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    for name, style in (("train", {"c": "0.7", "s": 10}), ("test", {"c": "tab:blue", "s": 16})):
+        keep = split == name
+        ax.scatter(measured[keep], predicted[keep], label=name, alpha=0.8, **style)
+    both = np.concatenate([measured, predicted])
+    both = both[np.isfinite(both)]
+    if both.size:
+        lo, hi = float(both.min()), float(both.max())
+        ax.plot([lo, hi], [lo, hi], color="k", lw=0.8, ls="--")
+    ax.set_xlabel(f"measured {target}")
+    ax.set_ylabel(f"predicted {target}")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    return path

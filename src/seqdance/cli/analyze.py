@@ -1,0 +1,130 @@
+"""``seqdance analyze attention|embeddings``: the paper's analyses of a trained model."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from seqdance.cli.app import app
+from seqdance.cli.model import ARCH_HELP, MODEL_HELP, Device, DType
+
+analyze_app = typer.Typer(
+    help="The paper's analyses: attention maps vs pair properties, embeddings vs a measured "
+    "property.",
+    no_args_is_help=True,
+)
+app.add_typer(analyze_app, name="analyze")
+
+
+class Label(str, Enum):
+    test = "test"
+    train = "train"
+    all = "all"
+
+
+@analyze_app.command("attention")
+def attention_command(
+    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    data: Path = typer.Option(
+        ..., "--data", "-d", help="A `seqdance dataset build` folder (features.h5 + index.csv)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    label: Label = typer.Option(Label.test, "--label", help="Proteins of this index label."),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, help="Only the first N selected proteins."
+    ),
+    device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
+    dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
+    arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
+    token_budget: int = typer.Option(
+        2048, "--token-budget", min=1, help="Tokens per batch (attention memory grows as T^2)."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Compare every attention map (layers x heads) with the proteins' pair properties.
+
+    For each protein (N-terminal 1,022 residues) and pairs with |i-j| > 2: top-L ratio
+    (all properties), Spearman on positive and on negative correlations (corr, nma_pair1-3),
+    AUROC for interaction frequency >= 0.01 (the 9 interactions and their sum). Writes
+    OUT/attention_summary.csv (layer, head, property, metric, value = mean over proteins,
+    n_proteins), OUT/attention_per_protein.csv and OUT/attention_heatmaps.png.
+    """
+    from seqdance.analysis.attention import (
+        AttentionConfig,
+        analyze_attention,
+        select_proteins,
+        write_attention_outputs,
+    )
+    from seqdance.cli.model import _load
+    from seqdance.model.config import MAX_RESIDUES
+
+    config = AttentionConfig(
+        label=label.value, limit=limit, token_budget=token_budget, progress=progress
+    )
+    _, proteins = select_proteins(data, config, MAX_RESIDUES)  # checked before the model loads
+    net = _load(model, arch, device, dtype)
+    analysis = analyze_attention(net, data, config)
+    write_attention_outputs(analysis, out)
+    typer.echo(f"{len(proteins)} proteins analysed; results in {out}", err=True)
+
+
+@analyze_app.command("embeddings")
+def embeddings_command(
+    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    table: Path = typer.Option(
+        ..., "--table", "-t", help="CSV with a sequence, a split (train/test) and a target column."
+    ),
+    target: str = typer.Option(..., "--target", help="Column with the measured property."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    sequence_column: str = typer.Option("sequence", "--sequence-column", help="Sequence column."),
+    split_column: str = typer.Option(
+        "split", "--split-column", help="Column with 'train' or 'test' per row."
+    ),
+    id_column: str | None = typer.Option(
+        None, "--id-column", help="Row names for predictions.csv (default: 'name' if present)."
+    ),
+    components: int = typer.Option(
+        200, "--components", min=1, help="Principal components (at most train rows - 1)."
+    ),
+    device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
+    dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
+    arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
+    token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Predict a measured property from mean embeddings: PCA + linear regression.
+
+    Embeds every row (mean over residues of the last hidden state), fits PCA on the train
+    rows and a linear regression on their component scores, and reports Pearson r and MSE
+    on the test rows. Writes OUT/metrics.json, OUT/predictions.csv (id, split, measured,
+    predicted) and OUT/predictions.png. Rows with an empty target are skipped.
+    """
+    from seqdance.analysis.embeddings import (
+        EmbeddingConfig,
+        analyze_embeddings,
+        read_property_table,
+        write_embedding_outputs,
+    )
+    from seqdance.cli.model import _load
+
+    config = EmbeddingConfig(
+        target=target,
+        sequence_column=sequence_column,
+        split_column=split_column,
+        id_column=id_column,
+        components=components,
+        token_budget=token_budget,
+        progress=progress,
+    )
+    read_property_table(table, config)  # every row checked before the model loads
+    net = _load(model, arch, device, dtype)
+    analysis = analyze_embeddings(net, table, config)
+    write_embedding_outputs(analysis, out)
+    m = analysis.metrics
+    typer.echo(
+        f"test Pearson r = {m['pearson_r']:.4f}, MSE = {m['mse']:.4g} "
+        f"({m['n_test']} test rows, {m['components']} components); results in {out}",
+        err=True,
+    )
