@@ -32,28 +32,31 @@ def attention_heatmaps(
 ) -> Path:
     """One layer x head heat map per (property, metric) of the mean over proteins.
 
-    Rows of panels are properties, columns metrics; the best map of each panel is boxed
-    (highest value; for ``spearman_neg`` the most negative).
+    One row of panels per property, its metrics left to right (top-L ratio, then the
+    Spearman pair or the AUROC); the best map of each panel is boxed (highest value; for
+    ``spearman_neg`` the most negative).
     """
     from matplotlib.patches import Rectangle
+    from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()
     props = list(dict.fromkeys(summary["property"]))
-    metrics = [m for m in _METRIC_TITLES if m in set(summary["metric"])]
-    n_rows, n_cols = max(len(props), 1), max(len(metrics), 1)
+    present = set(zip(summary["property"], summary["metric"], strict=True))
+    panels = [[m for m in _METRIC_TITLES if (p, m) in present] for p in props]
+    n_rows, n_cols = max(len(props), 1), max((len(row) for row in panels), default=1)
     cell = 0.22
     width = max(2.2, num_heads * cell + 1.2)
     height = max(1.6, num_layers * cell + 0.8)
     fig, axes = plt.subplots(
         n_rows, n_cols, figsize=(width * n_cols, height * n_rows), squeeze=False
     )
-    for r, prop in enumerate(props):
+    for ax in axes.ravel():
+        ax.axis("off")
+    for r, (prop, metrics) in enumerate(zip(props, panels, strict=True)):
         for c, metric in enumerate(metrics):
             ax = axes[r, c]
+            ax.axis("on")
             part = summary[(summary["property"] == prop) & (summary["metric"] == metric)]
-            if part.empty:
-                ax.axis("off")
-                continue
             grid = np.full((num_layers, num_heads), np.nan)  # (layers, heads)
             grid[part["layer"].to_numpy(), part["head"].to_numpy()] = part["value"].to_numpy()
             image = ax.imshow(grid, aspect="auto", cmap="viridis", origin="lower")
@@ -68,6 +71,8 @@ def attention_heatmaps(
             ax.set_xlabel("head", fontsize=7)
             ax.set_ylabel("layer", fontsize=7)
             ax.tick_params(labelsize=6)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:
