@@ -124,16 +124,22 @@ def average_ranks_sorted(values: np.ndarray) -> np.ndarray:
     ndarray, shape=(A, n), float64
     """
     a, n = values.shape
-    if n == 0:
-        return np.zeros((a, 0))
-    new = np.ones((a, n), dtype=bool)
-    new[:, 1:] = values[:, 1:] != values[:, :-1]  # a tie group starts here
-    flat = new.ravel()
-    group = np.cumsum(flat) - 1  # (A*n,) tie-group id of every element
-    starts = np.flatnonzero(flat)  # flat position where each group starts
-    sizes = np.diff(np.append(starts, a * n))
-    mean_rank = starts % n + (sizes - 1) / 2.0 + 1.0  # groups never span rows
-    return mean_rank[group].reshape(a, n)
+    ranks = np.tile(np.arange(1, n + 1, dtype=np.float64), (a, 1))  # (A, n): no ties
+    if n < 2:
+        return ranks
+    rows, cols = np.nonzero(values[:, 1:] == values[:, :-1])  # tied neighbours (c, c + 1)
+    if len(rows) == 0:
+        return ranks
+    tied = rows * n + cols  # flat index of each tied pair's first element, ascending
+    breaks = np.flatnonzero(np.diff(tied) != 1) + 1  # runs never span rows (gap of 2)
+    starts = np.concatenate([[0], breaks])
+    ends = np.concatenate([breaks, [len(tied)]]) - 1
+    first, last = tied[starts], tied[ends] + 1  # flat indices bounding each tie group
+    mean_rank = (first + last) / 2.0 - rows[starts] * n + 1.0
+    sizes = last - first + 1
+    offsets = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    ranks.reshape(-1)[np.repeat(first, sizes) + offsets] = np.repeat(mean_rank, sizes)
+    return ranks
 
 
 def _row_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -155,10 +161,20 @@ def _rank_1d(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def _subset_in_order(order: np.ndarray, subset: np.ndarray) -> np.ndarray:
-    """Indices of ``subset`` pairs in each row's ascending attention order, (A, n)."""
+def _subset_in_order(
+    order: np.ndarray, ordered: np.ndarray, subset: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pair indices and attention of the ``subset`` pairs, each row in ascending order.
+
+    ``order`` (A, N) sorts each row of the maps, ``ordered`` (A, N) holds the sorted values;
+    returns two (A, n) arrays, n = number of pairs in ``subset`` (N,).
+    """
+    n = int(subset.sum())
+    if n == len(subset):
+        return order, ordered
     keep = subset[order]  # (A, N): every row keeps the same number of pairs
-    return order[keep].reshape(order.shape[0], int(subset.sum()))
+    rows = order.shape[0]
+    return order[keep].reshape(rows, n), ordered[keep].reshape(rows, n)
 
 
 def _block_metrics(
@@ -170,6 +186,7 @@ def _block_metrics(
     """Metrics of a block of maps (a, N) against properties given on the same N pairs."""
     a = maps.shape[0]
     order = np.argsort(maps, axis=1, kind="stable")  # (a, N) ascending attention
+    ordered = np.take_along_axis(maps, order, axis=1)  # (a, N) sorted attention
     out: dict[tuple[str, str], np.ndarray] = {}
     for name, kind, v in props:  # v: (N,), NaN = missing
         valid = np.isfinite(v)
@@ -178,7 +195,7 @@ def _block_metrics(
         k = min(top, n)
         if n - k > 0 and k > 0:
             absv = np.where(valid, np.abs(v), 0.0)  # (N,)
-            top_idx = _subset_in_order(order, valid)[:, n - k :]  # (a, k)
+            top_idx = _subset_in_order(order, ordered, valid)[0][:, n - k :]  # (a, k)
             top_sum = absv[top_idx].sum(axis=1)
             rest_mean = (absv.sum() - top_sum) / (n - k)
             out[(name, "top_l_ratio")] = (top_sum / k) / (rest_mean + 1e-8)
@@ -189,11 +206,10 @@ def _block_metrics(
                 ("spearman_pos", valid & (v > 0)),
                 ("spearman_neg", valid & (v < 0)),
             ):
-                idx = _subset_in_order(order, subset)  # (a, n_sub)
-                att_ranks = average_ranks_sorted(np.take_along_axis(maps, idx, axis=1))
+                idx, att = _subset_in_order(order, ordered, subset)  # (a, n_sub) each
                 value_ranks = np.zeros(len(v))
                 value_ranks[subset] = _rank_1d(v[subset])
-                out[(name, metric)] = _row_pearson(att_ranks, value_ranks[idx])
+                out[(name, metric)] = _row_pearson(average_ranks_sorted(att), value_ranks[idx])
         else:
             positive = valid & (v >= threshold) & (v > 0)
             subset = positive | (valid & (v == 0))
@@ -201,9 +217,9 @@ def _block_metrics(
             if n_pos == 0 or n_neg == 0:
                 out[(name, "auroc")] = np.full(a, np.nan)
                 continue
-            idx = _subset_in_order(order, subset)
-            att_ranks = average_ranks_sorted(np.take_along_axis(maps, idx, axis=1))
-            u = (att_ranks * positive[idx]).sum(axis=1) - n_pos * (n_pos + 1) / 2.0
+            idx, att = _subset_in_order(order, ordered, subset)
+            ranks = average_ranks_sorted(att)  # (a, n_sub)
+            u = np.where(positive[idx], ranks, 0.0).sum(axis=1) - n_pos * (n_pos + 1) / 2.0
             out[(name, "auroc")] = u / (n_pos * n_neg)
     return out
 
@@ -263,7 +279,7 @@ def attention_metrics(
         return out
     step = max(1, block_elements // len(flat))
     for start in range(0, n_maps, step):
-        block = maps_all[start : start + step][:, flat].astype(np.float64)  # (a, N)
+        block = maps_all[start : start + step][:, flat]  # (a, N)
         for key, value in _block_metrics(block, props, top or length, threshold).items():
             out[key][start : start + step] = value
     return out
