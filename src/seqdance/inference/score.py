@@ -188,17 +188,17 @@ def _forward(model, sequences: Sequence[str], res_idx, pair_idx, autocast=None):
 
 
 def _windowed(model, sequences, res_idx, pair_idx, token_budget, window):
-    """Like :func:`_forward` for long sequences: windows merged as ``predict`` does."""
+    """Like :func:`_forward` for long sequences, one at a time as each completes:
+    yields ``(index, residue (L, Cr) or None, pair (L, L, Cp) or None)``, windows merged
+    as ``predict`` does."""
     from seqdance.inference.predict import iter_outputs
 
-    results = [None] * len(sequences)
     for i, out in iter_outputs(
         model, sequences, pair=bool(pair_idx), token_budget=token_budget, window=window
     ):
         res = torch.from_numpy(out.residue[:, res_idx]) if res_idx else None
-        pair = torch.from_numpy(out.pair[..., pair_idx]) if pair_idx else None
-        results[i] = (res, pair)
-    return results
+        pair = torch.from_numpy(np.ascontiguousarray(out.pair[..., pair_idx])) if pair_idx else None
+        yield i, res, pair
 
 
 def score_sequences(
@@ -252,10 +252,13 @@ def score_sequences(
     if length > window:
         device = _device(model)
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            runs = _windowed(model, [wild_type, *unique], res_idx, pair_idx, token_budget, window)
-        wt_res, wt_pair = runs[0]
-        for i, (res, pair) in enumerate(runs[1:]):
-            out[i] = _reduce(res, pair, wt_res, wt_pair, eps)[0]
+            # the wild type first, then each mutant reduced as soon as it completes, so
+            # only a few merged (L, L) pair arrays exist at any time
+            _, wt_res, wt_pair = next(
+                _windowed(model, [wild_type], res_idx, pair_idx, token_budget, window)
+            )
+            for i, res, pair in _windowed(model, unique, res_idx, pair_idx, token_budget, window):
+                out[i] = _reduce(res, pair, wt_res, wt_pair, eps)[0]
     else:
         wt_res, wt_pair = _forward(model, [wild_type], res_idx, pair_idx, autocast)
         wt_res = wt_res[0] if wt_res is not None else None  # (L, Cr)
