@@ -397,3 +397,16 @@ def test_two_builds_cannot_write_one_folder(tmp_path):
         os.kill(holder.pid, signal.SIGKILL)  # the kernel releases the lock of a killed process
         holder.wait()
     assert build_dataset(manifest, out, BuildConfig(progress=False)).ok
+
+
+def test_every_row_failing_is_reported_not_a_traceback(tmp_path, capsys):
+    manifest = write_manifest(
+        tmp_path, [f"ghost,ATLAS,md,{tmp_path / 'missing.pdb'},{tmp_path / 'missing.dcd'},,train"]
+    )
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dataset", "build", str(manifest), "--out", str(out), "--workers", "1"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "ghost" in err and "no such file" in err and "Traceback" not in err
+    assert not (out / "features.h5").exists() and not (out / "index.csv").exists()

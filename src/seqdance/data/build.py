@@ -187,7 +187,9 @@ def _index_rows_from_h5(features_path: Path, names: list[str]) -> list[dict]:
 
     from seqdance.data.store import res_key
 
-    rows = []
+    rows: list[dict] = []
+    if not names:  # nothing lost (and perhaps no features file yet: every row failed)
+        return rows
     with h5py.File(features_path, "r") as h5:
         for name in names:
             attrs = h5[res_key(name)].attrs
