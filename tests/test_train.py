@@ -29,6 +29,7 @@ from seqdance.train.config import Config, apply_overrides, load_config
 from seqdance.train.evaluate import EvalConfig, evaluate_model
 from seqdance.train.loop import train
 from seqdance.train.modeling import build_model, enable_ffn_checkpointing
+from seqdance.train.pair_grad import PairMiddle, TrainingForward
 from seqdance.train.schedule import learning_rate
 
 ROOT = Path(__file__).parents[1]
@@ -170,6 +171,45 @@ def test_loss_equals_a_per_protein_loop(dataset):
                 expected += weights.get(f.name, 1.0) * value
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     assert "nma_res" not in terms  # MD proteins have no NMA targets
+
+
+# -- training forward ------------------------------------------------------------------------
+
+
+def test_pair_middle_gradient_is_exact():
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(7, 6), (7, 6), (5, 12), (5,), (3, 5)]  # q, k, W_mid, b_mid, W_pm
+    args = [torch.randn(s, generator=gen, dtype=torch.float64, requires_grad=True) for s in shapes]
+    for chunk in (40, 10**6):  # several row blocks, one block
+        assert torch.autograd.gradcheck(lambda *a, c=chunk: PairMiddle.apply(*a, c), args)
+
+
+def test_training_forward_matches_the_model(dataset):
+    """Same outputs and gradients as autograd through C's SeqDanceModel, padding included."""
+    cfg = load_config(CONFIGS / "tiny.yaml", ["model.dropout=0.0"])
+    torch.manual_seed(0)
+    model = build_model(cfg.model).train()
+    model.chunk_elements = 4000  # several row blocks
+    ds = ProteinDataset(dataset, label=None, config=DatasetConfig(crop_size=None))
+    batch = collate([ds[i] for i in range(len(ds))])  # 4 proteins, 38 to 119 residues
+    targets = SeqDanceTargets(batch["res"], batch["pair"])
+    results = []
+    for net in (model, TrainingForward(model)):
+        model.zero_grad()
+        out = net(batch["input_ids"], batch["attention_mask"])
+        loss = masked_rmse_loss(out.residue, out.pair, targets)[0]
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((out, loss, grads))
+    (a, loss_a, grad_a), (b, loss_b, grad_b) = results
+    mask = batch["attention_mask"].bool()
+    valid = mask[:, :, None] & mask[:, None, :]  # (B, T, T)
+    torch.testing.assert_close(b.pair[valid], a.pair[valid], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(b.residue, a.residue)
+    assert loss_b.item() == pytest.approx(loss_a.item(), rel=1e-6)
+    assert grad_a.keys() == grad_b.keys()
+    for name, grad in grad_a.items():
+        torch.testing.assert_close(grad_b[name], grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
 # -- the loop ------------------------------------------------------------------------------------
@@ -372,3 +412,24 @@ def test_cli_errors_are_one_line(dataset, tmp_path, capsys):
     code, err = run_cli(["evaluate", "--model", str(tmp_path / "nope"), "--data", str(dataset),
                          "--out", str(out)], capsys)  # fmt: skip
     assert code == 1 and err.startswith("error: ") and not out.exists()
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_paths_run(dataset, tmp_path, precision):
+    """The autocast (bf16) and autocast + gradient scaler (fp16) paths, here on the CPU."""
+    out = tmp_path / precision
+    result = train(tiny(dataset, out, "train.max_steps=3", "train.log_every=1",
+                        f"train.precision={precision}"))  # fmt: skip
+    log = read_log(out)
+    assert result.step == 3 and all(math.isfinite(r["loss"]) for r in log)
+    state = load_trainer_state(out / "checkpoints" / "step_3")
+    assert (state["scaler"] is not None) == (precision == "fp16")
+
+
+def test_fine_tuning_starts_from_the_given_model(straight, dataset, tmp_path):
+    source = straight / "checkpoints" / "step_40"
+    out = tmp_path / "finetune"
+    train(tiny(dataset, out, "train.max_steps=2", f"model.init_from={source}"))
+    a = load_file(str(source / "model.safetensors"))
+    b = load_file(str(out / "checkpoints" / "step_0" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

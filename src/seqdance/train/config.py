@@ -27,7 +27,6 @@ class DataConfig:
 
     dir: str = ""
     label: str | None = "train"  # index label used for training; None: every protein
-    eval_label: str = "test"
     loss_weights: str | None = None  # default: DIR/loss_weights.json (computed if absent)
     clamp: float | None = 2.0  # targets clamped to [-clamp, clamp], as the authors' loader
     num_workers: int = 0  # DataLoader worker processes per rank

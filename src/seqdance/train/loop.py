@@ -43,6 +43,7 @@ from seqdance.train.distributed import (
     pick_device,
 )
 from seqdance.train.modeling import build_model, enable_ffn_checkpointing
+from seqdance.train.pair_grad import TrainingForward
 from seqdance.train.schedule import learning_rate
 from seqdance.utils.io import atomic_path
 
@@ -236,12 +237,12 @@ class _Trainer:
             if scaler is not None and state.get("scaler"):
                 scaler.load_state_dict(state["scaler"])
             set_rng_states(state["rng"])
-        net = model
+        net = TrainingForward(model)  # same outputs, leaner pair-head backward
         if self.env.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device] if self.device.type == "cuda" else None
-            net = DistributedDataParallel(model, device_ids=ids)
+            net = DistributedDataParallel(net, device_ids=ids)
 
         self._prepare_out_dir(start)
         result = TrainResult(self.out_dir, start, rank=self.env.rank)
@@ -282,8 +283,8 @@ class _Trainer:
                     for micro in range(n_micro):
                         batch = next(stream)
                         last = micro == n_micro - 1
-                        sync = contextlib.nullcontext() if last or net is model else net.no_sync()
-                        with sync:
+                        defer = self.env.enabled and not last  # all-reduce on the last only
+                        with net.no_sync() if defer else contextlib.nullcontext():
                             loss, terms = self._loss(net, batch, weights)
                             scaled = loss / phase.accum_steps
                             (scaler.scale(scaled) if scaler else scaled).backward()

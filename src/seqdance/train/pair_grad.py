@@ -1,0 +1,124 @@
+"""A training forward whose pair head keeps one (N, N, A) tensor for the backward pass.
+
+Forward and results are those of :class:`seqdance.model.SeqDanceModel` (same modules, same
+state-dict keys); only the pair head's middle term differs in how its gradient is obtained.
+Autograd through ``seqdance.model.heads.middle_logits`` keeps, for every block of rows, the
+(rows, A, E) matrices ``k_i * W1 + W2`` and the GELU input and output. :class:`PairMiddle`
+keeps only the GELU input ``pre`` (N, N, A) and rebuilds the rest block by block in the
+backward pass, with the gradients written out by hand:
+
+    x_ij   = q_j * k_i                                   (E,)
+    pre_ij = W1 x_ij + W2 q_j - W2 k_i + b               (A,)
+    out_ij = W_pm GELU(pre_ij)                           (P,)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from seqdance.model.heads import DEFAULT_CHUNK_ELEMENTS, activate
+from seqdance.model.seqdance import SeqDanceModel, SeqDanceOutput
+from seqdance.schema import PAIR_FEATURES, RESIDUE_FEATURES
+
+
+def _rows_per_block(n: int, width: int, chunk_elements: int) -> int:
+    return max(1, chunk_elements // max(1, n * width))
+
+
+class PairMiddle(torch.autograd.Function):
+    """``out[i, j] = W_pm @ GELU(W_mid @ concat(q_j * k_i, q_j - k_i) + b_mid)``.
+
+    Inputs: q, k (N, E); w_mid (A, 2E); b_mid (A,); w_pm (P, A); chunk_elements (int).
+    Output: (N, N, P), row i, column j.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, w_mid, b_mid, w_pm, chunk_elements: int):
+        n, width = q.shape
+        n_mid, n_out = w_mid.shape[0], w_pm.shape[0]
+        w1, w2 = w_mid[:, :width], w_mid[:, width:]  # (A, E) each
+        col = q @ w2.t()  # (N, A): W2 q_j
+        row = k @ w2.t() - b_mid  # (N, A): W2 k_i - b
+        pre = q.new_empty(n, n, n_mid)  # (N, N, A), kept for the backward pass
+        out = q.new_empty(n, n, n_out)  # (N, N, P)
+        rows = _rows_per_block(n, max(width, n_mid), chunk_elements)
+        for s in range(0, n, rows):
+            e = min(n, s + rows)
+            x = k[s:e, None, :] * q[None, :, :]  # (C, N, E)
+            block = (x.reshape(-1, width) @ w1.t()).view(e - s, n, n_mid)  # (C, N, A)
+            block += col[None]
+            block -= row[s:e, None]
+            pre[s:e] = block
+            out[s:e] = torch.nn.functional.gelu(block) @ w_pm.t()  # (C, N, P)
+        ctx.save_for_backward(q, k, w_mid, w_pm, pre)
+        ctx.rows = rows
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, w_mid, w_pm, pre = ctx.saved_tensors
+        n, width = q.shape
+        n_mid = w_mid.shape[0]
+        w1, w2 = w_mid[:, :width], w_mid[:, width:]
+        grad_out = grad_out.contiguous()  # (N, N, P)
+        g_q = torch.zeros_like(q)  # (N, E)
+        g_k = torch.zeros_like(k)  # (N, E)
+        g_w1 = torch.zeros_like(w1)  # (A, E)
+        g_wpm = torch.zeros_like(w_pm)  # (P, A)
+        sum_i = q.new_zeros(n, n_mid)  # (N, A): sum over rows i of g_pre[i, j]
+        sum_j = q.new_empty(n, n_mid)  # (N, A): sum over columns j of g_pre[i, j]
+        for s in range(0, n, ctx.rows):
+            e = min(n, s + ctx.rows)
+            p = pre[s:e]  # (C, N, A)
+            g = grad_out[s:e]  # (C, N, P)
+            g_wpm += g.reshape(-1, g.shape[-1]).t() @ torch.nn.functional.gelu(p).reshape(-1, n_mid)
+            g_pre = torch.ops.aten.gelu_backward(g @ w_pm, p)  # (C, N, A)
+            x = k[s:e, None, :] * q[None, :, :]  # (C, N, E)
+            g_w1 += g_pre.reshape(-1, n_mid).t() @ x.reshape(-1, width)
+            g_x = g_pre @ w1  # (C, N, E)
+            g_q += (g_x * k[s:e, None, :]).sum(0)
+            g_k[s:e] = (g_x * q[None, :, :]).sum(1)
+            sum_i += g_pre.sum(0)
+            sum_j[s:e] = g_pre.sum(1)
+        g_q += sum_i @ w2
+        g_k -= sum_j @ w2
+        g_w2 = sum_i.t() @ q - sum_j.t() @ k  # (A, E)
+        g_b = sum_j.sum(0)  # (A,)
+        return g_q, g_k, torch.cat([g_w1, g_w2], dim=1), g_b, g_wpm, None
+
+
+class TrainingForward(nn.Module):
+    """Wraps a :class:`SeqDanceModel` for training: same outputs, leaner pair-head backward.
+
+    ``module.model`` is the wrapped model (save and load that one).
+    """
+
+    def __init__(self, model: SeqDanceModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SeqDanceOutput:
+        m = self.model
+        batch, tokens = input_ids.shape
+        n_attn = m.config.arch.attention_channels
+        pred_w = m.pair_pred_linear.weight  # (P, 2A): [middle | attention]
+        acc = torch.zeros(batch, tokens, tokens, pred_w.shape[0], device=input_ids.device,
+                          dtype=pred_w.dtype)  # fmt: skip  # (B, T, T, P)
+        with m._attention_hooks(acc, pred_w[:, n_attn:], None):
+            hidden = m._run_eager(input_ids, attention_mask).last_hidden_state  # (B, T, E)
+        residue = activate(m.res_pred_nn(hidden), RESIDUE_FEATURES)  # (B, T, 50)
+        q, k = m.res_transform_nn(hidden).chunk(2, dim=-1)  # (B, T, E) each
+        lengths = attention_mask.sum(-1).tolist()
+        chunk = getattr(m, "chunk_elements", DEFAULT_CHUNK_ELEMENTS)
+        q, k = q.float(), k.float()  # the hand-written backward runs in fp32
+        with torch.autocast(input_ids.device.type, enabled=False):
+            for b in range(batch):
+                n = int(lengths[b])
+                middle = PairMiddle.apply(
+                    q[b, :n], k[b, :n], m.pair_middle_linear.weight,
+                    m.pair_middle_linear.bias, pred_w[:, :n_attn], chunk,
+                )  # fmt: skip  # (n, n, P)
+                acc[b, :n, :n] += middle
+        pair = activate(acc + m.pair_pred_linear.bias, PAIR_FEATURES)  # (B, T, T, P)
+        return SeqDanceOutput(residue=residue, pair=pair)
