@@ -13,6 +13,7 @@ import typer
 from seqdance.cli import analyze as _analyze  # noqa: F401  (registers commands)
 from seqdance.cli import contacts as _contacts  # noqa: F401  (registers commands)
 from seqdance.cli import dataset as _dataset  # noqa: F401  (registers commands)
+from seqdance.cli import demo as _demo  # noqa: F401  (registers commands)
 from seqdance.cli import features as _features  # noqa: F401  (registers commands)
 from seqdance.cli import model as _model  # noqa: F401  (registers commands)
 from seqdance.cli import train as _train  # noqa: F401  (registers commands)

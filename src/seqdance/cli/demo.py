@@ -1,0 +1,31 @@
+"""``seqdance demo``: the whole pipeline on real data bundled with the package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from seqdance.cli.app import app
+
+
+@app.command("demo")
+def demo_command(
+    out: Path = typer.Option(..., "--out", "-o", help="New or empty output folder."),
+    steps: int | None = typer.Option(
+        None, "--steps", min=2, help="Training updates (default 300; 40 with --quick)."
+    ),
+    quick: bool = typer.Option(False, "--quick", help="Fewer training updates (about 1 minute)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Run features -> dataset -> training -> predictions -> scores on bundled real data.
+
+    Writes OUT/report.md (numbers and figures) last. The demo model is tiny and trained for
+    seconds, so its predictions are not meaningful; real predictions use the published
+    weights (--model ChaoHou/SeqDance or ChaoHou/ESMDance). OUT must be new or empty: an
+    interrupted demo is not resumed.
+    """
+    from seqdance.demo import run_demo
+
+    run_demo(out, steps=steps, quick=quick, device=device, progress=progress, echo=typer.echo)

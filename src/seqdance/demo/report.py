@@ -1,0 +1,232 @@
+"""The demo's figures (training curve, score scatter) and its Markdown report."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from seqdance.utils.io import atomic_path
+
+if TYPE_CHECKING:
+    from seqdance.demo.pipeline import DemoReport
+
+REPORT_NAME = "report.md"
+N_TOP_SCORES = 8  # best-correlated score columns listed in the report
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, plt, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def plot_training_curve(path: str | os.PathLike, log: list[dict]) -> Path:
+    """Training loss (total and per data group) against the update number.
+
+    ``log``: the records of the training ``log.jsonl`` (``step``, ``loss``, ``groups``).
+    """
+    plt = _pyplot()
+    steps = [r["step"] for r in log]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, [r["loss"] for r in log], marker="o", ms=3, color="k", label="total")
+    groups = sorted({g for r in log for g in r.get("groups", {})})
+    for group in groups:
+        values = [r["groups"].get(group, math.nan) for r in log]
+        ax.plot(steps, values, lw=1, alpha=0.8, label=group)
+    ax.set_xlabel("update")
+    ax.set_ylabel("weighted RMSE loss")
+    ax.set_title("training loss of the tiny demo model")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return _save(fig, plt, path)
+
+
+def plot_score_scatter(
+    path: str | os.PathLike, score: np.ndarray, target: np.ndarray, title: str
+) -> Path:
+    """Zero-shot score (x) against the measured fitness (y) of every variant.
+
+    ``score``, ``target``: shape=(N,). Larger scores predict less fit variants, so a useful
+    model gives a falling cloud.
+    """
+    from seqdance.inference.benchmark import spearman
+
+    plt = _pyplot()
+    rho, n = spearman(-score, target)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    ax.scatter(score, target, s=14, color="tab:blue", alpha=0.8)
+    ax.set_xlabel("predicted relative change (larger = less fit)")
+    ax.set_ylabel("measured fitness")
+    ax.set_title(f"{title}\nSpearman (oriented) = {rho:.3f}, n = {n}", fontsize="medium")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, plt, path)
+
+
+# -- report ------------------------------------------------------------------------------------
+def _fmt(value: float | int | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if not math.isfinite(value):
+        return "nan"
+    return f"{value:.4g}"
+
+
+def _rel(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def render_report(report: DemoReport) -> str:
+    """The Markdown text of the report (paths relative to the report's folder)."""
+    from seqdance.demo.pipeline import PROTEINS
+
+    root = report.report_path.parent
+    note = {p.name: p.note for p in PROTEINS}
+    lines = [
+        "# SeqDance demo report",
+        "",
+        f"> **Note.** {report.note}",
+        "",
+        "This demo ran the whole `seqdance` pipeline on small real inputs shipped inside the "
+        "package (origins in `inputs/README.md`): dynamic features from MD trajectories and "
+        "structures, a training dataset, a short training run, predictions, and zero-shot "
+        "mutation scores checked against a deep mutational scan.",
+        "",
+        f"Device: `{report.device}`. Time per step: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items())
+        + f" (total {sum(report.timings.values()):.1f} s).",
+        "",
+        "## 1. Features",
+        "",
+        "MD features (RMSF, SASA, secondary structure, dihedral distributions, interactions "
+        "detected natively, movement correlation) of two all-atom trajectories, and NMA "
+        "features (GNM fluctuations and ANM correlations in three frequency bands) of five "
+        "structures; files in `features/`.",
+        "",
+    ]
+    md = [f for f in report.features if f.kind == "md"]
+    nma = [f for f in report.features if f.kind == "nma"]
+    for group in (md, nma):
+        if not group:
+            continue
+        keys = list(group[0].values)
+        header = ["protein", "origin", "residues", *(["frames"] if group is md else []), *keys]
+        rows = []
+        for f in group:
+            frames = [_fmt(f.n_frames)] if group is md else []
+            values = [_fmt(f.values[k]) for k in keys]
+            rows.append([f"`{f.name}`", note[f.name], _fmt(f.n_residues), *frames, *values])
+        lines += [*_table(header, rows), ""]
+
+    lines += [
+        "## 2. Dataset",
+        "",
+        f"`dataset/features.h5` + `dataset/index.csv` built from `dataset/manifest.csv` "
+        f"({report.n_train} training and {report.n_test} test proteins; the labels are set in "
+        "the manifest here, a real dataset is split by sequence clusters with "
+        "`seqdance dataset split`), and `dataset/loss_weights.json` (per-feature loss weights "
+        "from the training proteins).",
+        "",
+        "## 3. Training",
+        "",
+        f"{report.train.steps} updates of a 2-layer model (hidden size 32) in "
+        f"{report.train.seconds:.1f} s. Loss (mean over the first logged updates) "
+        f"**{report.train.first_loss:.4f}** -> (last logged updates) "
+        f"**{report.train.final_loss:.4f}**. Log: `{_rel(report.train.log, root)}`; model: "
+        f"`{_rel(report.train.checkpoint, root)}` (loadable with `--model`).",
+        "",
+        f"![training curve]({_rel(report.figures['training_curve'], root)})",
+        "",
+    ]
+    if report.train.test_rmse:
+        rmse = report.train.test_rmse
+        lines += [
+            "RMSE on the held-out protein(s) per feature: "
+            + ", ".join(f"{k} {_fmt(v)}" for k, v in rmse.items())
+            + ".",
+            "",
+        ]
+
+    lines += [
+        "## 4. Predictions",
+        "",
+        "Per-residue outputs (`predictions/NAME.residue.tsv`, 50 columns) and pair outputs "
+        "(`predictions/NAME.pair.npz`, 13 arrays) of the demo model. **These are the tiny "
+        "model's guesses, not real predictions.**",
+        "",
+    ]
+    for p in report.predictions:
+        lines += [
+            f"### `{p.name}` ({len(p.sequence)} residues)",
+            "",
+            f"![{p.name} profiles]({_rel(p.profile_png, root)})",
+            "",
+            f"![{p.name} pair maps]({_rel(p.pair_png, root)})",
+            "",
+        ]
+
+    s = report.scores
+    headline = s.spearman[s.headline]
+    ranked = sorted(
+        ((k, v) for k, v in s.spearman.items() if math.isfinite(v)), key=lambda kv: -kv[1]
+    )
+    lines += [
+        "## 5. Zero-shot mutation scores",
+        "",
+        f"Every variant of the deep mutational scan `{s.assay}` ({s.n_variants} variants) "
+        "scored by the predicted relative change of all 63 outputs "
+        f"(`{_rel(s.scores_csv, root)}`; Spearman of every column in "
+        f"`{_rel(s.spearman_csv, root)}`). Spearman is oriented: positive = the score predicts "
+        "fitness.",
+        "",
+        f"**Spearman ({s.headline}) = {headline:.4f}** (n = {s.n_variants})",
+        "",
+        f"![score vs measurement]({_rel(s.scatter_png, root)})",
+        "",
+        f"Best {min(N_TOP_SCORES, len(ranked))} score columns (with a tiny model and "
+        f"{s.n_variants} variants these are noise):",
+        "",
+        *_table(["score", "Spearman"], [[f"`{k}`", f"{v:.4f}"] for k, v in ranked[:N_TOP_SCORES]]),
+        "",
+        "## Next steps",
+        "",
+        "- Real predictions: `seqdance predict seqs.fasta --model ChaoHou/SeqDance --out preds/ "
+        "--plots` (or `ChaoHou/ESMDance`); the weights are downloaded once.",
+        "- Real mutation scores: `seqdance score --model ChaoHou/SeqDance --mutations dms.csv "
+        "--fasta wt.fasta --out scores.csv`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(report: DemoReport) -> Path:
+    """Write ``report.report_path`` atomically (a report is either complete or absent)."""
+    with atomic_path(report.report_path) as tmp:
+        tmp.write_text(render_report(report))
+    return report.report_path
