@@ -375,6 +375,12 @@ def run_scoring(model, assay_csv: Path, out: Path, figures: Path) -> ScoreSummar
 def _resolve_device(device: str) -> str:
     import torch
 
+    try:
+        parsed = torch.device(device) if device != "auto" else None
+    except RuntimeError:
+        raise SeqDanceError(f"--device {device}: not a device (auto, cpu, cuda, cuda:N)") from None
+    if parsed is not None and parsed.type not in ("cpu", "cuda"):
+        raise SeqDanceError(f"--device {device}: the demo runs on cpu or cuda")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
