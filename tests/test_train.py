@@ -433,3 +433,12 @@ def test_fine_tuning_starts_from_the_given_model(straight, dataset, tmp_path):
     a = load_file(str(source / "model.safetensors"))
     b = load_file(str(out / "checkpoints" / "step_0" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_worker_processes_read_the_same_batches(dataset, tmp_path):
+    runs = {}
+    for workers in (0, 2):
+        out = tmp_path / f"workers{workers}"
+        train(tiny(dataset, out, "train.max_steps=3", f"data.num_workers={workers}"))
+        runs[workers] = load_file(str(out / "checkpoints" / "step_3" / "model.safetensors"))
+    assert all(torch.equal(runs[0][k], runs[2][k]) for k in runs[0])
