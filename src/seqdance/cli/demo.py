@@ -13,9 +13,9 @@ from seqdance.cli.app import app
 def demo_command(
     out: Path = typer.Option(..., "--out", "-o", help="New or empty output folder."),
     steps: int | None = typer.Option(
-        None, "--steps", min=2, help="Training updates (default 300; 40 with --quick)."
+        None, "--steps", min=2, help="Training updates (default 1000; 40 with --quick)."
     ),
-    quick: bool = typer.Option(False, "--quick", help="Fewer training updates (about 1 minute)."),
+    quick: bool = typer.Option(False, "--quick", help="Fewer training updates (for a smoke test)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:

@@ -7,7 +7,7 @@ step with the library's own functions:
    and NMA features of five structures, written as ``seqdance features`` writes them;
 2. dataset: a manifest with train/test labels (no MMseqs2 needed), ``build_dataset`` and the
    loss weights;
-3. training: a 2-layer, 32-wide model for a few hundred updates on the CPU;
+3. training: a 2-layer, 32-wide model for 1,000 updates (about 30 s on one CPU core);
 4. predictions: residue tables, pair arrays and plots for three sequences;
 5. zero-shot scores of a real deep mutational scan, with Spearman against the measurements;
 6. ``report.md``: what was done, the numbers and the figures, written last and atomically.
@@ -18,11 +18,12 @@ no ``report.md``); run it again into a new folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -31,7 +32,7 @@ import numpy as np
 
 from seqdance.errors import SeqDanceError
 
-DEFAULT_STEPS = 300
+DEFAULT_STEPS = 1000
 QUICK_STEPS = 40
 HEADLINE_SCORE = "norm_geometric_mean"  # the paper's headline SeqDance combination
 TINY_NOTE = (
@@ -163,20 +164,34 @@ def copy_inputs(inputs: Path) -> None:
     shutil.copytree(bundled_data(), inputs, ignore=shutil.ignore_patterns("__pycache__"))
 
 
-def extract_features(inputs: Path, out: Path, progress: bool) -> list[FeatureSummary]:
-    """MD features (native interaction detection) and NMA features of every demo protein."""
+def extract_features(
+    inputs: Path, out: Path, figures: Path, progress: bool
+) -> tuple[list[FeatureSummary], dict[str, Path]]:
+    """MD features (native interaction detection) and NMA features of every demo protein,
+    and figures of the MD features of the first trajectory (the training targets)."""
     from tqdm.auto import tqdm
 
     from seqdance.features.md import md_features, write_md_features
     from seqdance.features.nma import nma_features_of_file, write_nma_features
+    from seqdance.inference.plots import plot_pairs, plot_profiles
     from seqdance.schema import INTERACTIONS
 
     summaries = []
+    plots: dict[str, Path] = {}
     for protein in tqdm(PROTEINS, desc="features", unit="protein", disable=not progress):
         paths = [inputs / f for f in protein.files]
         if protein.kind == "md":
             md = md_features(paths[0], paths[1])
             files = list(write_md_features(md, out / "md" / protein.name))
+            if not plots:
+                residue, pair = md_output_arrays(md)
+                title = f"{protein.name}: features from its MD trajectory ({md.n_frames} frames)"
+                plots["md_profiles"] = plot_profiles(
+                    figures / f"{protein.name}_md_profiles.png", title, residue
+                )
+                plots["md_pairs"] = plot_pairs(
+                    figures / f"{protein.name}_md_pairs.png", title, pair
+                )
             table = md.residues
             upper = np.triu_indices(len(md.sequence), k=1)
             values = {
@@ -216,7 +231,31 @@ def extract_features(inputs: Path, out: Path, progress: bool) -> list[FeatureSum
                     protein.name, "nma", protein.source, protein.label, n, None, values, [path]
                 )  # fmt: skip
             )
-    return summaries
+    return summaries, plots
+
+
+def md_output_arrays(md) -> tuple[np.ndarray, np.ndarray]:
+    """MD features laid out like the model's outputs, for plotting them with the same code.
+
+    Returns residue (L, 50) and pair (L, L, 13) arrays: RMSF divided by its maximum
+    (``rmsf_nor``), interaction counts cube-rooted (the stored training targets), NMA
+    channels NaN.
+    """
+    from seqdance.features.md import FEATURE_COLUMNS, PAIR_KEYS
+    from seqdance.schema import CUBE_ROOT_CHANNELS, PAIR_CHANNELS, RESIDUE_CHANNELS, output_slice
+
+    n = len(md.sequence)
+    values = np.array(md.residues[list(FEATURE_COLUMNS)], dtype=np.float64)  # (L, 47) copy
+    rmsf = FEATURE_COLUMNS.index("rmsf")
+    values[:, rmsf] /= np.nanmax(values[:, rmsf])
+    residue = np.full((n, len(RESIDUE_CHANNELS)), np.nan)
+    residue[:, output_slice("residue", "md")] = values
+    stacked = np.stack(
+        [np.cbrt(md.pair[k]) if k in CUBE_ROOT_CHANNELS else md.pair[k] for k in PAIR_KEYS], -1
+    )  # (L, L, 10)
+    pair = np.full((n, n, len(PAIR_CHANNELS)), np.nan)
+    pair[..., output_slice("pair", "md")] = stacked
+    return residue, pair
 
 
 def build_demo_dataset(inputs: Path, out: Path, progress: bool) -> tuple[int, int]:
@@ -388,6 +427,28 @@ def _resolve_device(device: str) -> str:
     return device
 
 
+@contextlib.contextmanager
+def _one_thread_on_cpu(device: str) -> Iterator[None]:
+    """One BLAS/OpenMP thread while the demo runs on the CPU.
+
+    The tiny model's operations are far too small to share between threads: on a busy
+    2-core machine two threads made 40 updates take 70 s instead of 3 s.
+    """
+    if device != "cpu":
+        yield
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _echo(message: str) -> None:
     from tqdm.auto import tqdm
 
@@ -411,7 +472,7 @@ def run_demo(
     out_dir : path
         Output folder; must not exist or be empty (the demo does not resume).
     steps : int, optional
-        Training updates (default 300, or 40 with ``quick``).
+        Training updates (default 1,000, or 40 with ``quick``).
     quick : bool
         Fewer updates (the test suite's setting).
     device : str
@@ -426,9 +487,6 @@ def run_demo(
     DemoReport
         The numbers and files; ``report_path`` (``out_dir/report.md``) is written last.
     """
-    from seqdance.demo.report import plot_training_curve, write_report
-    from seqdance.model import load_model
-
     say = echo or _echo
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
@@ -436,6 +494,16 @@ def run_demo(
     if steps < 2:
         raise SeqDanceError(f"--steps must be at least 2 (got {steps})")
     device = _resolve_device(device)
+    with _one_thread_on_cpu(device):
+        return _run(out_dir, steps, device, progress, say)
+
+
+def _run(
+    out_dir: Path, steps: int, device: str, progress: bool, say: Callable[[str], None]
+) -> DemoReport:
+    from seqdance.demo.report import plot_training_curve, write_report
+    from seqdance.model import load_model
+
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = out_dir / "figures"
     timings: dict[str, float] = {}
@@ -448,7 +516,7 @@ def run_demo(
     clock = step(1, "features: MD of 2 trajectories (native contacts), NMA of 5 structures")
     inputs = out_dir / "inputs"
     copy_inputs(inputs)
-    features = extract_features(inputs, out_dir / "features", progress)
+    features, feature_plots = extract_features(inputs, out_dir / "features", figures, progress)
     timings["features"] = time.perf_counter() - clock
 
     clock = step(2, "dataset: manifest with train/test labels, build, loss weights")
@@ -480,7 +548,7 @@ def run_demo(
     say(f"      Spearman ({scores.headline}) = {scores.spearman[scores.headline]:.3f}")
 
     step(6, "report")
-    figure_files = {"training_curve": curve, "score_scatter": scores.scatter_png}
+    figure_files = {**feature_plots, "training_curve": curve, "score_scatter": scores.scatter_png}
     for p in predictions:
         figure_files[f"{p.name}_profiles"] = p.profile_png
         figure_files[f"{p.name}_pairs"] = p.pair_png

@@ -144,6 +144,16 @@ def render_report(report: DemoReport) -> str:
             rows.append([f"`{f.name}`", note[f.name], _fmt(f.n_residues), *frames, *values])
         lines += [*_table(header, rows), ""]
 
+    md_figures = [k for k in ("md_profiles", "md_pairs") if k in report.figures]
+    if md_figures:
+        lines += [
+            f"The MD features of `{md[0].name}` as the model is trained to predict them "
+            "(RMSF divided by its maximum, interaction counts per frame cube-rooted):",
+            "",
+        ]
+        for key in md_figures:
+            lines += [f"![{key}]({_rel(report.figures[key], root)})", ""]
+
     lines += [
         "## 2. Dataset",
         "",
