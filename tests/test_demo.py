@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -190,3 +192,20 @@ def test_bundled_data_is_small_and_documented():
     for protein in PROTEINS:
         for name in protein.files:
             assert (root / name).is_file(), name
+
+
+def test_cli_runs_the_demo_end_to_end(tmp_path):
+    """The console command, in a fresh process: exit 0, one line per step, a report."""
+    out = tmp_path / "cli_run"
+    done = subprocess.run(
+        [sys.executable, "-m", "seqdance", "demo", "--out", str(out), "--steps", "3",
+         "--no-progress", "--device", "cpu"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    steps = re.findall(r"^\[(\d)/6\]", done.stdout, flags=re.MULTILINE)
+    assert steps == [str(i) for i in range(1, 7)]
+    assert "not meaningful" in done.stdout.lower()
+    assert "3 updates" in (out / "report.md").read_text()
+    log = [json.loads(line) for line in (out / "train" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 3

@@ -51,7 +51,8 @@ def plot_training_curve(path: str | os.PathLike, log: list[dict]) -> Path:
         values = [r["groups"].get(group, math.nan) for r in log]
         ax.plot(steps, values, lw=1, alpha=0.8, label=group)
     ax.set_xlabel("update")
-    ax.set_ylabel("weighted RMSE loss")
+    ax.set_yscale("log")  # the first updates fall steeply; later progress stays visible
+    ax.set_ylabel("weighted RMSE loss (log scale)")
     ax.set_title("training loss of the tiny demo model")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
