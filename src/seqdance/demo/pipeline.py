@@ -36,8 +36,9 @@ DEFAULT_STEPS = 1000
 QUICK_STEPS = 40
 HEADLINE_SCORE = "norm_geometric_mean"  # the paper's headline SeqDance combination
 TINY_NOTE = (
-    "The demo model is tiny (2 layers, hidden size 32) and trained for seconds on 7 proteins: "
-    "its predictions and scores are NOT meaningful. Real predictions use the published "
+    "The demo model is tiny (2 layers, hidden size 32) and trained for seconds on six "
+    "small proteins: its predictions and scores are NOT meaningful. Real predictions use the "
+    "published "
     "weights, downloaded once: `--model ChaoHou/SeqDance` or `--model ChaoHou/ESMDance` "
     "(e.g. `seqdance predict --model ChaoHou/SeqDance ...`)."
 )
