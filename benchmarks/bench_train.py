@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# (variant, tokens, batch); the naive step at 1,024 tokens needs an estimated 18-20 GB
-# (the (T, T, 2E) tensor alone is 4 GB, its gradient another 4 GB): not run on a 23 GB machine.
+# (variant, tokens, batch); the naive step at 1,024 tokens needs an estimated ~15 GiB or more
+# (the (T, T, 2E) tensor alone is 4 GB, its gradient another 4 GB): not run on a shared 23 GB VM.
 CASES = [
     ("ours", 256, 2), ("model", 256, 2), ("naive", 256, 2),
     ("ours", 512, 1), ("model", 512, 1), ("naive", 512, 1),
@@ -181,7 +181,7 @@ def main() -> None:
         m_time = _time(model) if model else "-"
         m_mem = _mem(model) if model else "-"
         if naive is None:
-            n_time, n_mem, speed, ratio = "not run", "est. 18-20 GiB", "-", "-"
+            n_time, n_mem, speed, ratio = "not run", "est. >= 15 GiB", "-", "-"
         else:
             n_time = _time(naive)
             n_mem = _mem(naive)
