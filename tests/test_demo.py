@@ -5,6 +5,7 @@ and an independent re-run of the trained model."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -30,9 +31,15 @@ ASSAY_CSV = DATA / "scoring" / "proteingym" / "F7YBW8_MESOW_Aakre_2015.csv"
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo") / "run"
+    parent = tmp_path_factory.mktemp("demo")
     lines: list[str] = []
-    report = run_demo(out, quick=True, device="cpu", progress=False, echo=lines.append)
+    cwd = os.getcwd()
+    os.chdir(parent)  # a relative --out, as a user types it
+    try:
+        report = run_demo("run", quick=True, device="cpu", progress=False, echo=lines.append)
+    finally:
+        os.chdir(cwd)
+    assert report.out_dir == parent / "run"
     return report, lines
 
 

@@ -489,7 +489,7 @@ def run_demo(
         The numbers and files; ``report_path`` (``out_dir/report.md``) is written last.
     """
     say = echo or _echo
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).absolute()  # the manifest's paths must not depend on the cwd
     _check_out_dir(out_dir)
     steps = steps if steps is not None else (QUICK_STEPS if quick else DEFAULT_STEPS)
     if steps < 2:
