@@ -140,3 +140,34 @@ def residue_pair_counts(
         np.add.at(counts, (k_arr[off], j_arr[off], i_arr[off]), 1.0)
     counts /= max(n_frames, 1)
     return {itype: counts[k] for itype, k in slot.items()}
+
+
+def residue_pair_frequencies(
+    lines: Iterable[ContactLine],
+    residues: list[tuple[str, str]],
+    n_frames: int,
+    itypes: tuple[str, ...] = INTERACTIONS,
+) -> dict[str, np.ndarray]:
+    """GetContacts' contact frequency: the fraction of frames with at least one line of a
+    type between two residues (contacts-spec.md section 5).
+
+    This is the quantity GetContacts' ``get_contact_frequencies.py`` intends (its newest
+    version drops the first line of each new frame and the last frame). Returns
+    ``{itype: (N, N)}``, symmetric, in [0, 1]; arguments as :func:`residue_pair_counts`.
+    """
+    index = {key: i for i, key in enumerate(residues)}
+    slot = {itype: k for k, itype in enumerate(itypes)}
+    seen: set[tuple[int, int, int, int]] = set()  # (frame, type, i, j) with i <= j
+    for line in lines:
+        k = slot.get(line.itype)
+        if k is None:
+            continue
+        i, j = index[residue_key(line.atom1)], index[residue_key(line.atom2)]
+        seen.add((line.frame, k, min(i, j), max(i, j)))
+    freq = np.zeros((len(itypes), len(residues), len(residues)))  # (K, N, N)
+    for _, k, i, j in seen:
+        freq[k, i, j] += 1.0
+        if i != j:
+            freq[k, j, i] += 1.0
+    freq /= max(n_frames, 1)
+    return {itype: freq[k] for itype, k in slot.items()}
