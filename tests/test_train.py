@@ -39,6 +39,16 @@ TVJ, XND, NMA = DATA / "md" / "3tvj_I", DATA / "md" / "5xnd", DATA / "nma"
 GROUP_MD, GROUP_NMA = "ATLAS_GPCRmd_PED_mdCATH", "Proteinflow"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: one intra-op thread. On a busy machine a second OpenMP thread waits for a
+    time slice at every small op, which made these tests up to 30x slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     """The real 4-protein dataset: 3tvj_I and 5xnd (MD), 2g3r and 2KCF (NMA), built by D's builder.
@@ -239,7 +249,7 @@ def test_loss_falls_logs_and_checkpoints(straight):
     assert not list((straight / "checkpoints").glob(".*"))  # no temporary folders left
 
 
-def test_checkpoint_loads_with_the_predict_loader(straight, dataset):
+def test_checkpoint_loads_with_the_predict_loader(straight, dataset, tmp_path):
     folder = straight / "checkpoints" / "step_40"
     model = load_model(folder)  # the rule `seqdance predict --model` uses
     saved = load_file(str(folder / "model.safetensors"))
@@ -248,6 +258,23 @@ def test_checkpoint_loads_with_the_predict_loader(straight, dataset):
     start = load_file(str(straight / "checkpoints" / "step_0" / "model.safetensors"))
     assert not torch.equal(start["res_pred_nn.4.weight"], saved["res_pred_nn.4.weight"])
     assert model.config.arch.num_layers == 2 and model.config.arch.hidden_size == 32
+
+    # and the predict command runs on it, with the model's own numbers
+    import pandas as pd
+
+    sequence = ProteinDataset(dataset, label=None).sequences[0]
+    fasta = tmp_path / "one.fasta"
+    fasta.write_text(f">p1\n{sequence}\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", str(fasta), "--model", str(folder), "--out", str(tmp_path / "pred"),
+              "--no-progress"])  # fmt: skip
+    assert exit_info.value.code in (0, None)
+    table = pd.read_csv(tmp_path / "pred" / "p1.residue.tsv", sep="\t")
+    from seqdance.model.alphabet import batch_encode
+
+    with torch.no_grad():
+        expected = model(*batch_encode([sequence]), pair=False).residue[0, 1:-1, 0]  # sasa_mean
+    np.testing.assert_allclose(table["sasa_mean"].to_numpy(), expected.numpy(), rtol=1e-4)
 
 
 def test_resume_is_exact(straight, dataset, tmp_path):
