@@ -469,3 +469,20 @@ def test_worker_processes_read_the_same_batches(dataset, tmp_path):
         train(tiny(dataset, out, "train.max_steps=3", f"data.num_workers={workers}"))
         runs[workers] = load_file(str(out / "checkpoints" / "step_3" / "model.safetensors"))
     assert all(torch.equal(runs[0][k], runs[2][k]) for k in runs[0])
+
+
+def test_resume_across_a_phase_change(dataset, tmp_path):
+    """256 -> 1,024 tokens in miniature: crops 24 then 48 tokens, batch 2 x 1 then 1 x 2."""
+    phases = (
+        "train.phases=[{crop_size: 24, batch_size: 2, accum_steps: 1, until_step: 3},"
+        " {crop_size: 48, batch_size: 1, accum_steps: 2}]"
+    )
+    common = [phases, "train.log_every=1", "optim.total_steps=6", "train.save_every=2"]
+    train(tiny(dataset, tmp_path / "a", "train.max_steps=6", *common))
+    train(tiny(dataset, tmp_path / "b", "train.max_steps=2", *common))
+    train(tiny(dataset, tmp_path / "b", "train.max_steps=6", *common), resume=True)
+    log = read_log(tmp_path / "a")
+    assert [r["crop_size"] for r in log] == [24, 24, 24, 48, 48, 48]
+    a = load_file(str(tmp_path / "a" / "checkpoints" / "step_6" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "checkpoints" / "step_6" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
