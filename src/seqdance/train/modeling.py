@@ -86,7 +86,8 @@ def load_trunk(model: SeqDanceModel, spec: str) -> None:
         else:
             try:
                 trunk = EsmModel.from_pretrained(spec, **kwargs, local_files_only=True)
-            except OSError:  # not cached: ask the hub
+            except OSError:  # not cached: ask the hub, if it answers
+                _check_hub_reachable(spec)
                 trunk = EsmModel.from_pretrained(spec, **kwargs)
     except (OSError, ValueError) as exc:
         reason = " ".join(str(exc).split())[:200]
@@ -108,6 +109,26 @@ def load_trunk(model: SeqDanceModel, spec: str) -> None:
         shown = ", ".join(missing[:5])
         raise SeqDanceError(f"model.trunk_weights {spec!r}: missing trunk weights {shown}")
     model.esm2.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
+
+
+def _check_hub_reachable(spec: str) -> None:
+    """Fail at once, in one line, when the hub cannot be asked (instead of retrying)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    where = f"model.trunk_weights {spec!r} is not in the local Hugging Face cache"
+    if constants.HF_HUB_OFFLINE:
+        raise SeqDanceError(f"{where} and HF_HUB_OFFLINE is set; pass a local folder")
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=5).close()
+    except OSError as exc:
+        raise SeqDanceError(
+            f"{where} and {host} cannot be reached ({exc.strerror or exc}); "
+            "pass a local transformers folder of the ESM2 model"
+        ) from None
 
 
 def enable_ffn_checkpointing(model: SeqDanceModel) -> None:
