@@ -153,7 +153,7 @@ def test_hub_id_offline_or_unreachable_is_a_one_line_error(tmp_path, monkeypatch
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(
-        SeqDanceError, match="not in the local Hugging Face cache and HF_HUB_OFFLINE"
+        SeqDanceError, match="not in the local Hugging Face cache and offline mode is set"
     ):
         load_model("ChaoHou/ESMDance", cache_dir=tmp_path)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)

@@ -33,6 +33,7 @@ from seqdance.inference.mutations import MutantSet
 from seqdance.model.alphabet import batch_encode, check_sequence
 from seqdance.model.config import MAX_RESIDUES
 from seqdance.schema import PAIR_CHANNELS, PAIR_FEATURES, RESIDUE_CHANNELS, RESIDUE_FEATURES
+from seqdance.utils.hub import require_hub
 
 EPSILON = 0.01  # keeps |P_wt| + eps away from zero (authors' value)
 COMBINE_EPS = 1e-8  # authors' guard in weights and logarithms
@@ -347,11 +348,8 @@ DEFAULT_ESM_MODEL = "facebook/esm2_t12_35M_UR50D"
 def load_masked_lm(spec: str, *, device: str | torch.device = "cpu", dtype=None):
     """An ``EsmForMaskedLM`` from a local ``save_pretrained`` folder or a hub id (the local
     Hugging Face cache first; the hub only when reachable, else a one-line error)."""
-    import os
     import re
-    import socket
     from pathlib import Path
-    from urllib.parse import urlparse
 
     from transformers import EsmForMaskedLM
 
@@ -369,20 +367,10 @@ def load_masked_lm(spec: str, *, device: str | torch.device = "cpu", dtype=None)
         try:
             model = EsmForMaskedLM.from_pretrained(str(spec), local_files_only=True)
         except Exception:
-            from huggingface_hub import constants
-
-            hint = f"ESM2 model {spec!r} is not in the local Hugging Face cache"
-            if constants.HF_HUB_OFFLINE or os.environ.get("TRANSFORMERS_OFFLINE"):
-                msg = f"{hint} and offline mode is set; pass a local folder"
-                raise SeqDanceError(msg) from None
-            host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-            try:
-                socket.create_connection((host, 443), timeout=5).close()
-            except OSError as exc:
-                raise SeqDanceError(
-                    f"{hint} and {host} cannot be reached ({exc.strerror or exc}); "
-                    "pass a local folder written by save_pretrained"
-                ) from None
+            require_hub(
+                f"ESM2 model {spec!r} is not in the local Hugging Face cache",
+                "pass a local folder written by save_pretrained",
+            )
             try:
                 model = EsmForMaskedLM.from_pretrained(str(spec))
             except Exception as exc:

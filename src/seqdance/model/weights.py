@@ -24,15 +24,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.model.config import ARCHITECTURES, Esm2Architecture, SeqDanceConfig, get_architecture
 from seqdance.model.seqdance import SeqDanceModel
+from seqdance.utils.hub import require_hub
 from seqdance.utils.io import atomic_path
 
 HUB_MODELS: dict[str, str] = {"ChaoHou/SeqDance": "seqdance", "ChaoHou/ESMDance": "esmdance"}
@@ -186,7 +185,7 @@ def fetch_from_hub(repo_id: str, cache_dir: str | os.PathLike | None = None) -> 
     The cache is tried first; the hub is asked only when the cache lacks the files and
     the hub answers, so an offline machine gets a one-line error at once.
     """
-    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
     def download(local_only: bool) -> Path:
@@ -205,17 +204,10 @@ def fetch_from_hub(repo_id: str, cache_dir: str | os.PathLike | None = None) -> 
         return download(local_only=True)
     except Exception:
         pass
-    hint = f"{repo_id!r} is not in the local Hugging Face cache"
-    if constants.HF_HUB_OFFLINE:
-        raise SeqDanceError(f"{hint} and HF_HUB_OFFLINE is set; download it or pass a local folder")
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=5).close()
-    except OSError as exc:
-        raise SeqDanceError(
-            f"{hint} and {host} cannot be reached ({exc.strerror or exc}); "
-            "download the model where the hub is reachable, or pass a local folder or .pt file"
-        ) from exc
+    require_hub(
+        f"{repo_id!r} is not in the local Hugging Face cache",
+        "download the model where the hub is reachable, or pass a local folder or .pt file",
+    )
     try:
         return download(local_only=False)
     except Exception as exc:

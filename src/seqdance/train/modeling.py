@@ -12,6 +12,7 @@ from seqdance.errors import SeqDanceError
 from seqdance.model.config import Esm2Architecture, SeqDanceConfig, get_architecture
 from seqdance.model.seqdance import SeqDanceModel
 from seqdance.train.config import ModelConfig
+from seqdance.utils.hub import require_hub
 
 # trunk keys our EsmModel has and an ESM2 checkpoint may lack (rebuilt / unused)
 _TRUNK_OPTIONAL = ("rotary_embeddings.inv_freq", "contact_head.")
@@ -113,22 +114,10 @@ def load_trunk(model: SeqDanceModel, spec: str) -> None:
 
 def _check_hub_reachable(spec: str) -> None:
     """Fail at once, in one line, when the hub cannot be asked (instead of retrying)."""
-    import socket
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-
-    where = f"model.trunk_weights {spec!r} is not in the local Hugging Face cache"
-    if constants.HF_HUB_OFFLINE:
-        raise SeqDanceError(f"{where} and HF_HUB_OFFLINE is set; pass a local folder")
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=5).close()
-    except OSError as exc:
-        raise SeqDanceError(
-            f"{where} and {host} cannot be reached ({exc.strerror or exc}); "
-            "pass a local transformers folder of the ESM2 model"
-        ) from None
+    require_hub(
+        f"model.trunk_weights {spec!r} is not in the local Hugging Face cache",
+        "pass a local transformers folder of the ESM2 model",
+    )
 
 
 def enable_ffn_checkpointing(model: SeqDanceModel) -> None:
