@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seqdance.utils.io import atomic_path
+from seqdance.utils.io import atomic_path, save_figure
 
 if TYPE_CHECKING:
     from seqdance.demo.pipeline import DemoReport
@@ -25,16 +25,6 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _save(fig, plt, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=100, format="png")
-    finally:
-        plt.close(fig)
-    return path
 
 
 def plot_training_curve(path: str | os.PathLike, log: list[dict]) -> Path:
@@ -57,7 +47,7 @@ def plot_training_curve(path: str | os.PathLike, log: list[dict]) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return save_figure(fig, path)
 
 
 def plot_score_scatter(
@@ -79,7 +69,7 @@ def plot_score_scatter(
     ax.set_title(f"{title}\nSpearman (oriented) = {rho:.3f}, n = {n}", fontsize="medium")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return save_figure(fig, path)
 
 
 # -- report ------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from seqdance.errors import InputFileError, SeqDanceError
-from seqdance.utils.io import atomic_path
+from seqdance.utils.io import atomic_path, save_figure
 
 SCORE_COLUMNS = ("DMS_score", "score")
 MEGASCALE_COLUMNS = ("name", "name_wt", "mutant", "ddg_exp", "dg_exp", "sequence")
@@ -348,13 +348,7 @@ def plot_summary(result: BenchmarkResult, path: str | os.PathLike) -> Path:
     ax.set_title(f"zero-shot benchmark, {n_assays} assays")
     ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=100, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def check_properties(names: str | None) -> tuple[str, ...]:

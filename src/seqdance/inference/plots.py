@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from seqdance.schema import FEATURE_BY_NAME, INTERACTIONS, PAIR_CHANNELS, RESIDUE_CHANNELS
-from seqdance.utils.io import atomic_path
+from seqdance.utils.io import save_figure
 
 
 def _pyplot():
@@ -44,7 +44,7 @@ def plot_profiles(path: str | os.PathLike, record_id: str, residue: np.ndarray) 
     axes[2].legend(loc="upper right", ncol=8, fontsize="small")
     fig.suptitle(record_id)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return save_figure(fig, path)
 
 
 def plot_pairs(path: str | os.PathLike, record_id: str, pair: np.ndarray) -> Path:
@@ -68,14 +68,4 @@ def plot_pairs(path: str | os.PathLike, record_id: str, pair: np.ndarray) -> Pat
         ax.set_ylabel("residue i")
     fig.suptitle(record_id)
     fig.tight_layout()
-    return _save(fig, plt, path)
-
-
-def _save(fig, plt, path) -> Path:
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=100, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path)

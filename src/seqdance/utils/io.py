@@ -45,3 +45,16 @@ def save_npz(path: str | os.PathLike, compressed: bool = True, **arrays: np.ndar
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
             (np.savez_compressed if compressed else np.savez)(fh, **arrays)
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Write a matplotlib figure as PNG atomically and close it (also on failure)."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
+    return path
