@@ -28,6 +28,7 @@ from scipy.spatial import cKDTree
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.features.getcontacts import ContactLine, ContactsHeader
 from seqdance.schema import INTERACTIONS
+from seqdance.utils.quiet import native_stdout_silenced, quiet_next
 
 HBOND_TYPES = ("hbbb", "hbsb", "hbss")
 ITYPE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -651,7 +652,7 @@ class ContactDetector:
 def _trajectory_length(path: Path) -> int | None:
     """Number of frames, when the format can tell it without reading coordinates."""
     try:
-        with mdtraj.open(str(path)) as handle:
+        with native_stdout_silenced(), mdtraj.open(str(path)) as handle:
             return len(handle)
     except Exception:  # not every format supports len(); count while reading instead
         return None
@@ -759,7 +760,13 @@ def _iter_chunks(
     """Coordinate blocks ``(n, n_atoms, 3)`` in nm; file errors become one-line errors."""
     try:
         iterator = mdtraj.iterload(str(path), chunk=chunk, top=topology, stride=stride)
-        for k, block in enumerate(iterator):
+        k = -1
+        while True:
+            try:
+                block = quiet_next(iterator)  # the DCD reader prints when it opens the file
+            except StopIteration:
+                break
+            k += 1
             if skip_first and k == 0:
                 continue
             if block.n_atoms != topology.n_atoms:

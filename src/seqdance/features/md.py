@@ -44,6 +44,7 @@ from seqdance.schema import (
     RESIDUE_FEATURES,
 )
 from seqdance.utils.io import atomic_path, save_npz
+from seqdance.utils.quiet import native_stdout_silenced, quiet_next
 
 # Output layout, derived from the schema. The CSV stores the raw RMSF (nm) under ``rmsf``;
 # the model's ``rmsf_nor`` channel is it divided by the per-protein maximum (at load time).
@@ -417,7 +418,8 @@ def md_features(
     n_res_all, n_rows = sub_top.n_residues, len(sel.rows)
 
     try:
-        first = md.load_frame(str(trj_path), 0, top=top)
+        with native_stdout_silenced():
+            first = md.load_frame(str(trj_path), 0, top=top)
     except _READ_ERRORS as exc:
         raise InputFileError(
             f"{trj_path}: cannot read as a trajectory of {top_path} ({_one_line(exc)})"
@@ -472,7 +474,7 @@ def md_features(
         while True:
             clock = time.perf_counter()
             try:
-                chunk = next(chunks)
+                chunk = quiet_next(chunks)
             except StopIteration:
                 break
             except _READ_ERRORS as exc:

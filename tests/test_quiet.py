@@ -1,0 +1,38 @@
+"""C-level chatter (MDTraj's DCD plugin) stays off the console; our own output does not."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+TVJ = Path(__file__).parent / "data" / "md" / "3tvj_I"
+
+
+def test_native_stdout_silenced_drops_c_printf_only_inside_the_block():
+    code = (
+        "import ctypes\n"
+        "from seqdance.utils.quiet import native_stdout_silenced\n"
+        "libc = ctypes.CDLL(None)\n"
+        "with native_stdout_silenced():\n"
+        "    libc.printf(b'hidden from C\\n')\n"
+        "    print('hidden from Python')\n"
+        "libc.printf(b'shown from C\\n'); libc.fflush(None)\n"
+        "print('shown from Python')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "hidden" not in done.stdout
+    assert "shown from C" in done.stdout and "shown from Python" in done.stdout
+
+
+def test_reading_a_dcd_prints_no_plugin_lines(tmp_path):
+    args = ["--topology", str(TVJ / "3tvj_I.pdb"), "--trajectory", str(TVJ / "3tvj_I_10frames.dcd")]
+    for command in (
+        ["contacts", *args, "--out", str(tmp_path / "c.tsv")],
+        ["features", "md", *args, "--out", str(tmp_path / "md" / "x")],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "seqdance", *command], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert "dcdplugin" not in done.stdout + done.stderr
+    assert (tmp_path / "c.tsv").read_text().count("\n") == 1366 + 2  # header + columns + lines
