@@ -236,3 +236,20 @@ def test_35m_architecture_matches_naive_over_several_row_blocks():
     for b, n in enumerate(mask.sum(1).tolist()):
         torch.testing.assert_close(out.residue[b, :n], residue[b, :n], atol=1e-4, rtol=0)
         torch.testing.assert_close(out.pair[b, :n, :n], pair[b, :n, :n], atol=1e-4, rtol=0)
+
+
+def test_trunk_autocast_keeps_the_heads_in_float32(model):
+    ids, mask = batch_encode(SEQS)
+    with torch.no_grad():
+        low = model(ids, mask, trunk_autocast=torch.bfloat16, return_logits=True,
+                    return_embeddings=True)  # fmt: skip
+        full = model(ids, mask, return_logits=True)
+        # the heads ran in float32 on the (low-precision) trunk's output
+        assert low.residue.dtype == torch.float32 and low.pair.dtype == torch.float32
+        assert low.embeddings.dtype == torch.float32
+        torch.testing.assert_close(
+            low.residue_logits, model.res_pred_nn(low.embeddings), rtol=0, atol=0
+        )
+        # and bf16 in the trunk does change the numbers a little, not a lot
+        diff = (low.residue - full.residue).abs().max().item()
+        assert 0 < diff < 0.05

@@ -179,8 +179,8 @@ def _forward(model, sequences: Sequence[str], res_idx, pair_idx, autocast=None):
     of equal-length sequences, or None for a kind not asked for."""
     ids, mask = batch_encode(sequences)
     device = _device(model)
-    with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-        out = model(ids.to(device), mask.to(device), pair=bool(pair_idx))
+    # only the trunk in low precision: the heads' outputs stay float32 (see the model)
+    out = model(ids.to(device), mask.to(device), pair=bool(pair_idx), trunk_autocast=autocast)
     n = len(sequences[0])
     real = slice(1, n + 1)
     res = out.residue[:, real][..., res_idx].float() if res_idx else None  # (B, L, Cr)
@@ -229,8 +229,9 @@ def score_sequences(
     window : int
         Longest sequence one pass takes; longer ones use overlapping windows.
     autocast : torch.dtype, optional
-        Run the model under ``torch.autocast`` with this dtype (e.g. bfloat16: matrix
-        products in bf16, normalisations, activations and outputs in float32).
+        Run the trunk under ``torch.autocast`` with this dtype (e.g. bfloat16: its matrix
+        products in bf16); the heads run in float32 on its output, which keeps the small
+        wild-type/mutant differences (long, windowed sequences run whole under autocast).
 
     Returns
     -------

@@ -109,6 +109,7 @@ class SeqDanceModel(nn.Module):
         return_attentions: bool = False,
         targets: SeqDanceTargets | None = None,
         loss_weights: Mapping[str, float] | None = None,
+        trunk_autocast: torch.dtype | None = None,
     ) -> SeqDanceOutput:
         """Run the trunk and the heads.
 
@@ -127,6 +128,10 @@ class SeqDanceModel(nn.Module):
         targets : SeqDanceTargets, optional
             When given, ``loss`` is the masked per-protein RMSE loss (``seqdance.model.loss``).
         loss_weights : mapping of feature name to weight, optional
+        trunk_autocast : torch.dtype, optional
+            Run only the trunk under ``torch.autocast`` with this dtype (e.g. bfloat16); the
+            heads then run in the weights' precision on the trunk's output, so the outputs
+            are not rounded to the low precision (zero-shot scores compare tiny changes).
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -146,12 +151,17 @@ class SeqDanceModel(nn.Module):
             )  # (B, T, T, P) pair logits, filled layer by layer then row block by row block
         maps: list[torch.Tensor] = []
         keep = maps if return_attentions else None
-        with self._attention_hooks(acc, pred_weight[:, n_attn:], keep):
+        low_precision = torch.autocast(
+            input_ids.device.type, dtype=trunk_autocast, enabled=trunk_autocast is not None
+        )
+        with self._attention_hooks(acc, pred_weight[:, n_attn:], keep), low_precision:
             if need_maps:
                 trunk = self._run_eager(input_ids, attention_mask)
             else:  # residue head only: fused attention, no maps formed
                 trunk = self.esm2(input_ids=input_ids, attention_mask=attention_mask)
         hidden = trunk.last_hidden_state  # (B, T, E)
+        if trunk_autocast is not None:
+            hidden = hidden.to(self.res_pred_nn[0].weight.dtype)
 
         residue_logits = self.res_pred_nn(hidden)  # (B, T, 50)
         out = SeqDanceOutput(residue=activate(residue_logits, RESIDUE_FEATURES))
