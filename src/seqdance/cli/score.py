@@ -67,7 +67,7 @@ def score_command(
     esm_model: str = typer.Option("facebook/esm2_t12_35M_UR50D", "--esm-model", help=ESM_HELP),
     device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
     dtype: DType = typer.Option(
-        DType.fp32, "--dtype", help="Precision: bf16/fp16 run fp32 weights under autocast."
+        DType.fp32, "--dtype", help="Precision: bf16/fp16 run the trunk under autocast, the heads in fp32."
     ),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
     token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
@@ -145,7 +145,7 @@ def benchmark_command(
     esm_model: str = typer.Option("facebook/esm2_t12_35M_UR50D", "--esm-model", help=ESM_HELP),
     device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
     dtype: DType = typer.Option(
-        DType.fp32, "--dtype", help="Precision: bf16/fp16 run fp32 weights under autocast."
+        DType.fp32, "--dtype", help="Precision: bf16/fp16 run the trunk under autocast, the heads in fp32."
     ),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
     token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
