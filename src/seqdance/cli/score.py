@@ -10,6 +10,7 @@ import typer
 from seqdance.cli.app import app
 from seqdance.cli.model import ARCH_HELP, MODEL_HELP, Device, DType
 
+DTYPE_HELP = "Precision: bf16/fp16 run the trunk under autocast, the heads in fp32."
 PROPERTIES_HELP = (
     "Comma-separated channels or feature names (e.g. sasa_mean,psi); default: all 63. "
     "Residue-only choices skip the pair head (faster)."
@@ -66,9 +67,7 @@ def score_command(
     ),
     esm_model: str = typer.Option("facebook/esm2_t12_35M_UR50D", "--esm-model", help=ESM_HELP),
     device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
-    dtype: DType = typer.Option(
-        DType.fp32, "--dtype", help="Precision: bf16/fp16 run the trunk under autocast, the heads in fp32."
-    ),
+    dtype: DType = typer.Option(DType.fp32, "--dtype", help=DTYPE_HELP),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
     token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
 ) -> None:
@@ -144,9 +143,7 @@ def benchmark_command(
     ),
     esm_model: str = typer.Option("facebook/esm2_t12_35M_UR50D", "--esm-model", help=ESM_HELP),
     device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
-    dtype: DType = typer.Option(
-        DType.fp32, "--dtype", help="Precision: bf16/fp16 run the trunk under autocast, the heads in fp32."
-    ),
+    dtype: DType = typer.Option(DType.fp32, "--dtype", help=DTYPE_HELP),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
     token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
