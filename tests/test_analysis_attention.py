@@ -11,6 +11,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
+from helpers import TINY, run_cli
 from seqdance.analysis.attention import (
     INTERACTION_SUM,
     AttentionConfig,
@@ -21,22 +22,12 @@ from seqdance.analysis.attention import (
     map_columns,
     pair_properties,
 )
-from seqdance.cli import main
 from seqdance.data.build import BuildConfig, build_dataset
-from seqdance.model import Esm2Architecture, SeqDanceConfig, SeqDanceModel
+from seqdance.model import SeqDanceConfig, SeqDanceModel
 from seqdance.model.alphabet import batch_encode
 from seqdance.schema import INTERACTIONS, MD_PAIR_CHANNELS, NMA_PAIR_CHANNELS
 
 DATA = Path(__file__).parent / "data"
-TINY = Esm2Architecture("tiny", num_layers=2, hidden_size=32, num_heads=4, ffn_size=64)
-
-
-def run_cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 # -- analytic cases -----------------------------------------------------------------------

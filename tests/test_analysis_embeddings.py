@@ -11,27 +11,18 @@ import pandas as pd
 import pytest
 import torch
 
+from helpers import TINY, run_cli
 from seqdance.analysis.embeddings import (
     EmbeddingConfig,
     analyze_embeddings,
     fit_pca_regression,
     mean_embeddings,
 )
-from seqdance.cli import main
 from seqdance.errors import SeqDanceError
-from seqdance.model import Esm2Architecture, SeqDanceConfig, SeqDanceModel
+from seqdance.model import SeqDanceConfig, SeqDanceModel
 from seqdance.model.alphabet import batch_encode
 
 TABLE = Path(__file__).parent / "data" / "analysis" / "megascale_rg.csv"
-TINY = Esm2Architecture("tiny", num_layers=2, hidden_size=32, num_heads=4, ffn_size=64)
-
-
-def run_cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")

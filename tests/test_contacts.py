@@ -15,7 +15,7 @@ import mdtraj as md
 import numpy as np
 import pytest
 
-from seqdance.cli import main
+from helpers import run_cli
 from seqdance.errors import SeqDanceError
 from seqdance.features.contacts import (
     ContactDetector,
@@ -43,12 +43,6 @@ from naive_contacts import NaiveContacts  # noqa: E402
 
 def as_set(lines) -> set[tuple[int, str, str, str]]:
     return {(line.frame, line.itype, line.atom1, line.atom2) for line in lines}
-
-
-def run_cli(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    return info.value.code
 
 
 @pytest.fixture(scope="module")

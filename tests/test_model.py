@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import TINY, naive_forward
 from seqdance.errors import SeqDanceError
-from seqdance.model import Esm2Architecture, SeqDanceConfig, SeqDanceModel
+from seqdance.model import SeqDanceConfig, SeqDanceModel
 from seqdance.model.alphabet import TOKENS, batch_encode, check_sequence, encode
 from seqdance.model.heads import activate
 from seqdance.model.loss import SeqDanceTargets, masked_rmse_loss
@@ -22,19 +21,7 @@ from seqdance.schema import (
     RESIDUE_FEATURES,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = Esm2Architecture("tiny", num_layers=2, hidden_size=32, num_heads=4, ffn_size=64)
 SEQS = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHMLE", "ACDEFGHIKLMNPQRSTVWYXBUZO"]
-
-
-def load_naive():
-    spec = importlib.util.spec_from_file_location("naive_model", ROOT / "benchmarks/naive_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.naive_forward
-
-
-naive_forward = load_naive()
 
 
 def tiny_model(seed: int = 0, variant: str = "seqdance") -> SeqDanceModel:

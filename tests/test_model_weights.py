@@ -3,7 +3,6 @@ our own saves; transformers-4.48 extras tolerated, anything else a one-line erro
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,23 +10,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from helpers import TINY, naive_forward
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.model import Esm2Architecture, SeqDanceConfig, SeqDanceModel, load_model
 from seqdance.model.alphabet import batch_encode
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = Esm2Architecture("tiny", num_layers=2, hidden_size=32, num_heads=4, ffn_size=64)
 SEQS = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHMLE", "ACDEFGHIKLMNPQRSTVWY"]
-
-
-def _naive():
-    spec = importlib.util.spec_from_file_location("naive_model", ROOT / "benchmarks/naive_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.naive_forward
-
-
-naive_forward = _naive()
 
 
 def tiny_model(seed: int = 0, arch: Esm2Architecture = TINY) -> SeqDanceModel:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqdance.cli import main
+from helpers import run_cli
 from seqdance.errors import InputFileError
 from seqdance.features.nma import (
     anm_band_correlations,
@@ -27,12 +27,6 @@ DATA = Path(__file__).parent / "data" / "nma"
 PDB_2G3R = DATA / "2g3r.pdb"
 REF_2G3R = DATA / "nma_residue_pair_features_2g3r.npz"
 SMALL = DATA / "2KCF.pdb"  # 36-residue NMR/AF-size domain
-
-
-def run_cli(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    return exit_info.value.code
 
 
 def rel_err(a: np.ndarray, b: np.ndarray) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import h5py
@@ -10,18 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from seqdance.cli import main
+from helpers import TINY, naive_forward, run_cli
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.inference import embed, predict, read_fasta
 from seqdance.inference.fasta import parse_fasta
 from seqdance.inference.predict import make_batches
 from seqdance.inference.windows import Window, merge_pairs, merge_residues, plan_windows
-from seqdance.model import Esm2Architecture, SeqDanceConfig, SeqDanceModel
+from seqdance.model import SeqDanceConfig, SeqDanceModel
 from seqdance.model.alphabet import batch_encode
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = Esm2Architecture("tiny", num_layers=2, hidden_size=32, num_heads=4, ffn_size=64)
 FASTA = """>p53_frag some description
 MEEPQSDPSVEPPLSQETFSDLWKLLPENNVL
 SPLPSQAMDDLMLSP
@@ -30,16 +28,6 @@ gshm*
 >mid
 ACDEFGHIKLMNPQRSTVWYACDEFG
 """
-
-
-def _naive():
-    spec = importlib.util.spec_from_file_location("naive_model", ROOT / "benchmarks/naive_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.naive_forward
-
-
-naive_forward = _naive()
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +43,6 @@ def model():
 @pytest.fixture(scope="module")
 def model_dir(model, tmp_path_factory):
     return model.save_pretrained(tmp_path_factory.mktemp("models") / "tiny")
-
-
-def run_cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 # -- FASTA ------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ combinations, ESM2 log-likelihood ratios and the ``seqdance score`` command."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
+from helpers import TINY, load_naive_model
 from seqdance.cli import main
 from seqdance.errors import SeqDanceError
 from seqdance.inference.fasta import read_fasta
@@ -30,7 +30,7 @@ from seqdance.inference.score import (
     score_sequences,
     summaries_for,
 )
-from seqdance.model import Esm2Architecture, SeqDanceConfig, SeqDanceModel
+from seqdance.model import SeqDanceConfig, SeqDanceModel
 from seqdance.model.alphabet import MASK_ID, TOKEN_ID, batch_encode, encode
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS, resolve_properties
 
@@ -39,14 +39,6 @@ DATA = ROOT / "tests" / "data" / "scoring"
 TEM1_CSV = DATA / "blat_ecolx_30.csv"
 TEM1_FASTA = DATA / "blat_ecolx_wt.fasta"
 TEM1_OFFSET = 24
-TINY = Esm2Architecture("tiny", 2, 32, 4, 64)
-
-
-def _naive_module():
-    spec = importlib.util.spec_from_file_location("naive_model", ROOT / "benchmarks/naive_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +142,7 @@ def test_mutated_sequence_column(tem1):
 # -- scores against a naive computation ----------------------------------------------------
 def _naive_scores(model, wild_type, sequences):
     """One mutant per forward pass, full pair tensor (benchmarks/naive_model.py), float64."""
-    naive = _naive_module()
+    naive = load_naive_model()
 
     def outputs(seq):
         ids, mask = batch_encode([seq])
