@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 from pathlib import Path
 
@@ -159,7 +160,11 @@ def _read_checkpoint(path: Path) -> tuple[SeqDanceConfig | None, dict[str, torch
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, corrupt, or not a weights-only pickle
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        if isinstance(exc, pickle.UnpicklingError) and "weights_only" in str(exc):
+            # torch's own advice here is to turn weights_only off: never for untrusted files
+            reason = "not a plain tensor checkpoint; only weights_only=True files are read"
+        else:
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise InputFileError(f"{path}: cannot read model weights ({reason})") from exc
     config = None
     if isinstance(obj, dict) and not _is_state_dict(obj):
