@@ -351,7 +351,7 @@ def test_cli_writes_getcontacts_tsv(reference_3tvj, tmp_path):
 @pytest.mark.parametrize(
     ("top", "trj", "rest", "message"),
     [
-        (TVJ_TOP, XND_TRJ, [], "1629"),  # trajectory of another system
+        (TVJ_TOP, XND_TRJ, [], "frames have 1629 atoms, the topology has 531"),  # another system
         (TVJ_TOP, Path("missing.dcd"), [], "no such trajectory file"),
         (TVJ_TOP, TVJ_TSV, [], "cannot read trajectory"),
         (TVJ_TSV, TVJ_TRJ, [], "cannot read topology"),

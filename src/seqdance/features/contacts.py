@@ -26,6 +26,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from seqdance.errors import InputFileError, SeqDanceError
+from seqdance.errors import one_line as _one_line
 from seqdance.features.getcontacts import ContactLine, ContactsHeader
 from seqdance.schema import INTERACTIONS
 from seqdance.utils.quiet import native_stdout_silenced, quiet_next
@@ -211,11 +212,6 @@ def _restore_gro_names(topology: mdtraj.Topology, path: Path) -> None:
     for atom, row in zip(topology.atoms, rows, strict=True):
         atom.name = row[10:15].strip()
         atom.residue.name = row[5:10].strip()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def distance_bonds(

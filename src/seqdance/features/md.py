@@ -24,7 +24,6 @@ is the file adapter that feeds them chunk by chunk.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from seqdance.errors import InputFileError, SeqDanceError
+from seqdance.errors import one_line as _one_line
 from seqdance.residues import sequence_of
 from seqdance.schema import (
     DSSP_CODES,
@@ -241,19 +241,6 @@ def _load_geometry_topology(path: Path):
         return md.load_topology(str(path))
     except _READ_ERRORS as exc:
         raise InputFileError(f"{path}: cannot read topology ({_one_line(exc)})") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, ImportError):  # MDTraj's missing-module banner is many lines long
-        return f"this file format needs the Python package {exc.name or 'that MDTraj names'}"
-    text = " ".join(str(exc).split())
-    shapes = _XYZ_SHAPE.search(text)  # MDTraj's wording for an atom-count mismatch
-    if shapes:
-        return f"its frames have {shapes[2]} atoms, the topology has {shapes[1]}"
-    return text or type(exc).__name__
-
-
-_XYZ_SHAPE = re.compile(r"xyz must be shape \(Any, (\d+), 3\)\. You supplied \(\d+, (\d+), 3\)")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from seqdance.errors import SeqDanceError
+from seqdance.errors import SeqDanceError, one_line
 
 
 @dataclass
@@ -30,10 +30,8 @@ class TaskResult:
 def describe_error(exc: BaseException) -> str:
     """One line for the user: our own errors as they are, others with their type."""
     if isinstance(exc, SeqDanceError):
-        text = str(exc)
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    return " ".join(text.split()) or type(exc).__name__
+        return " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {one_line(exc)}"
 
 
 def _limit_threads(n_threads: int) -> None:
