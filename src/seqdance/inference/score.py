@@ -229,9 +229,13 @@ def score_sequences(
     window : int
         Longest sequence one pass takes; longer ones use overlapping windows.
     autocast : torch.dtype, optional
-        Run the trunk under ``torch.autocast`` with this dtype (e.g. bfloat16: its matrix
-        products in bf16); the heads run in float32 on its output, which keeps the small
-        wild-type/mutant differences (long, windowed sequences run whole under autocast).
+        Low precision (e.g. bfloat16) for the trunk's matrix products. Sequences that fit
+        one window (and float32 weights) use differential inference
+        (``seqdance.inference.differential``): the wild type runs in float32 and each
+        mutant's Linear layers act on its *difference* from the wild type in this dtype,
+        everything else in float32, so the small wild-type/mutant differences survive the
+        rounding. Longer, windowed sequences run their trunk under ``torch.autocast``
+        (heads in float32).
 
     Returns
     -------
@@ -262,15 +266,61 @@ def score_sequences(
             for i, res, pair in _windowed(model, unique, res_idx, pair_idx, token_budget, window):
                 out[i] = _reduce(res, pair, wt_res, wt_pair, eps)[0]
     else:
-        wt_res, wt_pair = _forward(model, [wild_type], res_idx, pair_idx, autocast)
+        if autocast is not None and _all_float32(model):
+            # low precision on differences from the float32 wild type (differential.py)
+            forward = _differential(model, wild_type, res_idx, pair_idx, autocast)
+        else:
+            forward = _plain(model, res_idx, pair_idx, autocast)
+        wt_res, wt_pair = forward([wild_type], wild_type=True)
         wt_res = wt_res[0] if wt_res is not None else None  # (L, Cr)
         wt_pair = wt_pair[0] if wt_pair is not None else None  # (L, L, Cp)
         batch = max(1, token_budget // (length + 2))
         for start in range(0, len(unique), batch):
             chunk = unique[start : start + batch]
-            res, pair = _forward(model, chunk, res_idx, pair_idx, autocast)
+            res, pair = forward(chunk)
             out[start : start + len(chunk)] = _reduce(res, pair, wt_res, wt_pair, eps)
     return out[[index[s] for s in sequences]]
+
+
+def _all_float32(model) -> bool:
+    return all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def _plain(model, res_idx, pair_idx, autocast):
+    """``forward(sequences, wild_type=False)`` -> (residue, pair) by ``_forward``."""
+
+    def forward(sequences, wild_type: bool = False):
+        return _forward(model, sequences, res_idx, pair_idx, autocast)
+
+    return forward
+
+
+def _differential(model, wild_type: str, res_idx, pair_idx, dtype):
+    """Like :func:`_plain`, by differential inference: the wild type in float32 (its
+    activations kept), then each batch's trunk Linears on the differences in ``dtype``."""
+    from seqdance.inference.differential import differential_forward, wild_type_activations
+    from seqdance.model.alphabet import encode
+
+    device = _device(model)
+    ids = torch.tensor(encode(wild_type), dtype=torch.long, device=device)  # (T,)
+    reference, wt_out = wild_type_activations(model, ids, pair=bool(pair_idx))
+    real = slice(1, len(wild_type) + 1)
+
+    def select(out):
+        res = out.residue[:, real][..., res_idx] if res_idx else None  # (B, L, Cr)
+        pair = out.pair[:, real, real][..., pair_idx] if pair_idx else None  # (B, L, L, Cp)
+        return res, pair
+
+    def forward(sequences, wild_type: bool = False):
+        if wild_type:
+            return select(wt_out)
+        mutant_ids, _ = batch_encode(sequences)  # (B, T), unpadded: equal lengths
+        out = differential_forward(
+            model, reference, mutant_ids.to(device), pair=bool(pair_idx), dtype=dtype
+        )
+        return select(out)
+
+    return forward
 
 
 def _reduce(res, pair, wt_res, wt_pair, eps) -> np.ndarray:
