@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from seqdance.errors import SeqDanceError
 from seqdance.model.alphabet import MASK_ID
-from seqdance.model.heads import activate, attention_logits, middle_logits
+from seqdance.model.heads import activate, middle_logits
 from seqdance.schema import PAIR_FEATURES, RESIDUE_FEATURES
 
 TOKEN_DROPOUT_TRAIN_RATIO = 0.15 * 0.8  # ESM2's masked fraction during its training
@@ -119,7 +119,9 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def _attention(qkv: torch.Tensor, cos, sin, heads: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _attention(
+    qkv: torch.Tensor, cos, sin, heads: int, maps: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Float32 self-attention of projected tokens.
 
     Parameters
@@ -129,11 +131,13 @@ def _attention(qkv: torch.Tensor, cos, sin, heads: int) -> tuple[torch.Tensor, t
     cos, sin : Tensor, shape=(T, D)
         Rotary tables, D = E / heads.
     heads : int
+    maps : bool
+        Form the attention probabilities; without them a fused kernel runs.
 
     Returns
     -------
     context : Tensor, shape=(B, T, E)
-    probs : Tensor, shape=(B, H, T, T)
+    probs : Tensor, shape=(B, H, T, T) or None
         Attention probabilities (query i, key j).
     """
     batch, tokens, width3 = qkv.shape
@@ -145,9 +149,13 @@ def _attention(qkv: torch.Tensor, cos, sin, heads: int) -> tuple[torch.Tensor, t
     q = q * head_dim**-0.5  # ESM2 scales the query before the rotary embedding
     q = q * cos + _rotate_half(q) * sin
     k = k * cos + _rotate_half(k) * sin
-    probs = torch.softmax(q @ k.transpose(-1, -2), dim=-1)  # (B, H, T, T)
-    context = (probs @ v).transpose(1, 2).reshape(batch, tokens, width)  # (B, T, E)
-    return context, probs
+    if maps:
+        probs = torch.softmax(q @ k.transpose(-1, -2), dim=-1)  # (B, H, T, T)
+        context = probs @ v  # (B, H, T, D)
+    else:
+        probs = None
+        context = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # (B, H, T, D)
+    return context.transpose(1, 2).reshape(batch, tokens, width), probs  # (B, T, E)
 
 
 def _layer_weights(layer) -> tuple[torch.Tensor, ...]:
@@ -189,10 +197,10 @@ def _delta_linear(x, x_ref, y_ref, weight, dtype) -> torch.Tensor:
     x : (B, T, K); x_ref : (T, K); y_ref : (T, N); weight : (N, K) in ``dtype``.
     Returns (B, T, N) float32.
     """
-    diff = x - x_ref  # (B, T, K) float32
-    if dtype is not None:
-        diff = diff.to(dtype)
-    return F.linear(diff, weight).float().add_(y_ref)  # (B, T, N)
+    if dtype is None:
+        return F.linear(x - x_ref, weight).add_(y_ref)  # (B, T, N)
+    diff = torch.sub(x, x_ref, out=torch.empty_like(x, dtype=dtype))  # (B, T, K), rounded
+    return y_ref + F.linear(diff, weight)  # (B, T, N) float32 (type promotion)
 
 
 def _run(model, ids, reference, dtype, pair: bool, record: list | None):
@@ -211,8 +219,8 @@ def _run(model, ids, reference, dtype, pair: bool, record: list | None):
     acc = None
     if pair:
         acc = torch.zeros(
-            batch, tokens, tokens, pred_weight.shape[0], device=ids.device
-        )  # (B, T, T, P) pair logits, the attention part added layer by layer
+            batch, pred_weight.shape[0], tokens * tokens, device=ids.device
+        )  # (B, P, T*T) pair logits, the attention part added layer by layer
     with torch.autocast(ids.device.type, enabled=False):
         hidden = _embed(model, ids)  # (B, T, E)
         if reference is None:
@@ -229,10 +237,10 @@ def _run(model, ids, reference, dtype, pair: bool, record: list | None):
                 if low is not None:
                     w_qkv, w_o, w_in, w_out = low[index]
                 qkv = _delta_linear(ln_attn, ref.ln_attn, ref.qkv, w_qkv, dtype)
-            context, probs = _attention(qkv, cos, sin, heads)  # (B, T, E), (B, H, T, T)
+            context, probs = _attention(qkv, cos, sin, heads, maps=acc is not None)
             if acc is not None:  # this layer's heads' share of the pair logits
                 w = attn_weight[:, index * heads : (index + 1) * heads]  # (P, H)
-                acc.add_(attention_logits(probs, w))
+                acc.baddbmm_(w.expand(batch, -1, -1), probs.view(batch, heads, -1))
             del probs
             if reference is None:
                 attn_out = F.linear(context, w_o, b_o)  # (B, T, E)
@@ -338,12 +346,15 @@ def differential_forward(
 
 
 def _heads(model, hidden: torch.Tensor, acc: torch.Tensor | None) -> DifferentialOutput:
-    """The residue head and the rest of the pair head (float32), as ``SeqDanceModel``."""
+    """The residue head and the rest of the pair head (float32), as ``SeqDanceModel``;
+    ``acc`` (B, P, T*T) holds the attention part of the pair logits, or is None."""
     residue = activate(model.res_pred_nn(hidden), RESIDUE_FEATURES)  # (B, T, 50)
     if acc is None:
         return DifferentialOutput(residue, None)
+    batch, tokens, _ = hidden.shape
     n_attn = model.config.arch.attention_channels
     pred_weight = model.pair_pred_linear.weight  # (P, 2A)
+    acc = acc.view(batch, -1, tokens, tokens).permute(0, 2, 3, 1).contiguous()  # (B, T, T, P)
     q, k = model.res_transform_nn(hidden).chunk(2, dim=-1)  # (B, T, E) each
     for b in range(hidden.shape[0]):
         middle_logits(
