@@ -2,15 +2,17 @@
 
 One step = forward (pair head included) + loss + backward + gradient clipping + AdamW update.
 
-- ``ours``: what ``seqdance train`` runs: ``SeqDanceModel`` (attention maps reduced into the pair
-  logits layer by layer) through ``seqdance.train.pair_grad.TrainingForward`` (pair head in
-  row blocks with a hand-written backward that keeps one (N, N, A) tensor), and the vectorised
-  masked per-protein RMSE loss of ``seqdance.model.loss``.
+- ``ours``: what ``seqdance train`` runs: ``SeqDanceModel`` whose trunk attention
+  (``seqdance.model.attention.AttentionReadout``) adds each layer's maps into the pair logits and
+  keeps none for the backward pass, through ``seqdance.train.pair_grad.TrainingForward`` (pair
+  head in row blocks with a hand-written backward that keeps one (N, N, A) tensor), the
+  vectorised masked per-protein RMSE loss of ``seqdance.model.loss`` and fused AdamW.
 - ``model``: the same, but plain autograd through ``SeqDanceModel.forward`` (the inference
   forward), for reference.
 - ``naive``: the same weights through ``benchmarks/naive_model.py``'s forward, which builds the
-  full (B, T, T, 2E) pair tensor and the (B, T, T, A) attention stack, with gradients, and a
-  loss that loops over proteins and features in Python with boolean indexing.
+  full (B, T, T, 2E) pair tensor and the (B, T, T, A) attention stack, with gradients, a
+  loss that loops over proteins and features in Python with boolean indexing, and the
+  default (per-tensor) AdamW.
 
 Each (variant, tokens) runs in a fresh subprocess so that its peak RSS is its own. Wall time is
 the best of ``--repeats`` steps after a warm-up; CPU time (user + system of all threads) is
@@ -91,6 +93,8 @@ def measure(variant: str, tokens: int, batch: int, repeats: int, threads: int = 
     from seqdance.model.config import SeqDanceConfig
     from seqdance.model.loss import SeqDanceTargets, masked_rmse_loss
     from seqdance.model.seqdance import SeqDanceModel
+    from seqdance.train.config import OptimConfig
+    from seqdance.train.loop import build_optimizer
     from seqdance.train.pair_grad import TrainingForward
 
     torch.manual_seed(0)
@@ -98,7 +102,10 @@ def measure(variant: str, tokens: int, batch: int, repeats: int, threads: int = 
     model = SeqDanceModel(SeqDanceConfig()).train()  # ESM2-35M, random init
     model.esm2.contact_head.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.98), weight_decay=0.01)
+    if variant == "naive":  # the textbook optimizer: a loop of small kernels per tensor
+        optimizer = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.98), weight_decay=0.01)
+    else:  # what seqdance train builds: the same AdamW with the fused kernel
+        optimizer = build_optimizer(params, OptimConfig())
     input_ids, mask, res_t, pair_t = make_batch(tokens, batch)
     forward = naive_forward.__wrapped__  # the reference forward without its no_grad
     trainer = TrainingForward(model)

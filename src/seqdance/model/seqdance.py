@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from seqdance.model.attention import readout_attention
 from seqdance.model.config import SeqDanceConfig
 from seqdance.model.heads import (
     DEFAULT_CHUNK_ELEMENTS,
@@ -135,7 +136,6 @@ class SeqDanceModel(nn.Module):
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        need_maps = pair or return_attentions
         batch, tokens = input_ids.shape
         n_attn = self.config.arch.attention_channels
         pred_weight = self.pair_pred_linear.weight  # (P, 2A): [middle | attention]
@@ -154,11 +154,8 @@ class SeqDanceModel(nn.Module):
         low_precision = torch.autocast(
             input_ids.device.type, dtype=trunk_autocast, enabled=trunk_autocast is not None
         )
-        with self._attention_hooks(acc, pred_weight[:, n_attn:], keep), low_precision:
-            if need_maps:
-                trunk = self._run_eager(input_ids, attention_mask)
-            else:  # residue head only: fused attention, no maps formed
-                trunk = self.esm2(input_ids=input_ids, attention_mask=attention_mask)
+        with low_precision:
+            trunk = self._run_trunk(input_ids, attention_mask, acc, pred_weight[:, n_attn:], keep)
         hidden = trunk.last_hidden_state  # (B, T, E)
         if trunk_autocast is not None:
             hidden = hidden.to(self.res_pred_nn[0].weight.dtype)
@@ -191,6 +188,23 @@ class SeqDanceModel(nn.Module):
                 out.residue, out.pair, targets, loss_weights
             )
         return out
+
+    def _run_trunk(self, input_ids, attention_mask, acc, attn_weight, keep=None):
+        """The trunk's output; its attention maps are reduced into ``acc`` (pair logits) and,
+        with ``keep`` a list, kept there. Three ways, from cheapest:
+
+        - no pair head, no maps: fused (SDPA) attention;
+        - pair head only: :class:`seqdance.model.attention.AttentionReadout`, which adds each
+          layer's readout into ``acc`` and keeps no maps for the backward pass;
+        - maps wanted: eager attention with forward hooks.
+        """
+        if acc is None and keep is None:
+            return self.esm2(input_ids=input_ids, attention_mask=attention_mask)
+        if keep is None:
+            with readout_attention(self.esm2, acc, attn_weight, attention_mask):
+                return self.esm2(input_ids=input_ids, attention_mask=attention_mask)
+        with self._attention_hooks(acc, attn_weight, keep):
+            return self._run_eager(input_ids, attention_mask)
 
     def _run_eager(self, input_ids, attention_mask):
         config = self.esm2.config

@@ -123,8 +123,9 @@ def _check_hub_reachable(spec: str) -> None:
 def enable_ffn_checkpointing(model: SeqDanceModel) -> None:
     """Recompute each trunk layer's feed-forward block in the backward pass.
 
-    The attention sub-layer is left alone: the pair head reads its maps through forward
-    hooks while the trunk runs, and a recomputation would not see those hooks.
+    The attention sub-layer is left alone: it adds its readout into the pair logits as it
+    runs (``seqdance.model.attention``), so a recomputation would add it twice; it keeps
+    little for the backward pass anyway (q, k, v and the dropout mask).
     """
     from torch.utils.checkpoint import checkpoint
 

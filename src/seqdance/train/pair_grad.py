@@ -14,6 +14,8 @@ backward pass, with the gradients written out by hand:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -24,6 +26,30 @@ from seqdance.schema import PAIR_FEATURES, RESIDUE_FEATURES
 
 def _rows_per_block(n: int, width: int, chunk_elements: int) -> int:
     return max(1, chunk_elements // max(1, n * width))
+
+
+class _Workspace:
+    """Scratch buffers kept from one call to the next.
+
+    On a CPU a fresh tensor of tens of MB is new memory from the operating system, and its
+    first writes cost page faults: ~5 ms per 30 MB block, as much as the product that fills
+    it. Reusing the blocks' buffers removes that cost (at most a few blocks of
+    ``chunk_elements`` stay allocated between steps).
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple, torch.Tensor] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        numel = math.prod(shape)
+        key = (name, like.device, like.dtype)
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.numel() < numel:
+            buffer = self._buffers[key] = like.new_empty(numel)
+        return buffer[:numel].view(shape)
+
+
+_WORKSPACE = _Workspace()
 
 
 class PairMiddle(torch.autograd.Function):
@@ -43,14 +69,19 @@ class PairMiddle(torch.autograd.Function):
         pre = q.new_empty(n, n, n_mid)  # (N, N, A), kept for the backward pass
         out = q.new_empty(n, n, n_out)  # (N, N, P)
         rows = _rows_per_block(n, max(width, n_mid), chunk_elements)
+        # one buffer per kind, reused by every block and every call (see _Workspace)
+        x_buf = _WORKSPACE.get("x", (rows, n, width), q)  # (C, N, E)
+        g_buf = _WORKSPACE.get("a", (rows, n, n_mid), q)  # (C, N, A)
         for s in range(0, n, rows):
             e = min(n, s + rows)
-            x = k[s:e, None, :] * q[None, :, :]  # (C, N, E)
-            block = (x.reshape(-1, width) @ w1.t()).view(e - s, n, n_mid)  # (C, N, A)
+            c = e - s
+            x = torch.mul(k[s:e, None, :], q[None, :, :], out=x_buf[:c])  # (C, N, E)
+            block = pre[s:e]  # (C, N, A)
+            torch.mm(x.view(-1, width), w1.t(), out=block.view(-1, n_mid))
             block += col[None]
             block -= row[s:e, None]
-            pre[s:e] = block
-            out[s:e] = torch.nn.functional.gelu(block) @ w_pm.t()  # (C, N, P)
+            act = torch.ops.aten.gelu.out(block, out=g_buf[:c])  # (C, N, A)
+            torch.mm(act.view(-1, n_mid), w_pm.t(), out=out[s:e].view(-1, n_out))  # (C*N, P)
         ctx.save_for_backward(q, k, w_mid, w_pm, pre)
         ctx.rows = rows
         return out
@@ -59,7 +90,7 @@ class PairMiddle(torch.autograd.Function):
     def backward(ctx, grad_out):
         q, k, w_mid, w_pm, pre = ctx.saved_tensors
         n, width = q.shape
-        n_mid = w_mid.shape[0]
+        n_mid, n_out = w_mid.shape[0], w_pm.shape[0]
         w1, w2 = w_mid[:, :width], w_mid[:, width:]
         grad_out = grad_out.contiguous()  # (N, N, P)
         g_q = torch.zeros_like(q)  # (N, E)
@@ -68,19 +99,32 @@ class PairMiddle(torch.autograd.Function):
         g_wpm = torch.zeros_like(w_pm)  # (P, A)
         sum_i = q.new_zeros(n, n_mid)  # (N, A): sum over rows i of g_pre[i, j]
         sum_j = q.new_empty(n, n_mid)  # (N, A): sum over columns j of g_pre[i, j]
-        for s in range(0, n, ctx.rows):
-            e = min(n, s + ctx.rows)
+        rows = ctx.rows
+        x_buf = _WORKSPACE.get("x", (rows, n, width), q)  # (C, N, E): x, then g_x
+        y_buf = _WORKSPACE.get("y", (rows, n, width), q)  # (C, N, E): products with g_x
+        a_buf = _WORKSPACE.get("a", (rows, n, n_mid), q)  # (C, N, A): GELU(pre)
+        gp_buf = _WORKSPACE.get("g", (rows, n, n_mid), q)  # (C, N, A): g_pre
+        for s in range(0, n, rows):
+            e = min(n, s + rows)
+            c = e - s
             p = pre[s:e]  # (C, N, A)
-            g = grad_out[s:e]  # (C, N, P)
-            g_wpm += g.reshape(-1, g.shape[-1]).t() @ torch.nn.functional.gelu(p).reshape(-1, n_mid)
-            g_pre = torch.ops.aten.gelu_backward(g @ w_pm, p)  # (C, N, A)
-            x = k[s:e, None, :] * q[None, :, :]  # (C, N, E)
-            g_w1 += g_pre.reshape(-1, n_mid).t() @ x.reshape(-1, width)
-            g_x = g_pre @ w1  # (C, N, E)
-            g_q += (g_x * k[s:e, None, :]).sum(0)
-            g_k[s:e] = (g_x * q[None, :, :]).sum(1)
+            g = grad_out[s:e].view(-1, n_out)  # (C*N, P)
+            act = torch.ops.aten.gelu.out(p, out=a_buf[:c])
+            g_wpm.addmm_(g.t(), act.view(-1, n_mid))
+            g_pre = gp_buf[:c]  # (C, N, A)
+            torch.mm(g, w_pm, out=g_pre.view(-1, n_mid))
+            torch.ops.aten.gelu_backward.grad_input(g_pre, p, grad_input=g_pre)
+            flat = g_pre.view(-1, n_mid)  # (C*N, A)
+            x = torch.mul(k[s:e, None, :], q[None, :, :], out=x_buf[:c])  # (C, N, E)
+            g_w1.addmm_(flat.t(), x.view(-1, width))
+            g_x = x_buf[:c]  # x is no longer needed: (C, N, E) g_x
+            torch.mm(flat, w1, out=g_x.view(-1, width))
+            y = torch.mul(g_x, q[None, :, :], out=y_buf[:c])
+            torch.sum(y, dim=1, out=g_k[s:e])
+            y = torch.mul(g_x, k[s:e, None, :], out=y_buf[:c])
+            g_q += y.sum(0)
             sum_i += g_pre.sum(0)
-            sum_j[s:e] = g_pre.sum(1)
+            torch.sum(g_pre, dim=1, out=sum_j[s:e])
         g_q += sum_i @ w2
         g_k -= sum_j @ w2
         g_w2 = sum_i.t() @ q - sum_j.t() @ k  # (A, E)
@@ -105,8 +149,8 @@ class TrainingForward(nn.Module):
         pred_w = m.pair_pred_linear.weight  # (P, 2A): [middle | attention]
         acc = torch.zeros(batch, tokens, tokens, pred_w.shape[0], device=input_ids.device,
                           dtype=pred_w.dtype)  # fmt: skip  # (B, T, T, P)
-        with m._attention_hooks(acc, pred_w[:, n_attn:], None):
-            hidden = m._run_eager(input_ids, attention_mask).last_hidden_state  # (B, T, E)
+        trunk = m._run_trunk(input_ids, attention_mask, acc, pred_w[:, n_attn:])
+        hidden = trunk.last_hidden_state  # (B, T, E)
         residue = activate(m.res_pred_nn(hidden), RESIDUE_FEATURES)  # (B, T, 50)
         q, k = m.res_transform_nn(hidden).chunk(2, dim=-1)  # (B, T, E) each
         lengths = attention_mask.sum(-1).tolist()

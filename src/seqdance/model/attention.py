@@ -1,0 +1,191 @@
+"""Trunk attention that feeds the pair head directly, without keeping the attention maps.
+
+The pair head reads every layer's attention probabilities through a linear map
+(``W_pa``, the attention columns of ``pair_pred_linear``): layer by layer,
+
+    readout[b, i, j, :] = sum_h W_pa[:, h] * attn[b, h, i, j]                 # (P,)
+
+:class:`AttentionReadout` computes a layer's attention (softmax, dropout, context) and that
+readout in one autograd node. It keeps only q, k, v and the dropout mask for the backward
+pass and recomputes the probabilities there, so no (B, H, T, T) float tensor outlives the
+layer; eager attention with a hook keeps three (probabilities before and after dropout and
+the readout's input). The gradients, for scores s = q k^T + bias, p = softmax(s),
+d = p * m / (1 - rate) (m the keep mask), context c = d v and readout r = W d:
+
+    g_d = g_c v^T + W^T g_r        g_v = d^T g_c        g_W = sum g_r d^T
+    g_s = p * (g_d * m / (1 - rate) - rowsum(g_d * d))
+    g_q = g_s k                    g_k = g_s^T q
+
+The trunk reaches it through ``transformers``' attention interface (registered as
+``"seqdance_readout"``); :func:`readout_attention` switches a model's trunk to it for one
+forward pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+IMPLEMENTATION = "seqdance_readout"
+
+
+class AttentionReadout(torch.autograd.Function):
+    """Attention context and pair-logit readout of one layer.
+
+    Inputs: q, k, v (B, H, T, D) (q already scaled, rotary applied); key_bias (B, 1, 1, T)
+    additive mask or None; weight (P, H); rate (dropout probability, 0 for none).
+    Outputs: context (B, H, T, D) in v's dtype and readout (B, T, T, P); probabilities, softmax
+    and readout are computed in float32 at least (float64 inputs stay float64).
+
+    Dropout is applied as ``d = s * pm`` with ``pm`` the probabilities with dropped entries
+    zeroed and ``s = 1 / (1 - rate)``; ``s`` is folded into the small tensors (context,
+    readout, gradients of q, k, v and W), so every (B, H, T, T) pass is one operation.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, key_bias, weight, rate: float):
+        with torch.autocast(q.device.type, enabled=False):  # dtypes are set explicitly
+            probs = _probabilities(q, k, key_bias)  # (B, H, T, T) p
+            drop = None
+            if rate > 0.0:
+                drop = torch.rand(probs.shape, device=probs.device) < rate  # (B, H, T, T)
+                probs.masked_fill_(drop, 0.0)  # pm
+            scale = 1.0 / (1.0 - rate)
+            context = _bmm(probs.to(v.dtype), v)  # (B, H, T, D)
+            readout = _readout(probs, weight)  # (B, T, T, P)
+            if rate > 0.0:
+                context.mul_(scale)
+                readout.mul_(scale)
+        ctx.save_for_backward(q, k, v, key_bias, weight, drop)
+        ctx.rate = rate
+        return context, readout
+
+    @staticmethod
+    def backward(ctx, g_context, g_readout):
+        q, k, v, key_bias, weight, drop = ctx.saved_tensors
+        scale = 1.0 / (1.0 - ctx.rate)
+        batch, heads, tokens, _ = q.shape
+        probs = _probabilities(q, k, key_bias)  # (B, H, T, T) p
+        kept = probs.masked_fill(drop, 0.0) if drop is not None else probs  # pm
+        # G = g_c v^T + W^T g_r, the gradient of the loss with respect to d / s
+        g = probs.new_empty(probs.shape)  # (B, H, T, T)
+        g_w = g_v = None
+        if g_readout is not None:
+            g_r = g_readout.to(probs.dtype).reshape(batch, tokens * tokens, -1)  # (B, TT, P)
+            w_t = weight.t().to(probs.dtype).expand(batch, -1, -1)  # (B, H, P)
+            torch.bmm(w_t, g_r.transpose(1, 2), out=g.view(batch, heads, -1))  # (B, H, TT)
+            if ctx.needs_input_grad[4]:
+                g_w = torch.bmm(kept.view(batch, heads, -1), g_r).sum(0).t()  # (P, H)
+                g_w = g_w.mul_(scale).to(weight.dtype)
+        else:
+            g.zero_()
+        if g_context is not None:
+            g_c = g_context.to(v.dtype)
+            g_flat = g.view(batch * heads, tokens, tokens)
+            g_flat.baddbmm_(_flat(g_c).to(g.dtype), _flat(v).to(g.dtype).transpose(1, 2))
+            g_v = _bmm(kept.to(v.dtype).transpose(-1, -2), g_c).mul_(scale)  # (B, H, T, D)
+        # dL/ds = s * (G * pm - p * rowsum(G * pm))
+        g.mul_(kept)
+        rowsum = g.sum(-1, keepdim=True)  # (B, H, T, 1)
+        g_s = g.addcmul_(probs, rowsum, value=-1.0).to(q.dtype)  # (B, H, T, T)
+        g_q = _bmm(g_s, k).mul_(scale)  # (B, H, T, D)
+        g_k = _bmm(g_s.transpose(-1, -2), q).mul_(scale)  # (B, H, T, D)
+        return g_q, g_k, g_v, None, g_w, None
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, T, X) -> (B*H, T, X), a view when the two leading axes allow it."""
+    return x.reshape(-1, x.shape[-2], x.shape[-1])
+
+
+def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Batched product over the two leading axes with ``torch.bmm``, which takes transposed
+    operands as they are (``torch.matmul`` copies them into contiguous memory first)."""
+    out = torch.bmm(_flat(a), _flat(b))
+    return out.view(*a.shape[:-2], a.shape[-2], b.shape[-1])
+
+
+def _probabilities(q, k, key_bias):
+    scores = _bmm(q, k.transpose(-1, -2))  # (B, H, T, T)
+    scores = scores.to(torch.promote_types(scores.dtype, torch.float32))
+    if key_bias is not None:
+        scores.add_(key_bias)
+    return torch.softmax(scores, dim=-1)
+
+
+def _readout(probs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    batch, heads, tokens, _ = probs.shape
+    maps = probs.view(batch, heads, -1).transpose(1, 2)  # (B, TT, H), a transposed view
+    w_t = weight.t().to(probs.dtype).expand(batch, -1, -1)  # (B, H, P)
+    return torch.bmm(maps, w_t).view(batch, tokens, tokens, -1)  # (B, T, T, P)
+
+
+class _ReadoutState:
+    """What the attention function needs besides its arguments, for one forward pass."""
+
+    def __init__(self, acc, weight, key_bias, layer_index, heads):
+        self.acc = acc  # (B, T, T, P) pair logits, updated in place
+        self.weight = weight  # (P, layers * heads)
+        self.key_bias = key_bias  # (B, 1, 1, T) or None
+        self.layer_index = layer_index  # attention module -> layer number
+        self.heads = heads
+
+
+_STATE: list[_ReadoutState] = []
+
+
+def _attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """``transformers`` attention-interface function (q already scaled by ESM: scaling 1)."""
+    if not _STATE:
+        raise RuntimeError("seqdance readout attention used outside readout_attention()")
+    state = _STATE[-1]
+    if scaling not in (None, 1.0):
+        query = query * scaling
+    index = state.layer_index[id(module)]
+    w = state.weight[:, index * state.heads : (index + 1) * state.heads]  # (P, H)
+    context, readout = AttentionReadout.apply(query, key, value, state.key_bias, w, float(dropout))
+    state.acc.add_(readout)
+    return context.to(value.dtype).transpose(1, 2), None  # (B, T, H, D)
+
+
+def _register() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(IMPLEMENTATION, _attention)
+
+
+@contextlib.contextmanager
+def readout_attention(
+    trunk, acc: torch.Tensor, weight: torch.Tensor, attention_mask: torch.Tensor
+) -> Iterator[None]:
+    """Run ``trunk`` (a ``transformers.EsmModel``) with :class:`AttentionReadout` attention.
+
+    Parameters
+    ----------
+    acc : Tensor, shape=(B, T, T, P)
+        Pair logits; each layer adds its readout.
+    weight : Tensor, shape=(P, layers * heads)
+        The attention columns of ``pair_pred_linear.weight`` (layer-major, as the maps stack).
+    attention_mask : Tensor, shape=(B, T)
+        1 on real tokens, 0 on padding (padded keys get no attention).
+    """
+    _register()
+    layers = trunk.encoder.layer
+    index = {id(layer.attention.self): i for i, layer in enumerate(layers)}
+    key_bias = None
+    if not bool(attention_mask.all()):
+        key_bias = torch.zeros(attention_mask.shape, dtype=torch.float32, device=acc.device)
+        key_bias.masked_fill_(attention_mask == 0, torch.finfo(torch.float32).min)
+        key_bias = key_bias[:, None, None, :]  # (B, 1, 1, T)
+    heads = trunk.config.num_attention_heads
+    config = trunk.config
+    previous = config._attn_implementation
+    _STATE.append(_ReadoutState(acc, weight, key_bias, index, heads))
+    config._attn_implementation = IMPLEMENTATION
+    try:
+        yield
+    finally:
+        config._attn_implementation = previous
+        _STATE.pop()
