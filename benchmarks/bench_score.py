@@ -9,10 +9,14 @@ single mutants of the Stiffler 2015 scan. Variants:
   ``benchmarks/naive_model.py`` (full (T, T, 2E) pair tensor, all 63 outputs), scores in
   float64 numpy;
 - fast, all 63 properties: ``score_sequences`` (batched mutants, memory-efficient pair head);
-- fast, ``sasa_mean,psi``: residue channels only (no pair head, fused attention);
-- bf16: the fast path under ``torch.autocast(bfloat16)`` (what ``--dtype bf16`` does),
-  compared with fp32 by Spearman over the mutants, per channel and for the combined
-  ``norm_geometric_mean``.
+- fast, ``sasa_mean,psi``: residue channels only (no pair head, fused attention), in fp32
+  and bf16;
+- bf16 (what ``--dtype bf16`` does): differential inference
+  (``seqdance.inference.differential``: the wild type in fp32, each mutant's trunk Linears
+  in bf16 on its difference from the wild type), compared with fp32 by Spearman over the
+  mutants, per channel and for every combined column; for reference the same agreement of
+  plain trunk autocast (``SeqDanceModel.forward(trunk_autocast=bfloat16)``, the path
+  before differential inference; untimed).
 
 Random weights are fine for speed; the bf16 agreement is reported for them too. Prints
 one JSON object and a Markdown table.
@@ -64,6 +68,26 @@ def naive_scores(model, wild_type: str, sequences: list[str]) -> np.ndarray:
     return np.stack(rows)
 
 
+def _agreement(low: np.ndarray, fp32: np.ndarray, channels) -> dict:
+    """Spearman of low-precision scores with fp32 ones over the mutants: per channel
+    (min, median, how many below 0.99) and per combined column; relative score errors."""
+    from scipy.stats import spearmanr
+
+    from seqdance.inference.score import summarise
+
+    rhos = np.array([spearmanr(low[:, c], fp32[:, c]).statistic for c in range(fp32.shape[1])])
+    want, got = summarise(channels, fp32).combined, summarise(channels, low).combined
+    rel = np.abs(low - fp32) / np.maximum(np.abs(fp32), 1e-12)
+    return {
+        "spearman_min": float(np.nanmin(rhos)),
+        "spearman_median": float(np.nanmedian(rhos)),
+        "channels_below_0.99": int((rhos < 0.99).sum()),
+        "combined": {k: float(spearmanr(want[k], got[k]).statistic) for k in want},
+        "max_rel_diff": float(rel.max()),
+        "median_rel_diff": float(np.median(rel)),
+    }
+
+
 def timed(fn):
     start = time.perf_counter()
     value = fn()
@@ -80,11 +104,15 @@ def main() -> None:
 
     import pandas as pd
     import torch
-    from scipy.stats import spearmanr
 
     from seqdance.inference.fasta import read_fasta
     from seqdance.inference.mutations import build_mutant_set
-    from seqdance.inference.score import score_sequences, summarise
+    from seqdance.inference.score import (
+        _forward,
+        _reduce,
+        _split_channels,
+        score_sequences,
+    )
     from seqdance.model import SeqDanceConfig, SeqDanceModel, get_architecture
     from seqdance.schema import resolve_properties
 
@@ -116,10 +144,28 @@ def main() -> None:
                 model, wild_type, seqs, all63, token_budget=budget, autocast=torch.bfloat16
             )
         )
+        bf16_res, t_bf16_res = timed(
+            lambda: score_sequences(
+                model, wild_type, seqs, residue, token_budget=budget, autocast=torch.bfloat16
+            )
+        )
+        # plain trunk autocast, batched as score_sequences batches (agreement only)
+        res_idx, pair_idx = _split_channels(all63)
+        wt_res, wt_pair = _forward(model, [wild_type], res_idx, pair_idx, torch.bfloat16)
+        batch = max(1, budget // (len(wild_type) + 2))
+        plain = np.concatenate(
+            [
+                _reduce(
+                    *_forward(model, seqs[i : i + batch], res_idx, pair_idx, torch.bfloat16),
+                    wt_res[0],
+                    wt_pair[0],
+                    0.01,
+                )
+                for i in range(0, len(seqs), batch)
+            ]
+        )
     rel = np.abs(fast - naive) / np.maximum(np.abs(naive), 1e-12)
-    rhos = np.array([spearmanr(bf16[:, c], fast[:, c]).statistic for c in range(fast.shape[1])])
-    geo = [summarise(all63, x).combined["norm_geometric_mean"] for x in (fast, bf16)]
-    rho_geo = float(spearmanr(geo[0], geo[1]).statistic)
+    agreement = {name: _agreement(x, fast, all63) for name, x in (("bf16", bf16), ("plain", plain))}
     n = len(seqs)
     report = {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
@@ -131,16 +177,17 @@ def main() -> None:
         "fast_all63_s": t_fast,
         "fast_sasa_mean_psi_s": t_res,
         "bf16_all63_s": t_bf16,
+        "bf16_sasa_mean_psi_s": t_bf16_res,
         "naive_variants_per_s": n / t_naive,
         "fast_all63_variants_per_s": n / t_fast,
         "fast_sasa_mean_psi_variants_per_s": n / t_res,
         "bf16_all63_variants_per_s": n / t_bf16,
+        "bf16_sasa_mean_psi_variants_per_s": n / t_bf16_res,
         "speedup_all63": t_naive / t_fast,
         "speedup_sasa_mean_psi": t_naive / t_res,
         "max_rel_diff_fast_vs_naive": float(rel.max()),
-        "bf16_spearman_min": float(np.nanmin(rhos)),
-        "bf16_spearman_median": float(np.nanmedian(rhos)),
-        "bf16_spearman_norm_geometric_mean": rho_geo,
+        "bf16_vs_fp32": agreement["bf16"],
+        "plain_autocast_vs_fp32": agreement["plain"],
     }
     print(json.dumps(report, indent=2))
     print()
@@ -150,6 +197,21 @@ def main() -> None:
     print(f"| fast, all 63 | {t_fast:.1f} | {n / t_fast:.2f} | {t_naive / t_fast:.2f}x |")
     print(f"| fast, sasa_mean,psi | {t_res:.1f} | {n / t_res:.2f} | {t_naive / t_res:.2f}x |")
     print(f"| fast, all 63, bf16 | {t_bf16:.1f} | {n / t_bf16:.2f} | {t_naive / t_bf16:.2f}x |")
+    print(
+        f"| fast, sasa_mean,psi, bf16 | {t_bf16_res:.1f} | {n / t_bf16_res:.2f} "
+        f"| {t_naive / t_bf16_res:.2f}x |"
+    )
+    print()
+    print("| bf16 vs fp32 (Spearman over mutants) | per-channel min | median | < 0.99 "
+          "| norm_geometric_mean | max rel. score diff |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for name, a in (("differential (--dtype bf16)", agreement["bf16"]),
+                    ("plain trunk autocast", agreement["plain"])):  # fmt: skip
+        print(
+            f"| {name} | {a['spearman_min']:.4f} | {a['spearman_median']:.4f} "
+            f"| {a['channels_below_0.99']} | {a['combined']['norm_geometric_mean']:.4f} "
+            f"| {a['max_rel_diff']:.3f} |"
+        )
 
 
 if __name__ == "__main__":
