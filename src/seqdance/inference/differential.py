@@ -19,8 +19,9 @@ The trunk follows ``transformers.models.esm.modeling_esm`` (ESM2 configuration o
 positions, pre-LayerNorm layers, the query scaled by ``head_dim ** -0.5`` before the
 rotary embedding, exact (erf) GELU and ``emb_layer_norm_after``.
 
-Only unpadded batches of sequences as long as the wild type are supported (zero-shot
-substitutions); eval mode (no dropout) is assumed.
+A float64 model runs the same way with float64 in place of float32 (with ``dtype=None``
+an exact reference for benchmarks). Only unpadded batches of sequences as long as the
+wild type are supported (zero-shot substitutions); eval mode (no dropout) is assumed.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ class WildTypeActivations:
 
 @dataclass
 class DifferentialOutput:
-    """Outputs of a batch, special-token rows kept (T = L + 2), float32.
+    """Outputs of a batch, special-token rows kept (T = L + 2), float32 (float64 for a
+    float64 model).
 
     ``residue`` (B, T, 50) after activations; ``pair`` (B, T, T, 13) or None.
     """
@@ -89,8 +91,9 @@ class DifferentialOutput:
 
 # -- ESM2 pieces ---------------------------------------------------------------------------
 def _fp32(model) -> None:
+    """Check that the weights are float32 (or all float64)."""
     dtypes = {p.dtype for p in model.parameters()}
-    if dtypes != {torch.float32}:
+    if dtypes not in ({torch.float32}, {torch.float64}):
         raise SeqDanceError(
             "differential inference needs float32 weights (the low precision is applied to "
             f"the differences only); the model holds {sorted(str(d) for d in dtypes)}"
@@ -219,7 +222,7 @@ def _run(model, ids, reference, dtype, pair: bool, record: list | None):
     acc = None
     if pair:
         acc = torch.zeros(
-            batch, pred_weight.shape[0], tokens * tokens, device=ids.device
+            batch, pred_weight.shape[0], tokens * tokens, device=ids.device, dtype=pred_weight.dtype
         )  # (B, P, T*T) pair logits, the attention part added layer by layer
     with torch.autocast(ids.device.type, enabled=False):
         hidden = _embed(model, ids)  # (B, T, E)
