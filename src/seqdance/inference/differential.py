@@ -90,7 +90,7 @@ class DifferentialOutput:
 
 
 # -- ESM2 pieces ---------------------------------------------------------------------------
-def _fp32(model) -> None:
+def _check_weights(model) -> None:
     """Check that the weights are float32 (or all float64)."""
     dtypes = {p.dtype for p in model.parameters()}
     if dtypes not in ({torch.float32}, {torch.float64}):
@@ -301,7 +301,7 @@ def wild_type_activations(
     output : DifferentialOutput
         The wild type's outputs (B = 1), equal to ``model.forward`` up to rounding.
     """
-    _fp32(model)
+    _check_weights(model)
     ids = input_ids.reshape(1, -1).to(next(model.parameters()).device)  # (1, T)
     layers: list[LayerActivations] = []
     output, cos, sin = _run(model, ids, None, None, pair, layers)
@@ -344,7 +344,7 @@ def differential_forward(
             "differential inference needs a (batch, tokens) array of sequences as long as "
             f"the wild type ({reference.input_ids.shape[0]} tokens), got {tuple(ids.shape)}"
         )
-    _fp32(model)
+    _check_weights(model)
     return _run(model, ids, reference, dtype, pair, None)[0]
 
 
