@@ -194,7 +194,10 @@ def test_seqdance_init_is_xavier_and_esmdance_trunk_is_frozen():
     assert (model.esm2.encoder.emb_layer_norm_after.weight == 1).all()
     for name in ("res_pred_nn.0", "res_pred_nn.4", "res_transform_nn.4", "pair_middle_linear"):
         assert model.get_submodule(name).bias.abs().sum() == 0
-    assert model.esm2.encoder.layer[0].output.dropout.p == 0.1  # the trunk trains with dropout
+    # dropout 0.1 in the heads only: ESM2's configs (the authors' trunk) have none
+    assert model.res_pred_nn[3].p == 0.1 and model.res_transform_nn[3].p == 0.1
+    assert model.esm2.encoder.layer[0].output.dropout.p == 0.0
+    assert model.esm2.config.attention_probs_dropout_prob == 0.0
     frozen = SeqDanceModel(SeqDanceConfig(arch=TINY, variant="esmdance")).train()
     assert not any(p.requires_grad for p in frozen.esm2.parameters())
     assert all(p.requires_grad for n, p in frozen.named_parameters() if not n.startswith("esm2"))

@@ -28,6 +28,8 @@ from collections.abc import Iterator
 
 import torch
 
+from seqdance.utils.workspace import WORKSPACE
+
 IMPLEMENTATION = "seqdance_readout"
 
 
@@ -47,10 +49,11 @@ class AttentionReadout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, key_bias, weight, rate: float):
         with torch.autocast(q.device.type, enabled=False):  # dtypes are set explicitly
-            probs = _probabilities(q, k, key_bias)  # (B, H, T, T) p
+            probs = _probabilities(q, k, key_bias, "forward")  # (B, H, T, T) p, scratch
             drop = None
             if rate > 0.0:
-                drop = torch.rand(probs.shape, device=probs.device) < rate  # (B, H, T, T)
+                uniform = _scratch("uniform", probs)
+                drop = torch.rand(probs.shape, out=uniform, device=probs.device) < rate
                 probs.masked_fill_(drop, 0.0)  # pm
             scale = 1.0 / (1.0 - rate)
             context = _bmm(probs.to(v.dtype), v)  # (B, H, T, D)
@@ -67,10 +70,12 @@ class AttentionReadout(torch.autograd.Function):
         q, k, v, key_bias, weight, drop = ctx.saved_tensors
         scale = 1.0 / (1.0 - ctx.rate)
         batch, heads, tokens, _ = q.shape
-        probs = _probabilities(q, k, key_bias)  # (B, H, T, T) p
-        kept = probs.masked_fill(drop, 0.0) if drop is not None else probs  # pm
+        probs = _probabilities(q, k, key_bias, "backward")  # (B, H, T, T) p, scratch
+        kept = probs  # pm
+        if drop is not None:
+            kept = _scratch("kept", probs).copy_(probs).masked_fill_(drop, 0.0)
         # G = g_c v^T + W^T g_r, the gradient of the loss with respect to d / s
-        g = probs.new_empty(probs.shape)  # (B, H, T, T)
+        g = _scratch("grad", probs)  # (B, H, T, T)
         g_w = g_v = None
         if g_readout is not None:
             g_r = g_readout.to(probs.dtype).reshape(batch, tokens * tokens, -1)  # (B, TT, P)
@@ -107,12 +112,22 @@ def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return out.view(*a.shape[:-2], a.shape[-2], b.shape[-1])
 
 
-def _probabilities(q, k, key_bias):
-    scores = _bmm(q, k.transpose(-1, -2))  # (B, H, T, T)
-    scores = scores.to(torch.promote_types(scores.dtype, torch.float32))
+def _scratch(name: str, like: torch.Tensor) -> torch.Tensor:
+    return WORKSPACE.get(f"attention.{name}", like.shape, like.device, like.dtype)
+
+
+def _probabilities(q, k, key_bias, name: str) -> torch.Tensor:
+    """softmax(q k^T + bias) in a scratch buffer (valid until the next call with ``name``)."""
+    batch, heads, tokens, _ = q.shape
+    dtype = torch.promote_types(q.dtype, torch.float32)
+    scores = WORKSPACE.get(f"attention.{name}", (batch, heads, tokens, tokens), q.device, dtype)
+    if q.dtype == dtype:
+        torch.bmm(_flat(q), _flat(k).transpose(1, 2), out=_flat(scores))
+    else:  # low-precision product, float32 softmax
+        scores.copy_(_bmm(q, k.transpose(-1, -2)))
     if key_bias is not None:
         scores.add_(key_bias)
-    return torch.softmax(scores, dim=-1)
+    return torch.ops.aten._softmax.out(scores, -1, False, out=scores)  # in place
 
 
 def _readout(probs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

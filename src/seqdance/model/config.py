@@ -70,7 +70,7 @@ class SeqDanceConfig:
 
     arch: Esm2Architecture = field(default_factory=lambda: ARCHITECTURES["esm2_t12_35M_UR50D"])
     variant: Variant = "seqdance"
-    dropout: float = 0.1  # heads; also the trunk's dropout when the trunk trains (seqdance)
+    dropout: float = 0.1  # the heads' dropout (the trunk has none, see trunk_dropout)
     n_residue_outputs: int = N_RESIDUE_OUTPUTS
     n_pair_outputs: int = N_PAIR_OUTPUTS
 
@@ -91,7 +91,10 @@ class SeqDanceConfig:
 
     @property
     def trunk_dropout(self) -> float:
-        return 0.0 if self.freeze_trunk else self.dropout
+        """0 for both variants: ESM2's published configs set hidden and attention dropout to
+        0, and the authors build the SeqDance trunk from that config (then re-initialise its
+        weights), so the recipe's dropout 0.1 acts in the heads only."""
+        return 0.0
 
     def with_variant(self, variant: Variant) -> SeqDanceConfig:
         return replace(self, variant=variant)

@@ -14,42 +14,21 @@ backward pass, with the gradients written out by hand:
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from seqdance.model.heads import DEFAULT_CHUNK_ELEMENTS, activate
 from seqdance.model.seqdance import SeqDanceModel, SeqDanceOutput
 from seqdance.schema import PAIR_FEATURES, RESIDUE_FEATURES
+from seqdance.utils.workspace import WORKSPACE
 
 
 def _rows_per_block(n: int, width: int, chunk_elements: int) -> int:
     return max(1, chunk_elements // max(1, n * width))
 
 
-class _Workspace:
-    """Scratch buffers kept from one call to the next.
-
-    On a CPU a fresh tensor of tens of MB is new memory from the operating system, and its
-    first writes cost page faults: ~5 ms per 30 MB block, as much as the product that fills
-    it. Reusing the blocks' buffers removes that cost (at most a few blocks of
-    ``chunk_elements`` stay allocated between steps).
-    """
-
-    def __init__(self) -> None:
-        self._buffers: dict[tuple, torch.Tensor] = {}
-
-    def get(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        numel = math.prod(shape)
-        key = (name, like.device, like.dtype)
-        buffer = self._buffers.get(key)
-        if buffer is None or buffer.numel() < numel:
-            buffer = self._buffers[key] = like.new_empty(numel)
-        return buffer[:numel].view(shape)
-
-
-_WORKSPACE = _Workspace()
+def _scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    return WORKSPACE.get(f"pair_middle.{name}", shape, like.device, like.dtype)
 
 
 class PairMiddle(torch.autograd.Function):
@@ -69,9 +48,9 @@ class PairMiddle(torch.autograd.Function):
         pre = q.new_empty(n, n, n_mid)  # (N, N, A), kept for the backward pass
         out = q.new_empty(n, n, n_out)  # (N, N, P)
         rows = _rows_per_block(n, max(width, n_mid), chunk_elements)
-        # one buffer per kind, reused by every block and every call (see _Workspace)
-        x_buf = _WORKSPACE.get("x", (rows, n, width), q)  # (C, N, E)
-        g_buf = _WORKSPACE.get("a", (rows, n, n_mid), q)  # (C, N, A)
+        # one buffer per kind, reused by every block and every call (seqdance.utils.workspace)
+        x_buf = _scratch("x", (rows, n, width), q)  # (C, N, E)
+        g_buf = _scratch("a", (rows, n, n_mid), q)  # (C, N, A)
         for s in range(0, n, rows):
             e = min(n, s + rows)
             c = e - s
@@ -100,10 +79,10 @@ class PairMiddle(torch.autograd.Function):
         sum_i = q.new_zeros(n, n_mid)  # (N, A): sum over rows i of g_pre[i, j]
         sum_j = q.new_empty(n, n_mid)  # (N, A): sum over columns j of g_pre[i, j]
         rows = ctx.rows
-        x_buf = _WORKSPACE.get("x", (rows, n, width), q)  # (C, N, E): x, then g_x
-        y_buf = _WORKSPACE.get("y", (rows, n, width), q)  # (C, N, E): products with g_x
-        a_buf = _WORKSPACE.get("a", (rows, n, n_mid), q)  # (C, N, A): GELU(pre)
-        gp_buf = _WORKSPACE.get("g", (rows, n, n_mid), q)  # (C, N, A): g_pre
+        x_buf = _scratch("x", (rows, n, width), q)  # (C, N, E): x, then g_x
+        y_buf = _scratch("y", (rows, n, width), q)  # (C, N, E): products with g_x
+        a_buf = _scratch("a", (rows, n, n_mid), q)  # (C, N, A): GELU(pre)
+        gp_buf = _scratch("g", (rows, n, n_mid), q)  # (C, N, A): g_pre
         for s in range(0, n, rows):
             e = min(n, s + rows)
             c = e - s
