@@ -2,7 +2,8 @@
 
 One step = forward (pair head included) + loss + backward + gradient clipping + AdamW update.
 
-- ``ours``: what ``seqdance train`` runs: ``SeqDanceModel`` whose trunk attention
+- ``ours``: what ``seqdance train`` runs: ``SeqDanceModel`` (one-kernel GELU in the trunk's
+  feed-forward blocks) whose trunk attention
   (``seqdance.model.attention.AttentionReadout``) adds each layer's maps into the pair logits and
   keeps none for the backward pass, through ``seqdance.train.pair_grad.TrainingForward`` (pair
   head in row blocks with a hand-written backward that keeps one (N, N, A) tensor), the
@@ -10,9 +11,10 @@ One step = forward (pair head included) + loss + backward + gradient clipping + 
 - ``model``: the same, but plain autograd through ``SeqDanceModel.forward`` (the inference
   forward), for reference.
 - ``naive``: the same weights through ``benchmarks/naive_model.py``'s forward, which builds the
-  full (B, T, T, 2E) pair tensor and the (B, T, T, A) attention stack, with gradients, a
-  loss that loops over proteins and features in Python with boolean indexing, and the
-  default (per-tensor) AdamW.
+  full (B, T, T, 2E) pair tensor and the (B, T, T, A) attention stack, with gradients, on the
+  stock ``transformers`` trunk (eager attention returning all maps, ESM's GELU written as
+  five tensor operations), a loss that loops over proteins and features in Python with
+  boolean indexing, and the default (per-tensor) AdamW: the authors' step, written plainly.
 
 Each (variant, tokens) runs in a fresh subprocess so that its peak RSS is its own. Wall time is
 the best of ``--repeats`` steps after a warm-up; CPU time (user + system of all threads) is
@@ -106,6 +108,12 @@ def measure(variant: str, tokens: int, batch: int, repeats: int, threads: int = 
         optimizer = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.98), weight_decay=0.01)
     else:  # what seqdance train builds: the same AdamW with the fused kernel
         optimizer = build_optimizer(params, OptimConfig())
+    if variant == "naive":  # the stock transformers trunk: its GELU as five tensor operations
+        from transformers.models.esm.modeling_esm import EsmIntermediate
+
+        for module in model.esm2.modules():
+            if isinstance(module, EsmIntermediate):
+                module.__class__ = EsmIntermediate
     input_ids, mask, res_t, pair_t = make_batch(tokens, batch)
     forward = naive_forward.__wrapped__  # the reference forward without its no_grad
     trainer = TrainingForward(model)

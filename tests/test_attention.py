@@ -24,7 +24,7 @@ def _inputs(dtype=torch.float64, padded=True, seed=0):
 
 
 def _reference(q, k, v, bias, weight, keep=None, rate=0.0):
-    """Eager attention written out: softmax, dropout, context, readout (B, T, T, P)."""
+    """Eager attention written out: softmax, dropout, context, readout (B, P, T, T)."""
     scores = q @ k.transpose(-1, -2)
     if bias is not None:
         scores = scores + bias.to(scores.dtype)
@@ -32,7 +32,7 @@ def _reference(q, k, v, bias, weight, keep=None, rate=0.0):
     if keep is not None:
         probs = probs * keep / (1.0 - rate)
     context = probs @ v
-    readout = torch.einsum("bhij,ph->bijp", probs, weight)
+    readout = torch.einsum("bhij,ph->bpij", probs, weight)
     return context, readout
 
 

@@ -3,7 +3,7 @@
 The pair head reads every layer's attention probabilities through a linear map
 (``W_pa``, the attention columns of ``pair_pred_linear``): layer by layer,
 
-    readout[b, i, j, :] = sum_h W_pa[:, h] * attn[b, h, i, j]                 # (P,)
+    readout[b, :, i, j] = sum_h W_pa[:, h] * attn[b, h, i, j]                 # (P,)
 
 :class:`AttentionReadout` computes a layer's attention (softmax, dropout, context) and that
 readout in one autograd node. It keeps only q, k, v and the dropout mask for the backward
@@ -38,7 +38,7 @@ class AttentionReadout(torch.autograd.Function):
 
     Inputs: q, k, v (B, H, T, D) (q already scaled, rotary applied); key_bias (B, 1, 1, T)
     additive mask or None; weight (P, H); rate (dropout probability, 0 for none).
-    Outputs: context (B, H, T, D) in v's dtype and readout (B, T, T, P); probabilities, softmax
+    Outputs: context (B, H, T, D) in v's dtype and readout (B, P, T, T); probabilities, softmax
     and readout are computed in float32 at least (float64 inputs stay float64).
 
     Dropout is applied as ``d = s * pm`` with ``pm`` the probabilities with dropped entries
@@ -78,11 +78,12 @@ class AttentionReadout(torch.autograd.Function):
         g = _scratch("grad", probs)  # (B, H, T, T)
         g_w = g_v = None
         if g_readout is not None:
-            g_r = g_readout.to(probs.dtype).reshape(batch, tokens * tokens, -1)  # (B, TT, P)
+            g_r = g_readout.to(probs.dtype).reshape(batch, -1, tokens * tokens)  # (B, P, TT)
             w_t = weight.t().to(probs.dtype).expand(batch, -1, -1)  # (B, H, P)
-            torch.bmm(w_t, g_r.transpose(1, 2), out=g.view(batch, heads, -1))  # (B, H, TT)
+            torch.bmm(w_t, g_r, out=g.view(batch, heads, -1))  # (B, H, TT)
             if ctx.needs_input_grad[4]:
-                g_w = torch.bmm(kept.view(batch, heads, -1), g_r).sum(0).t()  # (P, H)
+                # (B, P, TT) @ (B, TT, H) summed over B -> (P, H)
+                g_w = torch.bmm(g_r, kept.view(batch, heads, -1).transpose(1, 2)).sum(0)
                 g_w = g_w.mul_(scale).to(weight.dtype)
         else:
             g.zero_()
@@ -132,16 +133,15 @@ def _probabilities(q, k, key_bias, name: str) -> torch.Tensor:
 
 def _readout(probs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     batch, heads, tokens, _ = probs.shape
-    maps = probs.view(batch, heads, -1).transpose(1, 2)  # (B, TT, H), a transposed view
-    w_t = weight.t().to(probs.dtype).expand(batch, -1, -1)  # (B, H, P)
-    return torch.bmm(maps, w_t).view(batch, tokens, tokens, -1)  # (B, T, T, P)
+    w = weight.to(probs.dtype).expand(batch, -1, -1)  # (B, P, H)
+    return torch.bmm(w, probs.view(batch, heads, -1)).view(batch, -1, tokens, tokens)
 
 
 class _ReadoutState:
     """What the attention function needs besides its arguments, for one forward pass."""
 
     def __init__(self, acc, weight, key_bias, layer_index, heads):
-        self.acc = acc  # (B, T, T, P) pair logits, updated in place
+        self.acc = acc  # (B, P, T, T) pair logits, updated in place
         self.weight = weight  # (P, layers * heads)
         self.key_bias = key_bias  # (B, 1, 1, T) or None
         self.layer_index = layer_index  # attention module -> layer number
@@ -179,8 +179,8 @@ def readout_attention(
 
     Parameters
     ----------
-    acc : Tensor, shape=(B, T, T, P)
-        Pair logits; each layer adds its readout.
+    acc : Tensor, shape=(B, P, T, T)
+        Pair logits, channels first; each layer adds its readout.
     weight : Tensor, shape=(P, layers * heads)
         The attention columns of ``pair_pred_linear.weight`` (layer-major, as the maps stack).
     attention_mask : Tensor, shape=(B, T)

@@ -19,6 +19,8 @@ is linear in the maps and is added layer by layer while the trunk runs
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -55,24 +57,44 @@ def activate(logits: torch.Tensor, features: tuple[Feature, ...]) -> torch.Tenso
     -------
     Tensor, shape=(..., C)
     """
-    parts = []
-    for feature in features:
-        x = logits[..., feature.slice]
-        if feature.activation == "softplus":
-            parts.append(F.softplus(x, beta=SOFTPLUS_BETA, threshold=SOFTPLUS_THRESHOLD))
-        elif feature.activation == "sigmoid":
-            parts.append(torch.sigmoid(x))
-        elif feature.activation == "softmax":
-            parts.append(torch.softmax(x, dim=-1))
-        elif feature.activation == "tanh2":
-            parts.append(2.0 * torch.sigmoid(x) - 1.0)
+    runs = _activation_runs(features)
+    parts = torch.split(logits, [width for _, width in runs], dim=-1)
+    out = []
+    for (activation, _), x in zip(runs, parts, strict=True):
+        if activation == "softplus":
+            out.append(F.softplus(x, beta=SOFTPLUS_BETA, threshold=SOFTPLUS_THRESHOLD))
+        elif activation == "sigmoid":
+            out.append(torch.sigmoid(x))
+        elif activation == "softmax":
+            out.append(torch.softmax(x, dim=-1))
+        elif activation == "tanh2":
+            out.append(2.0 * torch.sigmoid(x) - 1.0)
         else:  # pragma: no cover - the schema only uses the four above
-            raise ValueError(f"unknown activation {feature.activation!r}")
-    return torch.cat(parts, dim=-1)
+            raise ValueError(f"unknown activation {activation!r}")
+    return torch.cat(out, dim=-1)
+
+
+@functools.cache
+def _activation_runs(features: tuple[Feature, ...]) -> tuple[tuple[str, int], ...]:
+    """(activation, width) of consecutive channel runs that share an element-wise activation
+    (softmax groups stay one feature each): one operation per run, and one split whose
+    backward is a single concatenation."""
+    runs: list[list] = []
+    stop = 0
+    for feature in features:
+        if feature.slice.start != stop:
+            raise ValueError(f"feature {feature.name} does not follow the previous channels")
+        width = feature.slice.stop - feature.slice.start
+        stop = feature.slice.stop
+        if runs and runs[-1][0] == feature.activation != "softmax":
+            runs[-1][1] += width
+        else:
+            runs.append([feature.activation, width])
+    return tuple((activation, width) for activation, width in runs)
 
 
 def attention_logits(attn: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Contribution of one layer's attention maps to the pair logits.
+    """Contribution of one layer's attention maps to the pair logits, channels first.
 
     Parameters
     ----------
@@ -83,12 +105,12 @@ def attention_logits(attn: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
     Returns
     -------
-    Tensor, shape=(B, T, T, P)
+    Tensor, shape=(B, P, T, T)
     """
     batch, heads, t_q, t_k = attn.shape
-    # (B, H, T*T) -> (B, P, T*T): one batched product, then move P last.
+    # (P, H) @ (B, H, T*T) -> (B, P, T*T): one batched product, no transposition
     out = torch.matmul(weight.to(attn.dtype), attn.reshape(batch, heads, t_q * t_k))
-    return out.view(batch, -1, t_q, t_k).permute(0, 2, 3, 1)
+    return out.view(batch, -1, t_q, t_k)
 
 
 def middle_logits(

@@ -70,6 +70,7 @@ class SeqDanceModel(nn.Module):
         arch = config.arch
         width, n_attn = arch.hidden_size, arch.attention_channels
         self.esm2 = EsmModel(config.esm_config(), add_pooling_layer=False)
+        fuse_ffn_gelu(self.esm2)
         self.res_pred_nn = mlp_head(width, config.n_residue_outputs, config.dropout)
         self.res_transform_nn = mlp_head(width, 2 * width, config.dropout)
         self.pair_middle_linear = nn.Linear(2 * width, n_attn)
@@ -143,12 +144,12 @@ class SeqDanceModel(nn.Module):
         if pair:
             acc = torch.zeros(
                 batch,
-                tokens,
-                tokens,
                 pred_weight.shape[0],
+                tokens,
+                tokens,
                 device=input_ids.device,
                 dtype=torch.float32,  # accumulated in fp32 whatever the model's precision
-            )  # (B, T, T, P) pair logits, filled layer by layer then row block by row block
+            )  # (B, P, T, T) pair logits, filled layer by layer then row block by row block
         maps: list[torch.Tensor] = []
         keep = maps if return_attentions else None
         low_precision = torch.autocast(
@@ -177,12 +178,17 @@ class SeqDanceModel(nn.Module):
                 middle_logits(
                     q[b, :n], k[b, :n],
                     self.pair_middle_linear.weight, self.pair_middle_linear.bias,
-                    pred_weight[:, :n_attn], acc[b, :n, :n], self.chunk_elements,
+                    pred_weight[:, :n_attn], acc[b, :, :n, :n].permute(1, 2, 0),
+                    self.chunk_elements,
                 )  # fmt: skip
-            acc += self.pair_pred_linear.bias
-            out.pair = activate(acc, PAIR_FEATURES)
+            # channels last, contiguous: activations on a permuted view may round differently
+            # with the batch size, and a wild type must score exactly 0 against itself
+            logits = acc.permute(0, 2, 3, 1).contiguous()  # (B, T, T, P)
+            del acc
+            logits += self.pair_pred_linear.bias
+            out.pair = activate(logits, PAIR_FEATURES)
             if return_logits:
-                out.pair_logits = acc
+                out.pair_logits = logits
         if targets is not None:
             out.loss, out.loss_terms = masked_rmse_loss(
                 out.residue, out.pair, targets, loss_weights
@@ -190,7 +196,8 @@ class SeqDanceModel(nn.Module):
         return out
 
     def _run_trunk(self, input_ids, attention_mask, acc, attn_weight, keep=None):
-        """The trunk's output; its attention maps are reduced into ``acc`` (pair logits) and,
+        """The trunk's output; its attention maps are reduced into ``acc`` (B, P, T, T) (pair
+        logits, channels first) and,
         with ``keep`` a list, kept there. Three ways, from cheapest:
 
         - no pair head, no maps: fused (SDPA) attention;
@@ -231,7 +238,7 @@ class SeqDanceModel(nn.Module):
                         keep.append(attn)
                     if acc is not None:
                         w = attn_weight[:, index * heads : (index + 1) * heads]  # (P, H)
-                        acc.add_(attention_logits(attn, w).to(acc.dtype))
+                        acc.add_(attention_logits(attn, w).to(acc.dtype))  # (B, P, T, T)
 
                 handles.append(layer.attention.self.register_forward_hook(hook))
         try:
@@ -268,3 +275,31 @@ def init_trunk_xavier(trunk: nn.Module) -> None:
         elif isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
+
+
+def fuse_ffn_gelu(trunk: nn.Module) -> None:
+    """Give every feed-forward block of ``trunk`` the one-kernel exact (erf) GELU.
+
+    ``transformers`` writes ESM's GELU as five tensor operations (``x * 0.5 * (1 +
+    erf(x / sqrt(2)))``), each with its own pass over the (B, T, 4E) activations and its own
+    backward node; ``torch.nn.functional.gelu`` computes the same function in one pass
+    (equal to ~1e-7 relative). The modules and weights stay those of ``transformers``.
+    """
+    from transformers.models.esm.modeling_esm import EsmIntermediate
+
+    for module in trunk.modules():
+        if type(module) is EsmIntermediate:
+            module.__class__ = _FusedGeluIntermediate
+
+
+def _fused_gelu_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.gelu(self.dense(hidden_states))
+
+
+def _make_fused_intermediate():
+    from transformers.models.esm.modeling_esm import EsmIntermediate
+
+    return type("_FusedGeluIntermediate", (EsmIntermediate,), {"forward": _fused_gelu_forward})
+
+
+_FusedGeluIntermediate = _make_fused_intermediate()

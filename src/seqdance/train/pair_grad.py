@@ -20,7 +20,9 @@ from torch import nn
 from seqdance.model.heads import DEFAULT_CHUNK_ELEMENTS, activate
 from seqdance.model.seqdance import SeqDanceModel, SeqDanceOutput
 from seqdance.schema import PAIR_FEATURES, RESIDUE_FEATURES
-from seqdance.utils.workspace import WORKSPACE
+from seqdance.utils.workspace import WORKSPACE, TensorPool
+
+_PRE = TensorPool(limit=16)  # the (N, N, A) tensors kept for backward, reused from step to step
 
 
 def _rows_per_block(n: int, width: int, chunk_elements: int) -> int:
@@ -32,21 +34,25 @@ def _scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Ten
 
 
 class PairMiddle(torch.autograd.Function):
-    """``out[i, j] = W_pm @ GELU(W_mid @ concat(q_j * k_i, q_j - k_i) + b_mid)``.
+    """``out[:, i, j] = W_pm @ GELU(W_mid @ concat(q_j * k_i, q_j - k_i) + b_mid)``.
 
-    Inputs: q, k (N, E); w_mid (A, 2E); b_mid (A,); w_pm (P, A); chunk_elements (int).
-    Output: (N, N, P), row i, column j.
+    Inputs: q, k (N, E); w_mid (A, 2E); b_mid (A,); w_pm (P, A); chunk_elements (int);
+    reuse (bool: take the kept (N, N, A) tensor from a pool and hand it back in the backward
+    pass, which then runs once, as in a training step).
+    Output: (P, N, N), channel, row i, column j (the pair logits' channels-first layout).
     """
 
     @staticmethod
-    def forward(ctx, q, k, w_mid, b_mid, w_pm, chunk_elements: int):
+    def forward(ctx, q, k, w_mid, b_mid, w_pm, chunk_elements: int, reuse: bool = False):
         n, width = q.shape
         n_mid, n_out = w_mid.shape[0], w_pm.shape[0]
         w1, w2 = w_mid[:, :width], w_mid[:, width:]  # (A, E) each
         col = q @ w2.t()  # (N, A): W2 q_j
         row = k @ w2.t() - b_mid  # (N, A): W2 k_i - b
-        pre = q.new_empty(n, n, n_mid)  # (N, N, A), kept for the backward pass
-        out = q.new_empty(n, n, n_out)  # (N, N, P)
+        # (N, N, A), kept for the backward pass; with ``reuse``, memory of an earlier step's
+        # (handed back by its backward pass, which may then run only once)
+        pre = _PRE.take((n, n, n_mid), q) if reuse else q.new_empty(n, n, n_mid)
+        out = q.new_empty(n_out, n, n)  # (P, N, N)
         rows = _rows_per_block(n, max(width, n_mid), chunk_elements)
         # one buffer per kind, reused by every block and every call (seqdance.utils.workspace)
         x_buf = _scratch("x", (rows, n, width), q)  # (C, N, E)
@@ -55,23 +61,25 @@ class PairMiddle(torch.autograd.Function):
             e = min(n, s + rows)
             c = e - s
             x = torch.mul(k[s:e, None, :], q[None, :, :], out=x_buf[:c])  # (C, N, E)
-            block = pre[s:e]  # (C, N, A)
-            torch.mm(x.view(-1, width), w1.t(), out=block.view(-1, n_mid))
-            block += col[None]
+            block = pre[s:e]  # (C, N, A): col_j + x_ij W1^T, then - row_i
+            torch.baddbmm(col.expand(c, n, n_mid), x, w1.t().expand(c, width, n_mid), out=block)
             block -= row[s:e, None]
             act = torch.ops.aten.gelu.out(block, out=g_buf[:c])  # (C, N, A)
-            torch.mm(act.view(-1, n_mid), w_pm.t(), out=out[s:e].view(-1, n_out))  # (C*N, P)
+            out[:, s:e] = torch.mm(w_pm, act.view(-1, n_mid).t()).view(n_out, c, n)  # (P, C, N)
         ctx.save_for_backward(q, k, w_mid, w_pm, pre)
         ctx.rows = rows
+        ctx.reuse, ctx.released = reuse, False
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
+        if ctx.released:
+            raise RuntimeError("PairMiddle's backward runs once (its buffer was handed back)")
         q, k, w_mid, w_pm, pre = ctx.saved_tensors
         n, width = q.shape
         n_mid, n_out = w_mid.shape[0], w_pm.shape[0]
         w1, w2 = w_mid[:, :width], w_mid[:, width:]
-        grad_out = grad_out.contiguous()  # (N, N, P)
+        grad_out = grad_out.contiguous()  # (P, N, N)
         g_q = torch.zeros_like(q)  # (N, E)
         g_k = torch.zeros_like(k)  # (N, E)
         g_w1 = torch.zeros_like(w1)  # (A, E)
@@ -87,11 +95,11 @@ class PairMiddle(torch.autograd.Function):
             e = min(n, s + rows)
             c = e - s
             p = pre[s:e]  # (C, N, A)
-            g = grad_out[s:e].view(-1, n_out)  # (C*N, P)
+            g = grad_out[:, s:e].reshape(n_out, -1)  # (P, C*N), rows N*N apart (no copy)
             act = torch.ops.aten.gelu.out(p, out=a_buf[:c])
-            g_wpm.addmm_(g.t(), act.view(-1, n_mid))
+            g_wpm.addmm_(g, act.view(-1, n_mid))
             g_pre = gp_buf[:c]  # (C, N, A)
-            torch.mm(g, w_pm, out=g_pre.view(-1, n_mid))
+            torch.mm(g.t(), w_pm, out=g_pre.view(-1, n_mid))
             torch.ops.aten.gelu_backward.grad_input(g_pre, p, grad_input=g_pre)
             flat = g_pre.view(-1, n_mid)  # (C*N, A)
             x = torch.mul(k[s:e, None, :], q[None, :, :], out=x_buf[:c])  # (C, N, E)
@@ -108,7 +116,10 @@ class PairMiddle(torch.autograd.Function):
         g_k -= sum_j @ w2
         g_w2 = sum_i.t() @ q - sum_j.t() @ k  # (A, E)
         g_b = sum_j.sum(0)  # (A,)
-        return g_q, g_k, torch.cat([g_w1, g_w2], dim=1), g_b, g_wpm, None
+        if ctx.reuse:
+            _PRE.give(pre)  # the next forward reuses its memory (no page faults)
+            ctx.released = True
+        return g_q, g_k, torch.cat([g_w1, g_w2], dim=1), g_b, g_wpm, None, None
 
 
 class TrainingForward(nn.Module):
@@ -126,8 +137,8 @@ class TrainingForward(nn.Module):
         batch, tokens = input_ids.shape
         n_attn = m.config.arch.attention_channels
         pred_w = m.pair_pred_linear.weight  # (P, 2A): [middle | attention]
-        acc = torch.zeros(batch, tokens, tokens, pred_w.shape[0], device=input_ids.device,
-                          dtype=pred_w.dtype)  # fmt: skip  # (B, T, T, P)
+        acc = torch.zeros(batch, pred_w.shape[0], tokens, tokens, device=input_ids.device,
+                          dtype=pred_w.dtype)  # fmt: skip  # (B, P, T, T), channels first
         trunk = m._run_trunk(input_ids, attention_mask, acc, pred_w[:, n_attn:])
         hidden = trunk.last_hidden_state  # (B, T, E)
         residue = activate(m.res_pred_nn(hidden), RESIDUE_FEATURES)  # (B, T, 50)
@@ -140,8 +151,9 @@ class TrainingForward(nn.Module):
                 n = int(lengths[b])
                 middle = PairMiddle.apply(
                     q[b, :n], k[b, :n], m.pair_middle_linear.weight,
-                    m.pair_middle_linear.bias, pred_w[:, :n_attn], chunk,
-                )  # fmt: skip  # (n, n, P)
-                acc[b, :n, :n] += middle
-        pair = activate(acc + m.pair_pred_linear.bias, PAIR_FEATURES)  # (B, T, T, P)
+                    m.pair_middle_linear.bias, pred_w[:, :n_attn], chunk, True,
+                )  # fmt: skip  # (P, n, n)
+                acc[b, :, :n, :n] += middle
+        logits = acc.permute(0, 2, 3, 1).contiguous() + m.pair_pred_linear.bias  # (B, T, T, P)
+        pair = activate(logits, PAIR_FEATURES)  # (B, T, T, P)
         return SeqDanceOutput(residue=residue, pair=pair)

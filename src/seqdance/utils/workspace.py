@@ -37,3 +37,37 @@ class Workspace:
 
 
 WORKSPACE = Workspace()
+
+
+class TensorPool:
+    """Tensors handed out and handed back, so that the next call reuses their memory.
+
+    For tensors that outlive a call (kept for a backward pass) but not a training step; the
+    pool keeps at most ``limit`` of them.
+    """
+
+    def __init__(self, limit: int = 8) -> None:
+        self.limit = limit
+        self._free: list[torch.Tensor] = []
+
+    def take(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """An uninitialised tensor of ``shape`` with ``like``'s device and dtype."""
+        numel = math.prod(shape)
+        fits = [
+            i for i, t in enumerate(self._free)
+            if t.numel() >= numel and t.device == like.device and t.dtype == like.dtype
+        ]  # fmt: skip
+        if not fits:
+            return like.new_empty(shape)
+        best = self._free.pop(min(fits, key=lambda i: self._free[i].numel()))
+        return best[:numel].view(shape)
+
+    def give(self, tensor: torch.Tensor) -> None:
+        """Hand ``tensor`` back (its memory may be reused at once: do not read it again)."""
+        base = tensor if tensor._base is None else tensor._base
+        self._free.append(base.view(-1))
+        if len(self._free) > self.limit:  # drop the smallest
+            self._free.pop(min(range(len(self._free)), key=lambda i: self._free[i].numel()))
+
+    def clear(self) -> None:
+        self._free.clear()
