@@ -10,7 +10,11 @@ import typer
 from seqdance.cli.app import app
 from seqdance.cli.model import ARCH_HELP, MODEL_HELP, Device, DType
 
-DTYPE_HELP = "Precision: bf16/fp16 run the trunk under autocast, the heads in fp32."
+DTYPE_HELP = (
+    "Precision: bf16/fp16 compute the trunk's matrix products on mutant-minus-wild-type "
+    "differences (differential inference; over 1,022 residues: trunk under autocast); "
+    "the rest in fp32."
+)
 PROPERTIES_HELP = (
     "Comma-separated channels or feature names (e.g. sasa_mean,psi); default: all 63. "
     "Residue-only choices skip the pair head (faster)."
