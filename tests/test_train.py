@@ -251,6 +251,14 @@ def test_loss_falls_logs_and_checkpoints(straight):
     assert not list((straight / "checkpoints").glob(".*"))  # no temporary folders left
 
 
+def test_training_frees_its_step_buffers(dataset, tmp_path):
+    from seqdance.train import pair_grad
+    from seqdance.utils.workspace import WORKSPACE
+
+    train(tiny(dataset, tmp_path / "run", "train.max_steps=2", "train.save_every=2"))
+    assert pair_grad._PRE._free == [] and WORKSPACE._buffers == {}
+
+
 def test_checkpoint_loads_with_the_predict_loader(straight, dataset, tmp_path):
     folder = straight / "checkpoints" / "step_40"
     model = load_model(folder)  # the rule `seqdance predict --model` uses

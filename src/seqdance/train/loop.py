@@ -43,7 +43,7 @@ from seqdance.train.distributed import (
     pick_device,
 )
 from seqdance.train.modeling import build_model, enable_ffn_checkpointing
-from seqdance.train.pair_grad import TrainingForward
+from seqdance.train.pair_grad import TrainingForward, release_buffers
 from seqdance.train.schedule import learning_rate
 from seqdance.utils.io import atomic_path
 
@@ -326,6 +326,7 @@ class _Trainer:
             bar.close()
             if self.writer is not None:
                 self.writer.close()
+            release_buffers()  # scratch memory kept between steps, not after training
         result.checkpoints = [p for p in result.checkpoints if p is not None]
         return result
 

@@ -122,6 +122,12 @@ class PairMiddle(torch.autograd.Function):
         return g_q, g_k, torch.cat([g_w1, g_w2], dim=1), g_b, g_wpm, None, None
 
 
+def release_buffers() -> None:
+    """Free the scratch and pooled tensors that training steps keep for the next step."""
+    _PRE.clear()
+    WORKSPACE.clear()
+
+
 class TrainingForward(nn.Module):
     """Wraps a :class:`SeqDanceModel` for training: same outputs, leaner pair-head backward.
 
