@@ -35,3 +35,16 @@ def test_pool_hands_back_the_smallest_fitting_tensor():
     for t in (pool.take((1,), like), pool.take((1,), like), pool.take((1,), like)):
         pool.give(t)
     assert len(pool._free) == 2  # the limit
+
+
+def test_workspace_buffers_are_per_thread():
+    import threading
+
+    ws = Workspace()
+    main = ws.get("x", (8,), "cpu", torch.float32)
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(ws.get("x", (8,), "cpu", torch.float32)))
+    thread.start()
+    thread.join()
+    assert seen[0].data_ptr() != main.data_ptr()
+    assert ws.get("x", (8,), "cpu", torch.float32).data_ptr() == main.data_ptr()

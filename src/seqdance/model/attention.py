@@ -57,7 +57,7 @@ class AttentionReadout(torch.autograd.Function):
                 probs.masked_fill_(drop, 0.0)  # pm
             scale = 1.0 / (1.0 - rate)
             context = _bmm(probs.to(v.dtype), v)  # (B, H, T, D)
-            readout = _readout(probs, weight)  # (B, T, T, P)
+            readout = _readout(probs, weight)  # (B, P, T, T)
             if rate > 0.0:
                 context.mul_(scale)
                 readout.mul_(scale)

@@ -10,15 +10,24 @@ takes them from a :class:`Workspace` instead, which keeps one growing buffer per
 from __future__ import annotations
 
 import math
+import threading
 
 import torch
 
 
 class Workspace:
-    """One reusable buffer per (name, device, dtype); a request views its first elements."""
+    """One reusable buffer per (name, device, dtype) and thread; a request views its first
+    elements. Buffers are per thread, so models running in parallel threads never share one."""
 
     def __init__(self) -> None:
-        self._buffers: dict[tuple, torch.Tensor] = {}
+        self._local = threading.local()
+
+    @property
+    def _buffers(self) -> dict[tuple, torch.Tensor]:
+        buffers = getattr(self._local, "buffers", None)
+        if buffers is None:
+            buffers = self._local.buffers = {}
+        return buffers
 
     def get(
         self, name: str, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype
@@ -49,10 +58,15 @@ class TensorPool:
     def __init__(self, limit: int = 8) -> None:
         self.limit = limit
         self._free: list[torch.Tensor] = []
+        self._lock = threading.Lock()  # backward passes may run on autograd's device threads
 
     def take(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         """An uninitialised tensor of ``shape`` with ``like``'s device and dtype."""
         numel = math.prod(shape)
+        with self._lock:
+            return self._take(shape, numel, like)
+
+    def _take(self, shape, numel, like):
         fits = [
             i for i, t in enumerate(self._free)
             if t.numel() >= numel and t.device == like.device and t.dtype == like.dtype
@@ -65,9 +79,11 @@ class TensorPool:
     def give(self, tensor: torch.Tensor) -> None:
         """Hand ``tensor`` back (its memory may be reused at once: do not read it again)."""
         base = tensor if tensor._base is None else tensor._base
-        self._free.append(base.view(-1))
-        if len(self._free) > self.limit:  # drop the smallest
-            self._free.pop(min(range(len(self._free)), key=lambda i: self._free[i].numel()))
+        with self._lock:
+            self._free.append(base.view(-1))
+            if len(self._free) > self.limit:  # drop the smallest
+                self._free.pop(min(range(len(self._free)), key=lambda i: self._free[i].numel()))
 
     def clear(self) -> None:
-        self._free.clear()
+        with self._lock:
+            self._free.clear()
