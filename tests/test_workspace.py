@@ -48,3 +48,5 @@ def test_workspace_buffers_are_per_thread():
     thread.join()
     assert seen[0].data_ptr() != main.data_ptr()
     assert ws.get("x", (8,), "cpu", torch.float32).data_ptr() == main.data_ptr()
+    ws.clear()  # every thread's buffers
+    assert ws._buffers == {}

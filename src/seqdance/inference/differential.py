@@ -33,8 +33,8 @@ import torch.nn.functional as F
 
 from seqdance.errors import SeqDanceError
 from seqdance.model.alphabet import MASK_ID
-from seqdance.model.heads import activate, middle_logits
-from seqdance.schema import PAIR_FEATURES, RESIDUE_FEATURES
+from seqdance.model.heads import activate
+from seqdance.schema import RESIDUE_FEATURES
 
 TOKEN_DROPOUT_TRAIN_RATIO = 0.15 * 0.8  # ESM2's masked fraction during its training
 
@@ -355,18 +355,9 @@ def _heads(model, hidden: torch.Tensor, acc: torch.Tensor | None) -> Differentia
     if acc is None:
         return DifferentialOutput(residue, None)
     batch, tokens, _ = hidden.shape
-    n_attn = model.config.arch.attention_channels
-    pred_weight = model.pair_pred_linear.weight  # (P, 2A)
-    acc = acc.view(batch, -1, tokens, tokens).permute(0, 2, 3, 1).contiguous()  # (B, T, T, P)
-    q, k = model.res_transform_nn(hidden).chunk(2, dim=-1)  # (B, T, E) each
-    for b in range(hidden.shape[0]):
-        middle_logits(
-            q[b], k[b],
-            model.pair_middle_linear.weight, model.pair_middle_linear.bias,
-            pred_weight[:, :n_attn], acc[b], model.chunk_elements,
-        )  # fmt: skip
-    acc += model.pair_pred_linear.bias
-    return DifferentialOutput(residue, activate(acc, PAIR_FEATURES))
+    acc = acc.view(batch, -1, tokens, tokens)  # (B, P, T, T), unpadded
+    pair, _ = model._pair_outputs(hidden, acc, [tokens] * batch)
+    return DifferentialOutput(residue, pair)
 
 
 def differential_outputs(

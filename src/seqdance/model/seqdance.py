@@ -170,23 +170,8 @@ class SeqDanceModel(nn.Module):
         if return_attentions:
             out.attentions = torch.stack(maps, dim=1)  # (B, layers, heads, T, T)
         if pair:
-            qk = self.res_transform_nn(hidden)  # (B, T, 2E)
-            q, k = qk.chunk(2, dim=-1)  # (B, T, E) each
-            lengths = attention_mask.sum(-1).tolist()
-            for b in range(batch):
-                n = int(lengths[b])  # padding rows/columns are left out
-                middle_logits(
-                    q[b, :n], k[b, :n],
-                    self.pair_middle_linear.weight, self.pair_middle_linear.bias,
-                    pred_weight[:, :n_attn], acc[b, :, :n, :n].permute(1, 2, 0),
-                    self.chunk_elements,
-                )  # fmt: skip
-            # channels last, contiguous: activations on a permuted view may round differently
-            # with the batch size, and a wild type must score exactly 0 against itself
-            logits = acc.permute(0, 2, 3, 1).contiguous()  # (B, T, T, P)
-            del acc
-            logits += self.pair_pred_linear.bias
-            out.pair = activate(logits, PAIR_FEATURES)
+            lengths = attention_mask.sum(-1).tolist()  # padding rows/columns are left out
+            out.pair, logits = self._pair_outputs(hidden, acc, lengths)
             if return_logits:
                 out.pair_logits = logits
         if targets is not None:
@@ -195,10 +180,37 @@ class SeqDanceModel(nn.Module):
             )
         return out
 
+    def _pair_outputs(
+        self, hidden: torch.Tensor, acc: torch.Tensor, lengths: list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Finish the pair head on the trunk's ``hidden`` (B, T, E).
+
+        ``acc`` (B, P, T, T) holds the attention part of the pair logits (channels first)
+        and receives the middle part, row block by row block, for the first ``lengths[b]``
+        tokens of each sequence. Returns the activated pair outputs and the logits, both
+        (B, T, T, P).
+        """
+        n_attn = self.config.arch.attention_channels
+        pred_weight = self.pair_pred_linear.weight  # (P, 2A): [middle | attention]
+        q, k = self.res_transform_nn(hidden).chunk(2, dim=-1)  # (B, T, E) each
+        for b, n in enumerate(lengths):
+            n = int(n)
+            middle_logits(
+                q[b, :n], k[b, :n],
+                self.pair_middle_linear.weight, self.pair_middle_linear.bias,
+                pred_weight[:, :n_attn], acc[b, :, :n, :n].permute(1, 2, 0),
+                self.chunk_elements,
+            )  # fmt: skip
+        # channels last, contiguous: activations on a permuted view may round differently
+        # with the batch size, and a wild type must score exactly 0 against itself
+        logits = acc.permute(0, 2, 3, 1).contiguous()  # (B, T, T, P)
+        logits += self.pair_pred_linear.bias
+        return activate(logits, PAIR_FEATURES), logits
+
     def _run_trunk(self, input_ids, attention_mask, acc, attn_weight, keep=None):
-        """The trunk's output; its attention maps are reduced into ``acc`` (B, P, T, T) (pair
-        logits, channels first) and,
-        with ``keep`` a list, kept there. Three ways, from cheapest:
+        """The trunk's output; its attention maps are reduced into ``acc`` (B, P, T, T), the
+        pair logits channels first, and, with ``keep`` a list, kept there. Three ways, from
+        cheapest:
 
         - no pair head, no maps: fused (SDPA) attention;
         - pair head only: :class:`seqdance.model.attention.AttentionReadout`, which adds each

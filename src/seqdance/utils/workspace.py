@@ -16,25 +16,20 @@ import torch
 
 
 class Workspace:
-    """One reusable buffer per (name, device, dtype) and thread; a request views its first
-    elements. Buffers are per thread, so models running in parallel threads never share one."""
+    """One reusable buffer per (thread, name, device, dtype); a request views its first
+    elements. Buffers are per thread, so models running in parallel threads never share one;
+    :meth:`clear` frees those of every thread (autograd's device threads included)."""
 
     def __init__(self) -> None:
-        self._local = threading.local()
-
-    @property
-    def _buffers(self) -> dict[tuple, torch.Tensor]:
-        buffers = getattr(self._local, "buffers", None)
-        if buffers is None:
-            buffers = self._local.buffers = {}
-        return buffers
+        self._buffers: dict[tuple, torch.Tensor] = {}
 
     def get(
         self, name: str, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype
     ) -> torch.Tensor:
-        """An uninitialised tensor of ``shape`` that is valid until the next ``get(name)``."""
+        """An uninitialised tensor of ``shape`` that is valid until the next ``get(name)``
+        from the same thread."""
         numel = math.prod(shape)
-        key = (name, torch.device(device), dtype)
+        key = (threading.get_ident(), name, torch.device(device), dtype)
         buffer = self._buffers.get(key)
         if buffer is None or buffer.numel() < numel:
             self._buffers.pop(key, None)  # free the old one first
