@@ -73,4 +73,8 @@ def contacts(
         write_contacts(out, header, lines)
     finally:
         bars[0].close()
+    source = getattr(lines, "source", None)
+    if source is not None:
+        for note in [*source.notes, *source.summary()]:
+            typer.echo(f"note: {note}", err=True)
     typer.echo(f"{header.total_frames} frames -> {out}", err=True)

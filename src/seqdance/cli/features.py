@@ -65,10 +65,17 @@ def _report(results) -> None:
 @features_app.command("md")
 def md(
     topology: Path = typer.Option(
-        ..., "--topology", "-t", help="Topology MDTraj reads (PDB, GRO, PSF, PRMTOP, H5...)."
+        ...,
+        "--topology",
+        "-t",
+        help="Topology: PDB, mmCIF, GRO, PSF, PRMTOP, H5 (MDTraj), TPR (needs MDAnalysis).",
     ),
-    trajectory: Path = typer.Option(
-        ..., "--trajectory", "-x", help="Trajectory (DCD, XTC, TRR, NC, H5, multi-model PDB...)."
+    trajectory: list[Path] = typer.Option(
+        ...,
+        "--trajectory",
+        "-x",
+        help="Trajectory (DCD, XTC, TRR, NC, H5, GRO, multi-model PDB...); repeat the flag "
+        "for replicas, whose frames are pooled.",
     ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Output prefix: writes PREFIX.residue.csv and PREFIX.pair.npz."
@@ -99,7 +106,7 @@ def md(
 
     features = md_features(
         topology,
-        trajectory,
+        trajectory if len(trajectory) > 1 else trajectory[0],
         contacts=contacts,
         stride=stride,
         selection=selection,
@@ -108,6 +115,8 @@ def md(
     )
     for warning in features.warnings:
         typer.echo(f"warning: {warning}", err=True)
+    for note in features.notes:
+        typer.echo(f"note: {note}", err=True)
     csv_path, npz_path = write_md_features(features, out)
     typer.echo(
         f"{len(features.sequence)} residues, {features.n_frames} frames: wrote {csv_path} and "

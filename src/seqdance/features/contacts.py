@@ -28,6 +28,7 @@ from scipy.spatial import cKDTree
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.errors import one_line as _one_line
 from seqdance.features.getcontacts import ContactLine, ContactsHeader
+from seqdance.residues import is_ionic, standard_residue
 from seqdance.schema import INTERACTIONS
 from seqdance.utils.quiet import native_stdout_silenced, quiet_next
 
@@ -307,6 +308,11 @@ class ContactDetector:
         atoms = list(topology.atoms)
         names = [a.name for a in atoms]
         resnames = [a.residue.name for a in atoms]
+        # force-field names (HSD, HISD, CYS2, LYSH ...) behave as their standard residue
+        parent_of = {r: standard_residue(r) or r for r in set(resnames)}
+        parents = [parent_of[r] for r in resnames]
+        ionic_of = {r: is_ionic(r) or standard_residue(r) is None for r in set(resnames)}
+        ionic = [ionic_of[r] for r in resnames]
         elements = [_element_symbol(a) for a in atoms]
         self.labels = labels = atom_labels(topology)
         is_h = np.array([is_hydrogen_name(nm) for nm in names], dtype=bool)
@@ -364,16 +370,18 @@ class ContactDetector:
         self.is_anion = np.zeros(n, dtype=bool)
         self.is_cation = np.zeros(n, dtype=bool)
         for i in sel:
-            if names[i] in ANIONS.get(resnames[i], ()):
+            if not ionic[i]:  # neutral protonation states (ASH, GLH, LYN ...) carry no charge
+                continue
+            if names[i] in ANIONS.get(parents[i], ()):
                 self.is_anion[i] = True
-            if names[i] in CATIONS.get(resnames[i], ()):
+            if names[i] in CATIONS.get(parents[i], ()):
                 self.is_cation[i] = True
         self.cations = np.flatnonzero(self.is_cation)
 
         # aromatic rings: residues of the selection with all three ring atoms
         ring_atoms, ring_rep = [], []
         for residue in topology.residues:
-            wanted = RING_ATOMS.get(residue.name)
+            wanted = RING_ATOMS.get(standard_residue(residue.name) or residue.name)
             if wanted is None:
                 continue
             by_name = {a.name: a.index for a in residue.atoms if in_sel[a.index]}
@@ -389,7 +397,7 @@ class ContactDetector:
         # hydrophobic pool: carbons of 8 residue types whose 1.7 A neighbourhood is C/H only.
         # GetContacts also builds a second pool needing exactly {C, H} and finds no hp at all
         # when that one is empty (so never without hydrogens), even for one selection.
-        pool = [i for i in sel if elements[i] == "C" and resnames[i] in HYDROPHOBIC_RESIDUES]
+        pool = [i for i in sel if elements[i] == "C" and parents[i] in HYDROPHOBIC_RESIDUES]
         self.is_hydrophobic = np.zeros(n, dtype=bool)
         if pool:
             tree = cKDTree(ref_a)
@@ -400,8 +408,8 @@ class ContactDetector:
                     self.is_hydrophobic[i] = hood <= {"C", "H"}
 
         # disulfides on the first frame: CYS SG pairs within 2.1 A, kept as residue-number pairs
-        self.is_cys = np.array([r == "CYS" for r in resnames], dtype=bool)
-        sg = [i for i in sel if names[i] == "SG" and resnames[i] == "CYS"]
+        self.is_cys = np.array([r == "CYS" for r in parents], dtype=bool)
+        sg = [i for i in sel if names[i] == "SG" and parents[i] == "CYS"]
         self._disulfide_keys = np.zeros(0, dtype=np.int64)
         if len(sg) > 1:
             sg_arr = np.array(sg)
@@ -720,29 +728,34 @@ def detect_contacts(
         raise SeqDanceError(f"stride must be >= 1, got {stride}")
     if chunk_size < 1:
         raise SeqDanceError(f"chunk_size must be >= 1, got {chunk_size}")
+    from seqdance.features.trajectory import open_system
+
     itypes = parse_itypes(itypes)
-    trajectory_path = Path(trajectory_path)
-    if not trajectory_path.is_file():
-        raise InputFileError(f"{trajectory_path}: no such trajectory file")
-    topology, top_xyz = _load_topology_and_coords(topology_path)
-    chunks = _iter_chunks(trajectory_path, topology, chunk_size, stride)
+    prepared, source = open_system(topology_path, trajectory_path)
+    topology = prepared.topology
     try:
-        first = next(chunks)
-    except StopIteration:
-        raise InputFileError(f"{trajectory_path}: trajectory has no frames") from None
-    detector = ContactDetector(
-        topology, first[0], itypes, selection, bond_xyz=top_xyz, criteria=criteria
-    )
-    n_total = _trajectory_length(trajectory_path)
-    if n_total is not None:
-        total_frames = len(range(0, n_total, stride))
-    else:  # formats without a frame count: count by reading once
-        rest = _iter_chunks(trajectory_path, topology, chunk_size, stride, skip_first=True)
-        total_frames = len(first) + sum(len(c) for c in rest)
+        sel = select_atoms(topology, selection)
+    except Exception as exc:  # MDTraj raises several types for a bad expression
+        raise SeqDanceError(f"bad selection {selection!r}: {_one_line(exc)}") from None
+    if sel.size == 0:
+        raise SeqDanceError(f"selection {selection!r} matches no atoms")
+    sub = topology.subset(sel)
+    own = prepared.xyz[sel] if prepared.xyz is not None else None
+    first = source.first_frame(sel, sub, own)
+    detector = ContactDetector(sub, first, itypes, "all", bond_xyz=own, criteria=criteria)
+    detector.warnings[:0] = list(source.warnings) + list(prepared.notes)
+    total_frames = source.frames_after(stride)
+    if total_frames is None:  # formats without a frame count: count by reading once
+        total_frames = sum(len(b.xyz) for b in source.blocks(sel, chunk_size, stride, sub))
+        source = open_system(prepared, trajectory_path)[1]
+        source.first_frame(sel, sub, own)
     header = ContactsHeader(
         total_frames=total_frames, beg=0, stride=stride, interaction_types=header_itypes(itypes)
     )
-    return header, ContactStream(detector, _chain_first(first, chunks), stride, on_frames)
+    blocks = (b.xyz for b in source.blocks(sel, chunk_size, stride, sub))
+    stream = ContactStream(detector, blocks, stride, on_frames)
+    stream.source = source
+    return header, stream
 
 
 def _chain_first(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:

@@ -45,7 +45,6 @@ from seqdance.schema import (
     RESIDUE_FEATURES,
 )
 from seqdance.utils.io import atomic_path, save_npz
-from seqdance.utils.quiet import native_stdout_silenced, quiet_next
 
 # Output layout, derived from the schema. The CSV stores the raw RMSF (nm) under ``rmsf``;
 # the model's ``rmsf_nor`` channel is it divided by the per-protein maximum (at load time).
@@ -76,6 +75,7 @@ class MDFeatures:
     n_frames: int  # frames used (after stride)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step
+    notes: list[str] = field(default_factory=list)  # what was read and repaired
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -232,17 +232,6 @@ _READ_ERRORS = (
 )  # fmt: skip
 
 
-def _load_geometry_topology(path: Path):
-    """Topology with MDTraj's standard atom names (DSSP and dihedrals need ``O``, not ``OT1``)."""
-    import mdtraj as md
-
-    _require_file(path, "topology")
-    try:
-        return md.load_topology(str(path))
-    except _READ_ERRORS as exc:
-        raise InputFileError(f"{path}: cannot read topology ({_one_line(exc)})") from None
-
-
 @dataclass(frozen=True)
 class _Selection:
     atoms: np.ndarray  # (n_sel,) atom indices in the full topology
@@ -264,8 +253,10 @@ def protein_residue_atoms(top) -> np.ndarray:
     return np.union1d(by_name, protein_atoms(top)).astype(np.int64)
 
 
-def _select(top, selection: str) -> _Selection:
+def _select(top, selection: str, available: np.ndarray | None = None) -> _Selection:
     atoms = protein_residue_atoms(top)
+    if available is not None:  # atoms present in every frame (PED ensembles)
+        atoms = np.intersect1d(atoms, available)
     if selection.strip() != "protein":
         try:
             atoms = np.intersect1d(atoms, top.select(selection))
@@ -287,13 +278,6 @@ def _select(top, selection: str) -> _Selection:
     if not rows:
         raise SeqDanceError(f"selection {selection!r} has no C-alpha atoms")
     return _Selection(np.asarray(atoms), np.asarray(rows), np.asarray(align), coarse)
-
-
-def _check_frame_atoms(path: Path, top_path: Path, n_frame_atoms: int, n_top_atoms: int) -> None:
-    if n_frame_atoms != n_top_atoms:
-        raise InputFileError(
-            f"{path}: {n_frame_atoms} atoms per frame but topology {top_path} has {n_top_atoms}"
-        )
 
 
 class _Interactions:
@@ -339,18 +323,28 @@ def _contacts_from_tsv(path: Path, keys, n_frames: int, stride: int) -> dict[str
         raise InputFileError(f"{path}: {_one_line(exc)}") from None
 
 
-def _make_detector(top_path: Path, atoms: np.ndarray, reference_xyz: np.ndarray):
+def _make_detector(prepared, atoms: np.ndarray, reference_xyz: np.ndarray):
     """Native GetContacts-rule detector on the selected atoms (file's own atom names).
 
     Bonds come from the topology file's own coordinates when it has them, as in GetContacts.
     """
-    from seqdance.features.contacts import ContactDetector, load_topology_and_coords
+    from seqdance.features.contacts import ContactDetector
 
-    top, top_xyz = load_topology_and_coords(top_path)
-    bond_xyz = top_xyz[atoms] if top_xyz is not None and len(top_xyz) == top.n_atoms else None
+    top_xyz = prepared.xyz
+    bond_xyz = top_xyz[atoms] if top_xyz is not None and len(top_xyz) == prepared.n_atoms else None
     return ContactDetector(
-        top.subset(atoms), reference_xyz, INTERACTIONS, "protein", bond_xyz=bond_xyz
+        prepared.topology.subset(atoms), reference_xyz, INTERACTIONS, "protein", bond_xyz=bond_xyz
     )
+
+
+def _describe(trajectory) -> str:
+    if isinstance(trajectory, (str, os.PathLike)):
+        return str(trajectory)
+    if isinstance(trajectory, (list, tuple)):
+        more = f" (+{len(trajectory) - 1} more)" if len(trajectory) > 1 else ""
+        return str(trajectory[0]) + more
+    parts = getattr(trajectory, "parts", None)
+    return str(parts[0][0]) if parts else "trajectory"
 
 
 def md_features(
@@ -392,9 +386,8 @@ def md_features(
         raise SeqDanceError(f"stride must be >= 1 (got {stride})")
     if chunk_size < 1:
         raise SeqDanceError(f"chunk size must be >= 1 (got {chunk_size})")
-    top_path, trj_path = Path(topology), Path(trajectory)
     contacts_path = Path(contacts) if contacts is not None else None
-    _require_file(trj_path, "trajectory")
+    trj_label = _describe(trajectory)
     if contacts_path is not None:
         from seqdance.features.getcontacts import read_contacts
 
@@ -404,24 +397,24 @@ def md_features(
     )
     clock = time.perf_counter()
 
-    top = _load_geometry_topology(top_path)
-    sel = _select(top, selection)
+    from seqdance.features.topology import geometry_topology, unbroken_dihedrals
+    from seqdance.features.trajectory import open_system
+
+    prepared, source = open_system(topology, trajectory)
+    top = geometry_topology(prepared.topology)  # standard names for DSSP and dihedrals
+    sel = _select(top, selection, available=source.available)
     sub_top = top.subset(sel.atoms)
-    residues = [sub_top.residue(int(r)) for r in sel.rows]
+    named = prepared.topology.subset(sel.atoms)  # residue names as written, for the output
+    residues = [named.residue(int(r)) for r in sel.rows]
     keys_all = [(chain_label(r.chain), str(r.resSeq)) for r in sub_top.residues]
     n_res_all, n_rows = sub_top.n_residues, len(sel.rows)
 
-    try:
-        with native_stdout_silenced():
-            first = md.load_frame(str(trj_path), 0, top=top)
-    except _READ_ERRORS as exc:
-        raise InputFileError(
-            f"{trj_path}: cannot read as a trajectory of {top_path} ({_one_line(exc)})"
-        ) from None
-    _check_frame_atoms(trj_path, top_path, first.n_atoms, top.n_atoms)
-    reference = first.atom_slice(sel.atoms)  # frame 0, selected atoms
+    own_xyz = prepared.xyz[sel.atoms] if prepared.xyz is not None else None
+    first_xyz = source.first_frame(sel.atoms, sub_top, own_xyz)  # frame 0, selected, whole
+    reference = md.Trajectory(first_xyz[None].astype(np.float32), sub_top)
 
-    warnings: list[str] = []
+    warnings: list[str] = list(source.warnings)
+    notes: list[str] = list(prepared.notes) + list(source.notes)
     interactions = None
     want_native = contacts_path is None and not sel.coarse
     if (want_native or contacts_path is not None) and len(set(keys_all)) != len(keys_all):
@@ -430,7 +423,7 @@ def md_features(
             "cannot be assigned to residues (select one copy with --selection)"
         )
     if want_native:
-        detector = _make_detector(top_path, sel.atoms, reference.xyz[0])
+        detector = _make_detector(prepared, sel.atoms, reference.xyz[0])
         warnings.extend(getattr(detector, "warnings", []))
         interactions = _Interactions(detector, keys_all)
     if sel.coarse:
@@ -445,12 +438,14 @@ def md_features(
     ss_counts = np.zeros((n_res_all, len(DSSP_CODES)), dtype=np.int64)
     angle_defs = {}  # name -> (atom indices (M, 4), residue of each (M,), bin counts (M, 12))
     if not sel.coarse:
-        for name, fn, owner in (
-            ("chi", md.compute_chi1, 1),
-            ("phi", md.compute_phi, 2),
-            ("psi", md.compute_psi, 1),
+        for name, fn, owner, peptide in (
+            ("chi", md.compute_chi1, 1, None),
+            ("phi", md.compute_phi, 2, (0, 1)),
+            ("psi", md.compute_psi, 1, (2, 3)),
         ):
             indices, _ = fn(reference)  # (M, 4); owner atom: CA of the residue
+            if peptide is not None:  # no dihedral across a chain break
+                indices = indices[unbroken_dihedrals(indices, first_xyz, peptide)]
             res_of = np.array([sub_top.atom(int(a)).residue.index for a in indices[:, owner]])
             angle_defs[name] = (indices, res_of, np.zeros((len(indices), N_ANGLE_BINS), np.int64))
     timings["read"] += time.perf_counter() - clock
@@ -459,28 +454,18 @@ def md_features(
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(desc=f"MD {trj_path.name}", unit="frame", leave=False, disable=None)
+        bar = tqdm(desc=f"MD {Path(trj_label).name}", unit="frame", leave=False, disable=None)
     n_frames = 0
     try:
-        chunks = md.iterload(
-            str(trj_path), chunk=chunk_size, top=top, stride=stride, atom_indices=sel.atoms
-        )
+        blocks = source.blocks(sel.atoms, chunk_size, stride, sub_top)
         while True:
             clock = time.perf_counter()
             try:
-                chunk = quiet_next(chunks)
+                block = next(blocks)
             except StopIteration:
                 break
-            except _READ_ERRORS as exc:
-                raise InputFileError(
-                    f"{trj_path}: cannot read as a trajectory of {top_path} ({_one_line(exc)})"
-                ) from None
+            chunk = md.Trajectory(block.xyz, sub_top)
             timings["read"] += time.perf_counter() - clock
-            if chunk.n_atoms != len(sel.atoms):
-                raise InputFileError(
-                    f"{trj_path}: frames have {chunk.n_atoms} atoms after selection, expected "
-                    f"{len(sel.atoms)}"
-                )
             if chunk.n_frames == 0:
                 continue
             _accumulate(
@@ -494,7 +479,8 @@ def md_features(
         if bar is not None:
             bar.close()
     if n_frames < MIN_FRAMES:
-        raise InputFileError(f"{trj_path}: MD features need at least {MIN_FRAMES} frames")
+        raise InputFileError(f"{trj_label}: MD features need at least {MIN_FRAMES} frames")
+    notes = notes + source.summary() + [n for n in source.notes if n not in notes]
 
     clock = time.perf_counter()
     table = _residue_table(residues, sel, n_frames, covariance, sasa, ss_counts, angle_defs)
@@ -519,6 +505,7 @@ def md_features(
         n_frames=n_frames,
         warnings=warnings,
         timings=timings,
+        notes=notes,
     )
 
 
