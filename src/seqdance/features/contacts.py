@@ -741,14 +741,15 @@ def detect_contacts(
         raise SeqDanceError(f"selection {selection!r} matches no atoms")
     sub = topology.subset(sel)
     own = prepared.xyz[sel] if prepared.xyz is not None else None
-    first = source.first_frame(sel, sub, own)
-    detector = ContactDetector(sub, first, itypes, "all", bond_xyz=own, criteria=criteria)
+    first = source.first_frame(sel, sub, own, prepared.box)
+    bonds_from = source.reference_xyz  # the topology's own coordinates, made whole
+    detector = ContactDetector(sub, first, itypes, "all", bond_xyz=bonds_from, criteria=criteria)
     detector.warnings[:0] = list(source.warnings) + list(prepared.notes)
     total_frames = source.frames_after(stride)
     if total_frames is None:  # formats without a frame count: count by reading once
         total_frames = sum(len(b.xyz) for b in source.blocks(sel, chunk_size, stride, sub))
         source = open_system(prepared, trajectory_path)[1]
-        source.first_frame(sel, sub, own)
+        source.first_frame(sel, sub, own, prepared.box)
     header = ContactsHeader(
         total_frames=total_frames, beg=0, stride=stride, interaction_types=header_itypes(itypes)
     )

@@ -323,15 +323,13 @@ def _contacts_from_tsv(path: Path, keys, n_frames: int, stride: int) -> dict[str
         raise InputFileError(f"{path}: {_one_line(exc)}") from None
 
 
-def _make_detector(prepared, atoms: np.ndarray, reference_xyz: np.ndarray):
+def _make_detector(prepared, atoms: np.ndarray, reference_xyz: np.ndarray, bond_xyz=None):
     """Native GetContacts-rule detector on the selected atoms (file's own atom names).
 
     Bonds come from the topology file's own coordinates when it has them, as in GetContacts.
     """
     from seqdance.features.contacts import ContactDetector
 
-    top_xyz = prepared.xyz
-    bond_xyz = top_xyz[atoms] if top_xyz is not None and len(top_xyz) == prepared.n_atoms else None
     return ContactDetector(
         prepared.topology.subset(atoms), reference_xyz, INTERACTIONS, "protein", bond_xyz=bond_xyz
     )
@@ -410,7 +408,8 @@ def md_features(
     n_res_all, n_rows = sub_top.n_residues, len(sel.rows)
 
     own_xyz = prepared.xyz[sel.atoms] if prepared.xyz is not None else None
-    first_xyz = source.first_frame(sel.atoms, sub_top, own_xyz)  # frame 0, selected, whole
+    # frame 0 of the selected atoms, made whole; chains keep the topology's arrangement
+    first_xyz = source.first_frame(sel.atoms, sub_top, own_xyz, prepared.box)
     reference = md.Trajectory(first_xyz[None].astype(np.float32), sub_top)
 
     warnings: list[str] = list(source.warnings)
@@ -423,7 +422,7 @@ def md_features(
             "cannot be assigned to residues (select one copy with --selection)"
         )
     if want_native:
-        detector = _make_detector(prepared, sel.atoms, reference.xyz[0])
+        detector = _make_detector(prepared, sel.atoms, reference.xyz[0], source.reference_xyz)
         warnings.extend(getattr(detector, "warnings", []))
         interactions = _Interactions(detector, keys_all)
     if sel.coarse:
@@ -551,7 +550,12 @@ def _residue_table(residues, sel, n_frames, covariance, sasa, ss_counts, angle_d
     n = len(rows)
     data: dict[str, object] = {
         "chain": [chain_label(r.chain) for r in residues],
-        "resid": [r.resSeq for r in residues],
+        # residue numbers with their insertion codes (163A) when any residue has one
+        "resid": (
+            [str(r.resSeq) for r in residues]
+            if any(getattr(r.resSeq, "icode", "") for r in residues)
+            else [int(r.resSeq) for r in residues]
+        ),
         "resname": [r.name for r in residues],
     }
     blank = np.full(n, np.nan)

@@ -158,6 +158,7 @@ class AtomTable:
     bonds: np.ndarray | None = None  # (n_bonds, 2)
     new_chain: list[bool] | None = None  # TER records: a chain starts at this atom
     typed_by: str = ""  # what typed the elements ("element column", "masses" ...)
+    box: np.ndarray | None = None  # (3, 3) box vectors of the file's coordinates, nm
 
     def __len__(self) -> int:
         return len(self.names)
@@ -171,6 +172,7 @@ class PreparedTopology:
     xyz: np.ndarray | None  # (n_atoms, 3) nm, the file's own coordinates, if any
     path: Path
     notes: list[str] = field(default_factory=list)
+    box: np.ndarray | None = None  # (3, 3) box of the file's own coordinates, nm
 
     @property
     def n_atoms(self) -> int:
@@ -271,9 +273,12 @@ def parse_pdb_atoms(lines, *, first_model_only: bool = True) -> AtomTable:
     conect: list[tuple[int, int]] = []
     seen: set[tuple] = set()
     pending_ter = False
+    box = None
     for line in lines:
         record = line[:6]
-        if record in ("ATOM  ", "HETATM"):
+        if record == "CRYST1" and not names:
+            box = _cryst1_box(line)
+        elif record in ("ATOM  ", "HETATM"):
             altloc = line[16:17]
             key = (line[21:22], line[22:27], line[17:21], line[72:76], line[12:16])
             if altloc not in (" ", "") and key in seen:
@@ -325,6 +330,7 @@ def parse_pdb_atoms(lines, *, first_model_only: bool = True) -> AtomTable:
         bonds=np.asarray(bonds, dtype=np.int64).reshape(-1, 2),
         new_chain=new_chain,
         typed_by="element column",
+        box=box,
     )
 
 
@@ -459,6 +465,7 @@ def _read_gro(path: Path) -> AtomTable:
         [""] * n,
         [""] * n,
         xyz=xyz.astype(np.float64),
+        box=frame.box,
     )
 
 
@@ -640,13 +647,37 @@ def _chain_breaks(table: AtomTable, residues, polymer, xyz) -> list[bool]:
         names0 = {table.names[i]: i for i in range(s0, e0)}
         names1 = {table.names[i]: i for i in range(s1, e1)}
         if "C" in names0 and "N" in names1:
-            d = np.linalg.norm(xyz[names0["C"]] - xyz[names1["N"]])
+            d = _distance(xyz[names0["C"]], xyz[names1["N"]], table.box)
             starts.append(bool(d > PEPTIDE_BREAK_NM))
         elif e0 - s0 == 1 and e1 - s1 == 1:  # one bead per residue (coarse-grained)
-            starts.append(bool(np.linalg.norm(xyz[s0] - xyz[s1]) > BEAD_BREAK_NM))
+            starts.append(bool(_distance(xyz[s0], xyz[s1], table.box) > BEAD_BREAK_NM))
         else:
             starts.append(table.resnums[s1] < table.resnums[s0])
     return starts
+
+
+def _distance(a: np.ndarray, b: np.ndarray, box: np.ndarray | None) -> float:
+    """Distance between two points, by the minimum image when a usable box is given."""
+    from seqdance.features.trajectory import box_usable
+
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if box_usable(box):
+        box = np.asarray(box, dtype=np.float64)
+        d = d - np.round(d @ np.linalg.inv(box)) @ box
+    return float(np.linalg.norm(d))
+
+
+def _cryst1_box(line: str) -> np.ndarray | None:
+    """Box vectors (nm) of a PDB CRYST1 record."""
+    try:
+        a, b, c = (float(line[k : k + 9]) / 10.0 for k in (6, 15, 24))
+        alpha, beta, gamma = (float(line[k : k + 7]) for k in (33, 40, 47))
+    except ValueError:
+        return None
+    from mdtraj.utils import lengths_and_angles_to_box_vectors
+
+    va, vb, vc = lengths_and_angles_to_box_vectors(a, b, c, alpha, beta, gamma)
+    return np.array([va, vb, vc], dtype=np.float64)
 
 
 def _letters(k: int) -> str:
@@ -745,7 +776,7 @@ def build_topology(
     atoms = list(top.atoms)
     for a, b in sorted(bonds):
         top.add_bond(atoms[a], atoms[b])
-    return PreparedTopology(topology=top, xyz=table.xyz, path=path, notes=notes)
+    return PreparedTopology(topology=top, xyz=table.xyz, path=path, notes=notes, box=table.box)
 
 
 def geometry_topology(topology):

@@ -237,7 +237,11 @@ def _lattice_shift(d: np.ndarray, box: np.ndarray, inv: np.ndarray) -> np.ndarra
 
 
 def make_whole(
-    xyz: np.ndarray, box: np.ndarray, structure: Wholeness, offsets: np.ndarray | None = None
+    xyz: np.ndarray,
+    box: np.ndarray,
+    structure: Wholeness,
+    offsets: np.ndarray | None = None,
+    image_chains: bool = True,
 ) -> tuple[np.ndarray, int]:
     """Undo periodic wrapping of the selected atoms, by whole box vectors only.
 
@@ -250,6 +254,7 @@ def make_whole(
         Centre of each polymer chain relative to the first one in the reference structure;
         each chain is moved by whole box vectors to the image closest to that arrangement
         (default: next to the first chain).
+    image_chains : False to leave chains where they are (each one is still made whole)
 
     Returns
     -------
@@ -272,7 +277,7 @@ def make_whole(
     chains = [
         c for c in np.unique(structure.chain) if structure.polymer[structure.chain == c].any()
     ]
-    if len(chains) > 1:  # further polymer chains next to the first one
+    if image_chains and len(chains) > 1:  # further polymer chains next to the first one
         anchors = x[:, structure.anchor] + shift[:, structure.anchor]
         centre0 = anchors[:, structure.chain == chains[0]].mean(axis=1, keepdims=True)
         for k, c in enumerate(chains[1:], start=1):
@@ -336,6 +341,7 @@ class FrameSource:
         self._moved = 0
         self._structure = None
         self._offsets = None
+        self.reference_xyz: np.ndarray | None = None
 
     def frames_after(self, stride: int) -> int | None:
         """Frames :meth:`blocks` will yield with this stride, if every part's count is known."""
@@ -346,7 +352,9 @@ class FrameSource:
             total += len(range(self.skip, report.expected, stride))
         return total
 
-    def first_frame(self, atoms: np.ndarray, topology, reference=None) -> np.ndarray:
+    def first_frame(
+        self, atoms: np.ndarray, topology, reference=None, reference_box=None
+    ) -> np.ndarray:
         """The first used frame of the selected atoms, made whole: (n_sel, 3) nm.
 
         ``reference`` (n_sel, 3): a whole structure of the same atoms (the topology file's
@@ -355,7 +363,13 @@ class FrameSource:
         self._offsets = None
         self._structure = (topology, Wholeness.of(topology))
         if reference is not None:
+            if box_usable(reference_box):  # the topology's own frame may be broken too
+                reference = make_whole(
+                    np.asarray(reference)[None], np.asarray(reference_box)[None],
+                    self._structure[1], image_chains=False,
+                )[0][0]
             self._offsets = chain_offsets(reference, self._structure[1])
+        self.reference_xyz = reference
         for block in self._raw_blocks(0, atoms, 1, 1, topology, count=False):
             if self._offsets is None:
                 self._offsets = chain_offsets(block.xyz[0], self._structure[1])
