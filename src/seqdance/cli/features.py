@@ -64,14 +64,14 @@ def _report(results) -> None:
 
 @features_app.command("md")
 def md(
-    topology: Path = typer.Option(
-        ...,
+    topology: Path | None = typer.Option(
+        None,
         "--topology",
         "-t",
         help="Topology: PDB, mmCIF, GRO, PSF, PRMTOP, H5 (MDTraj), TPR (needs MDAnalysis).",
     ),
-    trajectory: list[Path] = typer.Option(
-        ...,
+    trajectory: list[Path] | None = typer.Option(
+        None,
         "--trajectory",
         "-x",
         help="Trajectory (DCD, XTC, TRR, NC, H5, GRO, multi-model PDB...); repeat the flag "
@@ -79,6 +79,29 @@ def md(
     ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Output prefix: writes PREFIX.residue.csv and PREFIX.pair.npz."
+    ),
+    source: str | None = typer.Option(
+        None,
+        "--source",
+        help="Read a published source natively: mdCATH, ATLAS, IDRome, PED or GPCRmd "
+        "(with --input instead of --topology/--trajectory).",
+    ),
+    input_path: Path | None = typer.Option(
+        None, "--input", "-i", help="The source's file or folder, as downloaded."
+    ),
+    temperatures: str | None = typer.Option(
+        None, "--temperatures", help="mdCATH temperatures, e.g. 320,348 (default 320)."
+    ),
+    replicas: str | None = typer.Option(
+        None, "--replicas", help="Replicas to pool, e.g. 0,1,2 (mdCATH) or 1,2 (ATLAS)."
+    ),
+    skip: int | None = typer.Option(
+        None, "--skip", min=0, help="Frames dropped at the start of each replica (IDRome: 10)."
+    ),
+    backmapped: list[Path] | None = typer.Option(
+        None,
+        "--backmapped",
+        help="IDRome: the all-atom topology and trajectory from cg2all (give the flag twice).",
     ),
     contacts: Path | None = typer.Option(
         None,
@@ -94,7 +117,7 @@ def md(
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """MD features of the protein residues of one trajectory.
+    """MD features of the protein residues of one trajectory (or pooled replicas).
 
     PREFIX.residue.csv: a row per residue (SASA, RMSF, DSSP, dihedral bins), empty = undefined.
 
@@ -102,11 +125,28 @@ def md(
 
     Frames are superposed on frame 0 by C-alpha. C-alpha-only trajectories give rmsf, corr.
     """
+    from seqdance.errors import SeqDanceError
     from seqdance.features.md import md_features, write_md_features
 
+    if source is not None:
+        from seqdance.features.sources import open_source, options_from
+
+        if input_path is None or topology is not None or trajectory:
+            raise SeqDanceError("--source needs --input (and no --topology/--trajectory)")
+        options = options_from(temperatures, replicas, skip, backmapped)
+        topology_arg, trajectory_arg = open_source(source, input_path, options)
+    else:
+        if topology is None or not trajectory:
+            raise SeqDanceError("give --topology and --trajectory, or --source and --input")
+        topology_arg = topology
+        trajectory_arg = trajectory if len(trajectory) > 1 else trajectory[0]
+        if skip:
+            from seqdance.features.trajectory import open_system
+
+            topology_arg, trajectory_arg = open_system(topology, trajectory_arg, skip=skip)
     features = md_features(
-        topology,
-        trajectory if len(trajectory) > 1 else trajectory[0],
+        topology_arg,
+        trajectory_arg,
         contacts=contacts,
         stride=stride,
         selection=selection,

@@ -84,7 +84,8 @@ def extract_record(row: ManifestRow, stride: int = 1) -> ProteinRecord:
     if row.kind == "md":
         from seqdance.features.md import md_features
 
-        md = md_features(row.topology, row.trajectory, contacts=row.contacts, stride=stride)
+        topology, trajectory = _md_input(row)
+        md = md_features(topology, trajectory, contacts=row.contacts, stride=stride)
         res, pair = encode_md(md.residues, md.pair)
         sequence = md.sequence
     else:
@@ -100,6 +101,23 @@ def extract_record(row: ManifestRow, stride: int = 1) -> ProteinRecord:
             )
         sequence = row.sequence
     return ProteinRecord(row.name, sequence, row.source, row.kind, res, pair, label=row.label)  # type: ignore[arg-type]
+
+
+def _md_input(row: ManifestRow):
+    """What ``md_features`` reads for an MD row: a native source's download, or files."""
+    if row.path is not None:
+        from seqdance.features.sources import open_source, options_from
+
+        options = options_from(
+            row.temperatures or None, row.replicas or None, int(row.skip) if row.skip else None
+        )
+        return open_source(row.source, row.path, options)
+    trajectories = list(row.trajectories) or [row.trajectory]
+    if row.skip:
+        from seqdance.features.trajectory import open_system
+
+        return open_system(row.topology, trajectories, skip=int(row.skip))
+    return row.topology, trajectories if len(trajectories) > 1 else trajectories[0]
 
 
 def stage_row(row: ManifestRow, out_dir: str | os.PathLike, stride: int = 1) -> int:

@@ -4,6 +4,12 @@ Columns: ``name, source, kind, topology, trajectory, structure, label`` and opti
 ``sequence`` (overrides the sequence read from the files), ``contacts`` (a GetContacts TSV for
 an MD row) and ``chain`` (for an NMA row). ``kind`` is ``md`` (topology + trajectory) or
 ``nma`` (structure). Relative paths resolve against the manifest's folder.
+
+An MD row of a source with a native reader (mdCATH, ATLAS, IDRome, PED, GPCRmd;
+:mod:`seqdance.features.sources`) may give ``path`` (the download's file or folder) instead
+of topology and trajectory, with optional ``temperatures`` and ``replicas`` (``320;348``,
+``0;1;2``) and ``skip`` (frames dropped per replica). ``trajectory`` may list several files
+separated by ``;`` (replicas, pooled).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from seqdance.errors import InputFileError
 from seqdance.schema import group_of_source
 
 REQUIRED_COLUMNS = ("name", "source", "kind")
-PATH_COLUMNS = ("topology", "trajectory", "structure", "contacts")
+PATH_COLUMNS = ("topology", "structure", "contacts", "path")
 KINDS = ("md", "nma")
 LABELS = ("train", "test", "")
 
@@ -35,6 +41,11 @@ class ManifestRow:
     chain: str | None = None
     label: str = ""
     sequence: str | None = None
+    path: Path | None = None  # a native source's download (file or folder)
+    trajectories: tuple[Path, ...] = ()  # every trajectory (replicas), trajectory first
+    temperatures: str = ""  # mdCATH temperatures, "320;348"
+    replicas: str = ""  # replicas to pool, "0;1"
+    skip: str = ""  # frames dropped at the start of each replica
 
     def problem(self) -> str | None:
         """Why this row cannot be built (one line), or None if it looks buildable."""
@@ -50,6 +61,16 @@ class ManifestRow:
             return f"source {self.source} is {group.source_kind} data, but kind is {self.kind}"
         if self.label not in LABELS:
             return f"label {self.label!r} is neither train nor test"
+        if self.kind == "md" and self.path is not None:
+            from seqdance.features.sources import NATIVE_SOURCES
+
+            if self.source.lower() not in {s.lower() for s in NATIVE_SOURCES}:
+                return f"source {self.source} has no native reader for a path"
+            if not self.path.exists():
+                return f"path {self.path}: no such file or folder"
+            if self.skip and not self.skip.isdigit():
+                return f"skip {self.skip!r} is not a number of frames"
+            return None
         needed = ("topology", "trajectory") if self.kind == "md" else ("structure",)
         for column in needed:
             path = getattr(self, column)
@@ -57,6 +78,9 @@ class ManifestRow:
                 return f"kind {self.kind} needs a {column}"
             if not path.is_file():
                 return f"{column} {path}: no such file"
+        for extra in self.trajectories[1:]:
+            if not extra.is_file():
+                return f"trajectory {extra}: no such file"
         if self.contacts is not None and not self.contacts.is_file():
             return f"contacts {self.contacts}: no such file"
         return None
@@ -95,6 +119,12 @@ def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
         for column in PATH_COLUMNS:
             value = _text(record.get(column))
             paths[column] = (base / value) if value else None  # absolute values stay absolute
+        trajectories = tuple(
+            base / part.strip()
+            for part in _text(record.get("trajectory")).split(";")
+            if part.strip()
+        )
+        paths["trajectory"] = trajectories[0] if trajectories else None
         rows.append(
             ManifestRow(
                 name=_text(record["name"]),
@@ -103,6 +133,10 @@ def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
                 label=_text(record.get("label")).lower(),
                 sequence=_text(record.get("sequence")).upper() or None,
                 chain=_text(record.get("chain")) or None,
+                trajectories=trajectories,
+                temperatures=_text(record.get("temperatures")),
+                replicas=_text(record.get("replicas")),
+                skip=_text(record.get("skip")),
                 **paths,
             )
         )
