@@ -84,7 +84,9 @@ def _cases(tmp: Path, traj: md.Trajectory, gro: Path) -> dict[str, tuple]:
     for residue in ca.topology.residues:
         new = top.add_residue(residue.name, chain, residue.resSeq)
         top.add_atom(residue.name, md.element.carbon, new)
-    cg = md.Trajectory(ca.xyz, top, ca.unitcell_lengths, ca.unitcell_angles)
+    cg = md.Trajectory(
+        ca.xyz, top, unitcell_lengths=ca.unitcell_lengths, unitcell_angles=ca.unitcell_angles
+    )
     idr = tmp / "idrome"
     idr.mkdir()
     cg[0].save_pdb(str(idr / "top.pdb"))

@@ -19,18 +19,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
-from pathlib import Path
 
 import mdtraj
 import numpy as np
 from scipy.spatial import cKDTree
 
-from seqdance.errors import InputFileError, SeqDanceError
+from seqdance.errors import SeqDanceError
 from seqdance.errors import one_line as _one_line
 from seqdance.features.getcontacts import ContactLine, ContactsHeader
 from seqdance.residues import is_ionic, standard_residue
 from seqdance.schema import INTERACTIONS
-from seqdance.utils.quiet import native_stdout_silenced, quiet_next
 
 HBOND_TYPES = ("hbbb", "hbsb", "hbss")
 ITYPE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -179,40 +177,15 @@ def load_topology(path: str | os.PathLike) -> mdtraj.Topology:
 
 
 def _load_topology_and_coords(path: str | os.PathLike) -> tuple[mdtraj.Topology, np.ndarray | None]:
-    """Topology, plus its own coordinates (nm, ``(n_atoms, 3)``) when the format has them."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such topology file")
-    name = path.name.lower()
-    try:
-        if name.endswith((".pdb", ".pdb.gz", ".cif", ".cif.gz", ".mmcif", ".pdbx")):
-            frame = mdtraj.load_frame(str(path), 0, standard_names=False)
-            return frame.topology, frame.xyz[0]
-        if name.endswith((".gro", ".mol2")):  # small single-structure files: read whole
-            frame = mdtraj.load(str(path))
-            if name.endswith(".gro"):
-                _restore_gro_names(frame.topology, path)
-            return frame.topology, frame.xyz[0]
-        if name.endswith(".h5"):
-            frame = mdtraj.load_frame(str(path), 0)
-            return frame.topology, frame.xyz[0]
-        return mdtraj.load_topology(str(path)), None
-    except Exception as exc:  # parsers raise many types; all mean an unreadable topology
-        raise InputFileError(f"{path}: cannot read topology: {_one_line(exc)}") from None
+    """Topology, plus its own coordinates (nm, ``(n_atoms, 3)``) when the format has them.
 
+    Read by :func:`seqdance.features.topology.load_topology`: names as written, chains,
+    insertion codes and elements settled there.
+    """
+    from seqdance.features.topology import load_topology as _prepare
 
-def _restore_gro_names(topology: mdtraj.Topology, path: Path) -> None:
-    """Put back the residue and atom names as written in a GRO file (MDTraj's reader
-    renames them to its standard names, e.g. OT1 -> O, HB1 -> HB3)."""
-    with open(path) as fh:
-        fh.readline()
-        n_atoms = int(fh.readline().split()[0])
-        rows = [fh.readline() for _ in range(n_atoms)]
-    if n_atoms != topology.n_atoms:
-        return
-    for atom, row in zip(topology.atoms, rows, strict=True):
-        atom.name = row[10:15].strip()
-        atom.residue.name = row[5:10].strip()
+    prepared = _prepare(path)
+    return prepared.topology, prepared.xyz
 
 
 def distance_bonds(
@@ -653,15 +626,6 @@ class ContactDetector:
         return lines
 
 
-def _trajectory_length(path: Path) -> int | None:
-    """Number of frames, when the format can tell it without reading coordinates."""
-    try:
-        with native_stdout_silenced(), mdtraj.open(str(path)) as handle:
-            return len(handle)
-    except Exception:  # not every format supports len(); count while reading instead
-        return None
-
-
 class ContactStream(Iterator[ContactLine]):
     """Contact lines of a trajectory, read and detected one chunk of frames at a time.
 
@@ -757,36 +721,3 @@ def detect_contacts(
     stream = ContactStream(detector, blocks, stride, on_frames)
     stream.source = source
     return header, stream
-
-
-def _chain_first(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-    yield first
-    yield from rest
-
-
-def _iter_chunks(
-    path: Path, topology: mdtraj.Topology, chunk: int, stride: int, skip_first: bool = False
-) -> Iterator[np.ndarray]:
-    """Coordinate blocks ``(n, n_atoms, 3)`` in nm; file errors become one-line errors."""
-    try:
-        iterator = mdtraj.iterload(str(path), chunk=chunk, top=topology, stride=stride)
-        k = -1
-        while True:
-            try:
-                block = quiet_next(iterator)  # the DCD reader prints when it opens the file
-            except StopIteration:
-                break
-            k += 1
-            if skip_first and k == 0:
-                continue
-            if block.n_atoms != topology.n_atoms:
-                raise InputFileError(
-                    f"{path}: trajectory has {block.n_atoms} atoms, topology has {topology.n_atoms}"
-                )
-            yield block.xyz
-    except SeqDanceError:
-        raise
-    except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError) as exc:
-        raise InputFileError(
-            f"{path}: cannot read trajectory with this topology: {_one_line(exc)}"
-        ) from None
