@@ -412,3 +412,10 @@ def test_geometry_topology_renames_terminal_oxygens():
     last = [a.name for a in geo.residue(geo.n_residues - 1).atoms]
     assert "O" in last and "OXT" in last
     assert sequence_of(r.name for r in prepared.topology.residues).count("X") == 0
+
+
+def test_mmcif_contacts_equal_pdb_contacts(tmp_path):
+    cif = _gunzip(E / "1BD2_short.cif.gz", tmp_path / "s.cif")
+    pdb = _gunzip(E / "1BD2_short.pdb.gz", tmp_path / "s.pdb")
+    ours = _lines(cif, cif)
+    assert ours and sorted(ours) == sorted(_lines(pdb, pdb))

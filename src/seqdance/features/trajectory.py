@@ -365,8 +365,10 @@ class FrameSource:
         if reference is not None:
             if box_usable(reference_box):  # the topology's own frame may be broken too
                 reference = make_whole(
-                    np.asarray(reference)[None], np.asarray(reference_box)[None],
-                    self._structure[1], image_chains=False,
+                    np.asarray(reference)[None],
+                    np.asarray(reference_box)[None],
+                    self._structure[1],
+                    image_chains=False,
                 )[0][0]
             self._offsets = chain_offsets(reference, self._structure[1])
         self.reference_xyz = reference
@@ -505,6 +507,22 @@ def _check_atoms(path: Path, file_atoms: int, prepared) -> None:
         )
 
 
+def _cif_reader(path: Path, n_atoms: int):
+    """An mdCIF/PDBx file as a one-frame trajectory (its first model)."""
+
+    def read(atoms: np.ndarray, chunk: int) -> Iterator[Block]:
+        from seqdance.features.topology import read_atom_table
+
+        table = read_atom_table(path)
+        if len(table) != n_atoms:
+            raise InputFileError(
+                f"{path}: frames have {len(table)} atoms, the topology has {n_atoms}"
+            )
+        yield Block(table.xyz[atoms][None].astype(np.float32), None)
+
+    return read
+
+
 def _mdtraj_length(path: Path) -> int | None:
     import mdtraj as md
 
@@ -563,6 +581,8 @@ def open_trajectory(
                 )
             elif name.endswith(".gro"):
                 parts.append((label, _count_gro(path), _gro_reader(path)))
+            elif name.endswith((".cif", ".mmcif", ".pdbx")):
+                parts.append((label, 1, _cif_reader(path, prepared.n_atoms)))
             elif name.endswith((".pdb", ".ent")):
                 part, part_notes, part_available = pdb_models_part(path, prepared, label)
                 parts.append(part)
