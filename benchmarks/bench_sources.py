@@ -99,6 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--mdcath-frames", type=int, default=40, help="frames per replica")
+    parser.add_argument("--mdcath-only", action="store_true", help="only the mdCATH read")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -106,7 +107,7 @@ def main() -> None:
         print(f"system: {traj.n_atoms} atoms, {traj.n_residues} residues, {traj.n_frames} frames")
         print("| input | frames | ms/frame | read share |")
         print("|---|---|---|---|")
-        for k in range(args.repeat):
+        for k in range(0 if args.mdcath_only else args.repeat):
             work = tmp / f"run{k}"
             work.mkdir()
             cases = _cases(work, traj, gro)
@@ -120,7 +121,8 @@ def main() -> None:
                     print(f"| {label} | {feats.n_frames} | {per:.0f} | {read:.0%} |")
         # a whole mdCATH domain: 5 temperatures x 5 replicas, read once in chunks
         h5 = tmp / "mdcath_dataset_full.h5"
-        pdb = tmp / "run0" / "adk.pdb"
+        pdb = tmp / "adk.pdb"
+        traj[0].save_pdb(str(pdb))
         temps, reps = (320, 348, 379, 413, 450), (0, 1, 2, 3, 4)
         _mdcath(h5, traj, pdb, temps, reps, args.mdcath_frames)
         prepared, source = open_source("mdCATH", h5, SourceOptions(temperatures=temps))

@@ -635,8 +635,8 @@ def _chain_breaks(table: AtomTable, residues, polymer, xyz) -> list[bool]:
     starts = [True]
     for k in range(1, len(residues)):
         (s0, e0), (s1, e1) = residues[k - 1], residues[k]
-        if polymer[k] != polymer[k - 1]:
-            starts.append(True)
+        if polymer[k] != polymer[k - 1] or (table.new_chain is not None and table.new_chain[s1]):
+            starts.append(True)  # a TER record, or polymer next to other residues
             continue
         if not polymer[k]:
             starts.append(False)  # a run of water, ions or lipids: one chain
