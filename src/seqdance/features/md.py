@@ -346,8 +346,8 @@ def _describe(trajectory) -> str:
 
 
 def md_features(
-    topology: str | os.PathLike,
-    trajectory: str | os.PathLike,
+    topology,
+    trajectory,
     contacts: str | os.PathLike | None = None,
     stride: int = 1,
     selection: str = "protein",
@@ -358,11 +358,15 @@ def md_features(
 
     Parameters
     ----------
-    topology : path
-        Any topology MDTraj reads (PDB, GRO, PSF, PRMTOP, H5 ...).
-    trajectory : path
-        Any trajectory MDTraj reads (DCD, XTC, TRR, NetCDF, H5, multi-model PDB ...). Read in
-        chunks of ``chunk_size`` frames; only accumulators stay in memory.
+    topology : path or PreparedTopology
+        PDB, mmCIF, GRO, PSF, PRMTOP, H5 ... read and made consistent by
+        :func:`seqdance.features.topology.load_topology` (chains, insertion codes, elements).
+    trajectory : path, list of paths, or FrameSource
+        DCD, XTC, TRR, NetCDF, H5, multi-frame GRO, multi-model PDB ...; several files
+        (replicas) are pooled; a :class:`~seqdance.features.trajectory.FrameSource` from
+        :func:`seqdance.features.sources.open_source` reads a published source. Read in
+        chunks of ``chunk_size`` frames (made whole across the periodic box); only
+        accumulators stay in memory.
     contacts : path, optional
         GetContacts dynamic-contacts TSV for the same frames. Without it, interactions are
         detected natively (:mod:`seqdance.features.contacts`).
