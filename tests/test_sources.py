@@ -305,3 +305,15 @@ def test_manifest_mixing_all_six_sources_builds(tmp_path, traj):
         assert (idr[1:-1, 0] == -1).all() and (idr[1:-1, 2] > 0).all()  # rmsf only
         assert h5[res_key("pf1")].shape[1] == 3
         assert h5[res_key("mdcath1")].attrs["source"] == "mdCATH"
+
+
+def test_gpcrmd_folder_with_a_multisegment_psf(tmp_path):
+    """A CHARMM PSF (four segments, no chain IDs) and a DCD, as GPCRmd ships them."""
+    folder = tmp_path / "gpcrmd"
+    folder.mkdir()
+    engines = DATA / "engines"
+    shutil.copy(engines / "2r9r-1b.psf.gz", folder / "1_dyn_1.psf.gz")
+    shutil.copy(engines / "2r9r-1b.dcd", folder / "2_trj_1.dcd")
+    feats = md_features(*open_source("GPCRmd", folder))
+    assert feats.residues.chain.tolist() == [c for c in "ABCD" for _ in range(38)]
+    assert feats.n_frames == 10 and "X" not in feats.sequence

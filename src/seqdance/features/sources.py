@@ -299,8 +299,8 @@ def _open_gpcrmd(path: Path, options: SourceOptions):
 
     if not path.is_dir():
         raise InputFileError(f"{path}: GPCRmd input is a folder with a PSF/PDB and trajectories")
-    psf = sorted(path.glob("*.psf"))
-    pdb = sorted(path.glob("*.pdb"))
+    psf = sorted([*path.glob("*.psf"), *path.glob("*.psf.gz")])
+    pdb = sorted([*path.glob("*.pdb"), *path.glob("*.pdb.gz")])
     top = psf[0] if len(psf) == 1 else (pdb[0] if len(pdb) == 1 and not psf else None)
     if top is None:
         raise InputFileError(f"{path}: expected one .psf (or one .pdb) topology")
