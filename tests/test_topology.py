@@ -419,3 +419,26 @@ def test_mmcif_contacts_equal_pdb_contacts(tmp_path):
     pdb = _gunzip(E / "1BD2_short.pdb.gz", tmp_path / "s.pdb")
     ours = _lines(cif, cif)
     assert ours and sorted(ours) == sorted(_lines(pdb, pdb))
+
+
+def test_gromacs_tpr_through_mdanalysis():
+    """Optional: .tpr topologies are read with MDAnalysis when it is installed."""
+    pytest.importorskip("MDAnalysis")
+    prepared = load_topology(E / "ala_nnpot_gmx_2025_0.tpr")
+    top = prepared.topology
+    assert [r.name for r in top.residues] == ["ALA", "ALA"]
+    assert collections.Counter(a.element.symbol for a in top.atoms) == {
+        "H": 12,
+        "C": 6,
+        "O": 3,
+        "N": 2,
+    }
+    assert top.n_bonds == 22 and prepared.xyz is not None
+
+
+def test_tpr_without_mdanalysis_is_one_clear_line(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "MDAnalysis", None)  # import fails as if not installed
+    with pytest.raises(InputFileError, match="need MDAnalysis"):
+        load_topology(E / "ala_nnpot_gmx_2025_0.tpr")
