@@ -317,3 +317,20 @@ def test_gpcrmd_folder_with_a_multisegment_psf(tmp_path):
     feats = md_features(*open_source("GPCRmd", folder))
     assert feats.residues.chain.tolist() == [c for c in "ABCD" for _ in range(38)]
     assert feats.n_frames == 10 and "X" not in feats.sequence
+
+
+def test_contacts_on_an_ensemble_with_varying_atoms(tmp_path, traj):
+    from seqdance.features.contacts import detect_contacts
+
+    text = []
+    for k in range(3):
+        path = tmp_path / f"m{k}.pdb"
+        traj[k].save_pdb(str(path))
+        body = [line for line in path.read_text().splitlines() if line.startswith("ATOM")]
+        text += [f"MODEL     {k + 1:4d}", *(body[1:] if k == 1 else body), "ENDMDL"]
+    ped = tmp_path / "ens.pdb"
+    ped.write_text("\n".join(text) + "\nEND\n")
+    header, lines = detect_contacts(ped, ped)
+    found = list(lines)
+    assert header.total_frames == 3 and found
+    assert any("1 atoms missing" in n for n in lines.source.notes)

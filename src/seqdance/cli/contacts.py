@@ -21,10 +21,16 @@ ITYPES_HELP = (
 def contacts(
     ctx: typer.Context,
     topology: Path = typer.Option(
-        ..., "--topology", "-t", help="Topology: PDB, mmCIF, GRO, PSF, PRMTOP, MOL2 or H5."
+        ...,
+        "--topology",
+        "-t",
+        help="Topology: PDB, mmCIF, GRO, PSF, PRMTOP, MOL2, H5, or TPR (needs MDAnalysis).",
     ),
     trajectory: Path = typer.Option(
-        ..., "--trajectory", "-x", help="Trajectory readable by MDTraj (DCD, XTC, TRR, NC, H5 ...)."
+        ...,
+        "--trajectory",
+        "-x",
+        help="Trajectory: DCD, XTC, TRR, NC, H5, multi-frame GRO, multi-model PDB ...",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output GetContacts TSV file."),
     itypes: list[str] | None = typer.Option(None, "--itypes", help=ITYPES_HELP),

@@ -701,6 +701,8 @@ def detect_contacts(
         sel = select_atoms(topology, selection)
     except Exception as exc:  # MDTraj raises several types for a bad expression
         raise SeqDanceError(f"bad selection {selection!r}: {_one_line(exc)}") from None
+    if source.available is not None:  # atoms present in every model (PED ensembles)
+        sel = np.intersect1d(sel, source.available)
     if sel.size == 0:
         raise SeqDanceError(f"selection {selection!r} matches no atoms")
     sub = topology.subset(sel)
