@@ -38,6 +38,9 @@ from numba import njit
 
 PROBE_RADIUS = 0.14  # nm, MDTraj's default
 N_SPHERE_POINTS = 960  # MDTraj's default
+N_PATCHES = 32  # sphere points are grouped into this many patches (speed only)
+MIN_CAP_DISTANCE = 0.05  # nm: closer neighbours are tested at every point (speed only)
+ROUNDING_SLACK = 4e-6  # nm^2 per nm of coordinate range: margin for float32 rounding
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -83,6 +86,32 @@ def atomic_radii(topology, change_radii: dict[str, float] | None = None) -> np.n
 def residue_groups(topology) -> np.ndarray:
     """Residue index of each atom (MDTraj's ``mode='residue'`` mapping), int64 (n_atoms,)."""
     return np.fromiter((a.residue.index for a in topology.atoms), np.int64, topology.n_atoms)
+
+
+def _patches(points: np.ndarray, n_patches: int):
+    """Sphere points grouped by the nearest of ``n_patches`` spiral directions.
+
+    Returns the points reordered by patch (P, 3) float32, the patch boundaries (K + 1,), the
+    patch centres (K, 3) float64 and the cosine and sine of each patch's angular radius (the
+    largest angle between its centre and one of its points, plus 1e-9 rad).
+    """
+    n_patches = max(1, min(n_patches, len(points)))
+    centres = sphere_points(n_patches).astype(np.float64)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    unit = points.astype(np.float64)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    owner = np.argmax(unit @ centres.T, axis=1)  # (P,)
+    order = np.argsort(owner, kind="stable")
+    start = np.searchsorted(owner[order], np.arange(n_patches + 1)).astype(np.int64)
+    alpha = np.zeros(n_patches)
+    for q in range(n_patches):
+        members = unit[owner == q]
+        if len(members):
+            alpha[q] = np.arccos(np.clip(members @ centres[q], -1.0, 1.0)).max()
+    alpha = np.minimum(alpha + 1e-9, np.pi)
+    return (
+        np.ascontiguousarray(points[order]), start, centres, np.cos(alpha), np.sin(alpha)
+    )
 
 
 def _thread_count(threads: int | None, n_frames: int) -> int:
@@ -151,11 +180,14 @@ def shrake_rupley(
     if not np.isfinite(coords).all():
         raise ValueError("xyz has non-finite coordinates")
     sphere_radii = radii + np.float32(probe_radius)  # (N,) float32, as MDTraj
-    points = sphere_points(n_sphere_points)  # (P, 3)
+    points, patch_start, centres, patch_cos, patch_sin = _patches(
+        sphere_points(n_sphere_points), N_PATCHES
+    )
     constant = np.float32(4.0 * math.pi / n_sphere_points)
+    geometry = (points, patch_start, centres, patch_cos, patch_sin)
 
     def run(start: int, stop: int) -> None:
-        _frames(coords, sphere_radii, points, constant, group_of, out, start, stop)
+        _frames(coords, sphere_radii, geometry, constant, group_of, out, start, stop)
 
     n_threads = _thread_count(threads, n_frames)
     if n_threads == 1:
@@ -167,124 +199,232 @@ def shrake_rupley(
 
 
 @njit(nogil=True, cache=True)
-def _frames(xyz, radii, points, constant, group_of, out, start, stop):  # pragma: no cover
+def _frames(xyz, radii, geometry, constant, group_of, out, start, stop):  # pragma: no cover
     """Frames ``start .. stop - 1`` of ``xyz`` (F, N, 3) -> group areas in ``out`` (F, G)."""
     n_atoms = xyz.shape[1]
     areas = np.empty(n_atoms, dtype=np.float32)
     for f in range(start, stop):
-        _frame(xyz[f], radii, points, constant, areas)
+        _frame(xyz[f], radii, geometry, constant, areas)
         row = out[f]
         for i in range(n_atoms):  # float32 sums in atom order, as MDTraj
             row[group_of[i]] += areas[i]
 
 
 @njit(nogil=True, cache=True)
-def _frame(x, radii, points, constant, areas):  # pragma: no cover
-    """Per-atom accessible area of one frame ``x`` (N, 3) float32 into ``areas`` (N,)."""
-    n_atoms = x.shape[0]
-    n_points = points.shape[0]
+def _neighbour_pairs(x, radii):  # pragma: no cover
+    """Pairs ``i < j`` with ``|x_i - x_j|^2 < (r_i + r_j)^2``, evaluated as MDTraj does (float32).
 
-    # cell grid, cells at least as wide as the largest r_i + r_j
-    r_max = np.float32(0.0)
-    for i in range(n_atoms):
-        if radii[i] > r_max:
-            r_max = radii[i]
+    A cell grid (cells half as wide as the largest ``r_i + r_j``) and a half shell of
+    neighbouring cells test every pair of nearby atoms once. Returns ``(pair_i, pair_j,
+    n_pairs)``.
+    """
+    n_atoms = x.shape[0]
+    r_max = np.float64(0.0)
     lo = np.empty(3, dtype=np.float64)
     hi = np.empty(3, dtype=np.float64)
     for d in range(3):
         lo[d] = x[0, d]
         hi[d] = x[0, d]
     for i in range(n_atoms):
+        r_max = max(r_max, np.float64(radii[i]))
         for d in range(3):
             v = np.float64(x[i, d])
-            if v < lo[d]:
-                lo[d] = v
-            if v > hi[d]:
-                hi[d] = v
-    width = 2.0 * np.float64(r_max) * 1.0001 + 1e-6
+            lo[d] = min(lo[d], v)
+            hi[d] = max(hi[d], v)
+    width = (2.0 * r_max * 1.0001 + 1e-6) / 2.0  # two cells reach the largest cutoff
     dims = np.empty(3, dtype=np.int64)
-    while True:  # widen cells until the grid has at most ~4 cells per atom
+    while True:  # widen cells until the grid has at most ~8 cells per atom
         total = 1
         for d in range(3):
             dims[d] = int((hi[d] - lo[d]) / width) + 1
             total *= dims[d]
-        if total <= 4 * n_atoms + 64:
+        if total <= 8 * n_atoms + 125:
             break
         width *= 1.5
+    reach = int(math.ceil(2.0 * r_max * 1.0001 / width))  # cells to search each way
+    cell = np.empty((n_atoms, 3), dtype=np.int64)
     cell_of = np.empty(n_atoms, dtype=np.int64)
-    cx = np.empty(n_atoms, dtype=np.int64)
-    cy = np.empty(n_atoms, dtype=np.int64)
-    cz = np.empty(n_atoms, dtype=np.int64)
-    counts = np.zeros(total + 1, dtype=np.int64)
+    start = np.zeros(total + 1, dtype=np.int64)
     for i in range(n_atoms):
-        a = min(int((np.float64(x[i, 0]) - lo[0]) / width), dims[0] - 1)
-        b = min(int((np.float64(x[i, 1]) - lo[1]) / width), dims[1] - 1)
-        c = min(int((np.float64(x[i, 2]) - lo[2]) / width), dims[2] - 1)
-        cx[i], cy[i], cz[i] = a, b, c
-        cell_of[i] = (a * dims[1] + b) * dims[2] + c
-        counts[cell_of[i] + 1] += 1
-    for k in range(total):
-        counts[k + 1] += counts[k]
+        for d in range(3):
+            cell[i, d] = min(int((np.float64(x[i, d]) - lo[d]) / width), dims[d] - 1)
+        cell_of[i] = (cell[i, 0] * dims[1] + cell[i, 1]) * dims[2] + cell[i, 2]
+        start[cell_of[i] + 1] += 1
+    for c in range(total):
+        start[c + 1] += start[c]
     members = np.empty(n_atoms, dtype=np.int64)
-    fill = counts[:total].copy()
+    fill = start[:total].copy()
     for i in range(n_atoms):
         members[fill[cell_of[i]]] = i
         fill[cell_of[i]] += 1
 
-    # neighbour buffers: coordinates and squared radii, closest first
-    nb_idx = np.empty(n_atoms, dtype=np.int64)
-    nb_d2 = np.empty(n_atoms, dtype=np.float32)
-    nbx = np.empty(n_atoms, dtype=np.float32)
-    nby = np.empty(n_atoms, dtype=np.float32)
-    nbz = np.empty(n_atoms, dtype=np.float32)
-    nbr2 = np.empty(n_atoms, dtype=np.float32)
+    capacity = 64 * n_atoms + 64
+    pair_i = np.empty(capacity, dtype=np.int64)
+    pair_j = np.empty(capacity, dtype=np.int64)
+    n_pairs = 0
+    for a in range(dims[0]):
+        for b in range(dims[1]):
+            for c in range(dims[2]):
+                here = (a * dims[1] + b) * dims[2] + c
+                if start[here] == start[here + 1]:
+                    continue
+                for oa in range(0, reach + 1):
+                    if a + oa >= dims[0]:
+                        break
+                    b_lo = -reach if oa > 0 else 0
+                    for ob in range(b_lo, reach + 1):
+                        if b + ob < 0 or b + ob >= dims[1]:
+                            continue
+                        c_lo = -reach if (oa > 0 or ob > 0) else 0
+                        for oc in range(c_lo, reach + 1):
+                            if c + oc < 0 or c + oc >= dims[2]:
+                                continue
+                            there = ((a + oa) * dims[1] + b + ob) * dims[2] + c + oc
+                            same = there == here
+                            for m in range(start[here], start[here + 1]):
+                                i = members[m]
+                                xi, yi, zi, ri = x[i, 0], x[i, 1], x[i, 2], radii[i]
+                                first = m + 1 if same else start[there]
+                                for n in range(first, start[there + 1]):
+                                    j = members[n]
+                                    dx = xi - x[j, 0]
+                                    dy = yi - x[j, 1]
+                                    dz = zi - x[j, 2]
+                                    cut = ri + radii[j]
+                                    if (dx * dx + dy * dy) + dz * dz < cut * cut:
+                                        if n_pairs == capacity:
+                                            capacity *= 2
+                                            grown = np.empty(capacity, dtype=np.int64)
+                                            grown[:n_pairs] = pair_i[:n_pairs]
+                                            pair_i = grown
+                                            grown = np.empty(capacity, dtype=np.int64)
+                                            grown[:n_pairs] = pair_j[:n_pairs]
+                                            pair_j = grown
+                                        pair_i[n_pairs] = i
+                                        pair_j[n_pairs] = j
+                                        n_pairs += 1
+    return pair_i, pair_j, n_pairs
+
+
+@njit(nogil=True, cache=True)
+def _frame(x, radii, geometry, constant, areas):  # pragma: no cover
+    """Per-atom accessible area of one frame ``x`` (N, 3) float32 into ``areas`` (N,)."""
+    points, patch_start, centres, patch_cos, patch_sin = geometry
+    n_atoms = x.shape[0]
+    n_patches = centres.shape[0]
+
+    # neighbour lists (CSR), both directions of every pair
+    pair_i, pair_j, n_pairs = _neighbour_pairs(x, radii)
+    first = np.zeros(n_atoms + 1, dtype=np.int64)
+    for p in range(n_pairs):
+        first[pair_i[p] + 1] += 1
+        first[pair_j[p] + 1] += 1
+    for i in range(n_atoms):
+        first[i + 1] += first[i]
+    nb_all = np.empty(2 * n_pairs, dtype=np.int64)
+    fill = first[:n_atoms].copy()
+    for p in range(n_pairs):
+        i, j = pair_i[p], pair_j[p]
+        nb_all[fill[i]] = j
+        fill[i] += 1
+        nb_all[fill[j]] = i
+        fill[j] += 1
+
+    x_max = 0.0
+    for i in range(n_atoms):
+        for d in range(3):
+            x_max = max(x_max, abs(np.float64(x[i, d])))
+    tolerance = ROUNDING_SLACK * (x_max + 1.0)  # nm^2, bound on the exact test's rounding
+
+    n_max = 0
+    for i in range(n_atoms):
+        n_max = max(n_max, first[i + 1] - first[i])
+    nbx = np.empty(n_max, dtype=np.float32)  # neighbour coordinates and squared radii
+    nby = np.empty(n_max, dtype=np.float32)
+    nbz = np.empty(n_max, dtype=np.float32)
+    nbr2 = np.empty(n_max, dtype=np.float32)
+    ex = np.empty(n_max, dtype=np.float64)  # unit vector from atom i to the neighbour
+    ey = np.empty(n_max, dtype=np.float64)
+    ez = np.empty(n_max, dtype=np.float64)
+    cos_in = np.empty(n_max, dtype=np.float64)  # cap surely covered: u.e > cos_in
+    sin_in = np.empty(n_max, dtype=np.float64)
+    cos_out = np.empty(n_max, dtype=np.float64)  # cap possibly covered: u.e > cos_out
+    sin_out = np.empty(n_max, dtype=np.float64)
+    cand = np.empty(n_max, dtype=np.int64)
+
     for i in range(n_atoms):
         xi, yi, zi = x[i, 0], x[i, 1], x[i, 2]
         ri = radii[i]
-        n_nb = 0
-        for a in range(max(cx[i] - 1, 0), min(cx[i] + 2, dims[0])):
-            for b in range(max(cy[i] - 1, 0), min(cy[i] + 2, dims[1])):
-                for c in range(max(cz[i] - 1, 0), min(cz[i] + 2, dims[2])):
-                    cell = (a * dims[1] + b) * dims[2] + c
-                    for m in range(counts[cell], counts[cell + 1]):
-                        j = members[m]
-                        if j == i:
-                            continue
-                        dx = xi - x[j, 0]
-                        dy = yi - x[j, 1]
-                        dz = zi - x[j, 2]
-                        r2 = (dx * dx + dy * dy) + dz * dz
-                        cut = ri + radii[j]
-                        if r2 < cut * cut:
-                            nb_idx[n_nb] = j
-                            nb_d2[n_nb] = r2
-                            n_nb += 1
-        order = np.argsort(nb_d2[:n_nb], kind="mergesort")
+        ri64 = np.float64(ri)
+        n_nb = first[i + 1] - first[i]
         for k in range(n_nb):
-            j = nb_idx[order[k]]
+            j = nb_all[first[i] + k]
             nbx[k] = x[j, 0]
             nby[k] = x[j, 1]
             nbz[k] = x[j, 2]
             nbr2[k] = radii[j] * radii[j]
+            dx = np.float64(x[j, 0]) - np.float64(xi)
+            dy = np.float64(x[j, 1]) - np.float64(yi)
+            dz = np.float64(x[j, 2]) - np.float64(zi)
+            dist = math.sqrt(dx * dx + dy * dy + dz * dz)
+            if dist < MIN_CAP_DISTANCE:  # too close for a safe cap: tested at every point
+                ex[k], ey[k], ez[k] = 0.0, 0.0, 0.0
+                cos_in[k], sin_in[k] = 2.0, 0.0  # never surely covers a patch
+                cos_out[k], sin_out[k] = -2.0, 0.0  # always a candidate
+                continue
+            ex[k], ey[k], ez[k] = dx / dist, dy / dist, dz / dist
+            rj64 = np.float64(radii[j])
+            cos_t = (ri64 * ri64 + dist * dist - rj64 * rj64) / (2.0 * ri64 * dist)
+            slack = tolerance / (2.0 * ri64 * dist)  # rounding of the exact test, as a cosine
+            c_out = min(max(cos_t - slack, -1.0), 1.0)
+            cos_out[k], sin_out[k] = c_out, math.sqrt(1.0 - c_out * c_out)
+            c_in = cos_t + slack
+            if c_in < -1.0:  # atom i inside atom j: the whole sphere is covered
+                cos_in[k], sin_in[k] = -1e30, 0.0
+            elif c_in >= 1.0:
+                cos_in[k], sin_in[k] = 2.0, 0.0
+            else:
+                cos_in[k], sin_in[k] = c_in, math.sqrt(1.0 - c_in * c_in)
 
         accessible = 0
-        last = 0
-        for p in range(n_points):
-            px = xi + ri * points[p, 0]
-            py = yi + ri * points[p, 1]
-            pz = zi + ri * points[p, 2]
-            covered = False
-            for t in range(n_nb):
-                k = last + t
-                if k >= n_nb:
-                    k -= n_nb
-                dx = px - nbx[k]
-                dy = py - nby[k]
-                dz = pz - nbz[k]
-                if (dx * dx + dy * dy) + dz * dz < nbr2[k]:
-                    last = k
-                    covered = True
-                    break
-            if not covered:
-                accessible += 1
+        for q in range(n_patches):
+            ca, sa = patch_cos[q], patch_sin[q]
+            cx, cy, cz = centres[q, 0], centres[q, 1], centres[q, 2]
+            # does one neighbour surely cover the whole patch? (angle(c, e) + alpha < theta_in)
+            n_full = 0
+            for k in range(n_nb):
+                dot = ex[k] * cx + ey[k] * cy + ez[k] * cz
+                n_full += (cos_in[k] < ca) & (dot > cos_in[k] * ca + sin_in[k] * sa)
+            if n_full > 0:
+                continue
+            # neighbours whose outer cap meets the patch (angle(c, e) - alpha < theta_out)
+            n_cand = 0
+            for k in range(n_nb):
+                dot = ex[k] * cx + ey[k] * cy + ez[k] * cz
+                if cos_out[k] <= -ca or dot > cos_out[k] * ca - sin_out[k] * sa:
+                    cand[n_cand] = k
+                    n_cand += 1
+            if n_cand == 0:
+                accessible += patch_start[q + 1] - patch_start[q]
+                continue
+            last = 0
+            for p in range(patch_start[q], patch_start[q + 1]):
+                px = xi + ri * points[p, 0]
+                py = yi + ri * points[p, 1]
+                pz = zi + ri * points[p, 2]
+                covered = False
+                for t in range(n_cand):  # the last covering neighbour first
+                    m = last + t
+                    if m >= n_cand:
+                        m -= n_cand
+                    k = cand[m]
+                    dx32 = px - nbx[k]
+                    dy32 = py - nby[k]
+                    dz32 = pz - nbz[k]
+                    if (dx32 * dx32 + dy32 * dy32) + dz32 * dz32 < nbr2[k]:
+                        last = m
+                        covered = True
+                        break
+                if not covered:
+                    accessible += 1
         areas[i] = np.float32(accessible) * ((constant * ri) * ri)
