@@ -41,6 +41,7 @@ N_SPHERE_POINTS = 960  # MDTraj's default
 N_PATCHES = 32  # sphere points are grouped into this many patches (speed only)
 MIN_CAP_DISTANCE = 0.05  # nm: closer neighbours are tested at every point (speed only)
 ROUNDING_SLACK = 4e-6  # nm^2 per nm of coordinate range: margin for float32 rounding
+CLASSIFY_MARGIN = 4e-6  # cosine margin for the float32 patch classification
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -258,6 +259,14 @@ def _neighbour_pairs(x, radii):  # pragma: no cover
         members[fill[cell_of[i]]] = i
         fill[cell_of[i]] += 1
 
+    xs = np.empty(n_atoms, dtype=np.float32)  # coordinates and radii in cell order
+    ys = np.empty(n_atoms, dtype=np.float32)
+    zs = np.empty(n_atoms, dtype=np.float32)
+    rs = np.empty(n_atoms, dtype=np.float32)
+    for m in range(n_atoms):
+        i = members[m]
+        xs[m], ys[m], zs[m], rs[m] = x[i, 0], x[i, 1], x[i, 2], radii[i]
+
     capacity = 64 * n_atoms + 64
     pair_i = np.empty(capacity, dtype=np.int64)
     pair_j = np.empty(capacity, dtype=np.int64)
@@ -276,33 +285,35 @@ def _neighbour_pairs(x, radii):  # pragma: no cover
                         if b + ob < 0 or b + ob >= dims[1]:
                             continue
                         c_lo = -reach if (oa > 0 or ob > 0) else 0
-                        for oc in range(c_lo, reach + 1):
-                            if c + oc < 0 or c + oc >= dims[2]:
-                                continue
-                            there = ((a + oa) * dims[1] + b + ob) * dims[2] + c + oc
-                            same = there == here
-                            for m in range(start[here], start[here + 1]):
-                                i = members[m]
-                                xi, yi, zi, ri = x[i, 0], x[i, 1], x[i, 2], radii[i]
-                                first = m + 1 if same else start[there]
-                                for n in range(first, start[there + 1]):
-                                    j = members[n]
-                                    dx = xi - x[j, 0]
-                                    dy = yi - x[j, 1]
-                                    dz = zi - x[j, 2]
-                                    cut = ri + radii[j]
-                                    if (dx * dx + dy * dy) + dz * dz < cut * cut:
-                                        if n_pairs == capacity:
-                                            capacity *= 2
-                                            grown = np.empty(capacity, dtype=np.int64)
-                                            grown[:n_pairs] = pair_i[:n_pairs]
-                                            pair_i = grown
-                                            grown = np.empty(capacity, dtype=np.int64)
-                                            grown[:n_pairs] = pair_j[:n_pairs]
-                                            pair_j = grown
-                                        pair_i[n_pairs] = i
-                                        pair_j[n_pairs] = j
-                                        n_pairs += 1
+                        base = ((a + oa) * dims[1] + b + ob) * dims[2]
+                        # cells c + c_lo .. c + reach of this row are contiguous in memory
+                        lo_c = max(c + c_lo, 0)
+                        hi_c = min(c + reach, dims[2] - 1)
+                        row_end = start[base + hi_c + 1]
+                        for m in range(start[here], start[here + 1]):
+                            xi, yi, zi, ri = xs[m], ys[m], zs[m], rs[m]
+                            row_start = start[base + lo_c]
+                            if oa == 0 and ob == 0:
+                                row_start = m + 1  # same row: cells c.., atoms after m
+                            if n_pairs + (row_end - row_start) > capacity:
+                                capacity = 2 * capacity + (row_end - row_start)
+                                grown = np.empty(capacity, dtype=np.int64)
+                                grown[:n_pairs] = pair_i[:n_pairs]
+                                pair_i = grown
+                                grown = np.empty(capacity, dtype=np.int64)
+                                grown[:n_pairs] = pair_j[:n_pairs]
+                                pair_j = grown
+                            for n in range(row_start, row_end):  # branch-free append
+                                dx = xi - xs[n]
+                                dy = yi - ys[n]
+                                dz = zi - zs[n]
+                                cut = ri + rs[n]
+                                pair_i[n_pairs] = m
+                                pair_j[n_pairs] = n
+                                n_pairs += (dx * dx + dy * dy) + dz * dz < cut * cut
+    for p in range(n_pairs):  # back to the caller's atom numbers
+        pair_i[p] = members[pair_i[p]]
+        pair_j[p] = members[pair_j[p]]
     return pair_i, pair_j, n_pairs
 
 
@@ -339,92 +350,106 @@ def _frame(x, radii, geometry, constant, areas):  # pragma: no cover
     n_max = 0
     for i in range(n_atoms):
         n_max = max(n_max, first[i + 1] - first[i])
-    nbx = np.empty(n_max, dtype=np.float32)  # neighbour coordinates and squared radii
+    nbx = np.empty(n_max, dtype=np.float32)  # neighbour coordinates and radii
     nby = np.empty(n_max, dtype=np.float32)
     nbz = np.empty(n_max, dtype=np.float32)
-    nbr2 = np.empty(n_max, dtype=np.float32)
-    ex = np.empty(n_max, dtype=np.float64)  # unit vector from atom i to the neighbour
-    ey = np.empty(n_max, dtype=np.float64)
-    ez = np.empty(n_max, dtype=np.float64)
-    cos_in = np.empty(n_max, dtype=np.float64)  # cap surely covered: u.e > cos_in
-    sin_in = np.empty(n_max, dtype=np.float64)
-    cos_out = np.empty(n_max, dtype=np.float64)  # cap possibly covered: u.e > cos_out
-    sin_out = np.empty(n_max, dtype=np.float64)
+    nbr = np.empty(n_max, dtype=np.float32)
+    # caps in float32, widened (outer) or narrowed (inner) by CLASSIFY_MARGIN
+    ex = np.empty(n_max, dtype=np.float32)  # unit vector from atom i to the neighbour
+    ey = np.empty(n_max, dtype=np.float32)
+    ez = np.empty(n_max, dtype=np.float32)
+    cos_in = np.empty(n_max, dtype=np.float32)  # cap surely covered: u.e > cos_in
+    sin_in = np.empty(n_max, dtype=np.float32)
+    cos_out = np.empty(n_max, dtype=np.float32)  # cap possibly covered: u.e > cos_out
+    sin_out = np.empty(n_max, dtype=np.float32)
+    meets = np.empty(n_max, dtype=np.bool_)
     cand = np.empty(n_max, dtype=np.int64)
+    n_points = points.shape[0]
+    ux = np.ascontiguousarray(points[:, 0])  # unit sphere points, patch order
+    uy = np.ascontiguousarray(points[:, 1])
+    uz = np.ascontiguousarray(points[:, 2])
+    px = np.empty(n_points, dtype=np.float32)  # sphere points of atom i
+    py = np.empty(n_points, dtype=np.float32)
+    pz = np.empty(n_points, dtype=np.float32)
+    hit = np.empty(n_points, dtype=np.bool_)
+    cen = centres.astype(np.float32)
+    pcos = patch_cos.astype(np.float32)
+    psin = patch_sin.astype(np.float32)
+    margin = np.float32(CLASSIFY_MARGIN)
 
     for i in range(n_atoms):
         xi, yi, zi = x[i, 0], x[i, 1], x[i, 2]
         ri = radii[i]
         ri64 = np.float64(ri)
         n_nb = first[i + 1] - first[i]
-        for k in range(n_nb):
+        for k in range(n_nb):  # gather
             j = nb_all[first[i] + k]
             nbx[k] = x[j, 0]
             nby[k] = x[j, 1]
             nbz[k] = x[j, 2]
-            nbr2[k] = radii[j] * radii[j]
-            dx = np.float64(x[j, 0]) - np.float64(xi)
-            dy = np.float64(x[j, 1]) - np.float64(yi)
-            dz = np.float64(x[j, 2]) - np.float64(zi)
+            nbr[k] = radii[j]
+        for k in range(n_nb):  # caps, branch-free, in float64
+            dx = np.float64(nbx[k]) - np.float64(xi)
+            dy = np.float64(nby[k]) - np.float64(yi)
+            dz = np.float64(nbz[k]) - np.float64(zi)
             dist = math.sqrt(dx * dx + dy * dy + dz * dz)
-            if dist < MIN_CAP_DISTANCE:  # too close for a safe cap: tested at every point
-                ex[k], ey[k], ez[k] = 0.0, 0.0, 0.0
-                cos_in[k], sin_in[k] = 2.0, 0.0  # never surely covers a patch
-                cos_out[k], sin_out[k] = -2.0, 0.0  # always a candidate
-                continue
-            ex[k], ey[k], ez[k] = dx / dist, dy / dist, dz / dist
-            rj64 = np.float64(radii[j])
-            cos_t = (ri64 * ri64 + dist * dist - rj64 * rj64) / (2.0 * ri64 * dist)
-            slack = tolerance / (2.0 * ri64 * dist)  # rounding of the exact test, as a cosine
+            near = dist < MIN_CAP_DISTANCE  # too close for a safe cap: test every point
+            inv = 1.0 / max(dist, MIN_CAP_DISTANCE)
+            ex[k] = dx * inv
+            ey[k] = dy * inv
+            ez[k] = dz * inv
+            rj64 = np.float64(nbr[k])
+            half = 0.5 * inv / ri64
+            cos_t = (ri64 * ri64 + dist * dist - rj64 * rj64) * half
+            slack = tolerance * half  # rounding of the exact test, as a cosine
             c_out = min(max(cos_t - slack, -1.0), 1.0)
-            cos_out[k], sin_out[k] = c_out, math.sqrt(1.0 - c_out * c_out)
+            c_out = -2.0 if near else c_out  # -2: a candidate for every patch
+            cos_out[k] = c_out
+            sin_out[k] = math.sqrt(max(1.0 - c_out * c_out, 0.0))
             c_in = cos_t + slack
-            if c_in < -1.0:  # atom i inside atom j: the whole sphere is covered
-                cos_in[k], sin_in[k] = -1e30, 0.0
-            elif c_in >= 1.0:
-                cos_in[k], sin_in[k] = 2.0, 0.0
-            else:
-                cos_in[k], sin_in[k] = c_in, math.sqrt(1.0 - c_in * c_in)
+            c_in = -1e30 if c_in < -1.0 else c_in  # atom i inside atom j: all covered
+            c_in = 2.0 if (c_in >= 1.0 or near) else c_in  # 2: never surely covers
+            cos_in[k] = c_in
+            sin_in[k] = math.sqrt(max(1.0 - c_in * c_in, 0.0))
 
         accessible = 0
+        placed = False
         for q in range(n_patches):
-            ca, sa = patch_cos[q], patch_sin[q]
-            cx, cy, cz = centres[q, 0], centres[q, 1], centres[q, 2]
-            # does one neighbour surely cover the whole patch? (angle(c, e) + alpha < theta_in)
+            ca, sa = pcos[q], psin[q]
+            cx, cy, cz = cen[q, 0], cen[q, 1], cen[q, 2]
+            # full: one neighbour surely covers the patch, angle(c, e) + alpha < theta_in;
+            # meets: its outer cap meets the patch, angle(c, e) - alpha < theta_out
             n_full = 0
-            for k in range(n_nb):
+            for k in range(n_nb):  # vectorised
                 dot = ex[k] * cx + ey[k] * cy + ez[k] * cz
-                n_full += (cos_in[k] < ca) & (dot > cos_in[k] * ca + sin_in[k] * sa)
+                n_full += (cos_in[k] < ca) & (dot > cos_in[k] * ca + sin_in[k] * sa + margin)
+                meets[k] = (cos_out[k] <= -ca) | (dot > cos_out[k] * ca - sin_out[k] * sa - margin)
             if n_full > 0:
                 continue
-            # neighbours whose outer cap meets the patch (angle(c, e) - alpha < theta_out)
             n_cand = 0
             for k in range(n_nb):
-                dot = ex[k] * cx + ey[k] * cy + ez[k] * cz
-                if cos_out[k] <= -ca or dot > cos_out[k] * ca - sin_out[k] * sa:
-                    cand[n_cand] = k
-                    n_cand += 1
+                cand[n_cand] = k
+                n_cand += meets[k]
+            p0, p1 = patch_start[q], patch_start[q + 1]
             if n_cand == 0:
-                accessible += patch_start[q + 1] - patch_start[q]
+                accessible += p1 - p0
                 continue
-            last = 0
-            for p in range(patch_start[q], patch_start[q + 1]):
-                px = xi + ri * points[p, 0]
-                py = yi + ri * points[p, 1]
-                pz = zi + ri * points[p, 2]
-                covered = False
-                for t in range(n_cand):  # the last covering neighbour first
-                    m = last + t
-                    if m >= n_cand:
-                        m -= n_cand
-                    k = cand[m]
-                    dx32 = px - nbx[k]
-                    dy32 = py - nby[k]
-                    dz32 = pz - nbz[k]
-                    if (dx32 * dx32 + dy32 * dy32) + dz32 * dz32 < nbr2[k]:
-                        last = m
-                        covered = True
-                        break
-                if not covered:
-                    accessible += 1
+            if not placed:  # MDTraj's sphere points of atom i, float32
+                for p in range(n_points):
+                    px[p] = xi + ri * ux[p]
+                    py[p] = yi + ri * uy[p]
+                    pz[p] = zi + ri * uz[p]
+                placed = True
+            for p in range(p0, p1):
+                hit[p] = False
+            for t in range(n_cand):
+                k = cand[t]
+                qx, qy, qz, r2 = nbx[k], nby[k], nbz[k], nbr[k] * nbr[k]
+                for p in range(p0, p1):  # vectorised over the patch's points
+                    dx32 = px[p] - qx
+                    dy32 = py[p] - qy
+                    dz32 = pz[p] - qz
+                    hit[p] |= (dx32 * dx32 + dy32 * dy32) + dz32 * dz32 < r2
+            for p in range(p0, p1):
+                accessible += not hit[p]
         areas[i] = np.float32(accessible) * ((constant * ri) * ri)
