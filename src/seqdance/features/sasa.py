@@ -110,17 +110,19 @@ def _patches(points: np.ndarray, n_patches: int):
         if len(members):
             alpha[q] = np.arccos(np.clip(members @ centres[q], -1.0, 1.0)).max()
     alpha = np.minimum(alpha + 1e-9, np.pi)
-    return (
-        np.ascontiguousarray(points[order]), start, centres, np.cos(alpha), np.sin(alpha)
-    )
+    return (np.ascontiguousarray(points[order]), start, centres, np.cos(alpha), np.sin(alpha))
 
 
 def _thread_count(threads: int | None, n_frames: int) -> int:
+    """``threads``, else ``OMP_NUM_THREADS``, else the CPUs this process may use."""
     if threads is None:
         try:
-            threads = len(os.sched_getaffinity(0))
-        except AttributeError:  # not Linux
-            threads = os.cpu_count() or 1
+            threads = int(os.environ.get("OMP_NUM_THREADS", ""))
+        except ValueError:
+            try:
+                threads = len(os.sched_getaffinity(0))
+            except AttributeError:  # not Linux
+                threads = os.cpu_count() or 1
     return max(1, min(int(threads), n_frames))
 
 
@@ -151,8 +153,8 @@ def shrake_rupley(
     n_groups : int, optional
         Number of groups (default ``groups.max() + 1``).
     threads : int, optional
-        Frames computed in parallel (default: the CPUs this process may use). The result
-        does not depend on it.
+        Frames computed in parallel (default: ``OMP_NUM_THREADS``, else the CPUs this process
+        may use). The result does not depend on it.
 
     Returns
     -------
