@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 
 import numpy as np
 from numba import njit
@@ -42,13 +43,20 @@ N_PATCHES = 32  # sphere points are grouped into this many patches (speed only)
 MIN_CAP_DISTANCE = 0.05  # nm: closer neighbours are tested at every point (speed only)
 ROUNDING_SLACK = 4e-6  # nm^2 per nm of coordinate range: margin for float32 rounding
 CLASSIFY_MARGIN = 4e-6  # cosine margin for the float32 patch classification
+PATCH_WIDTH = 32  # points per patch, padded: a fixed loop length the compiler vectorises
 
 
 # ----------------------------------------------------------------------------- inputs
 
 
 def sphere_points(n_points: int = N_SPHERE_POINTS) -> np.ndarray:
-    """MDTraj's golden-section spiral on the unit sphere, shape (n_points, 3), float32.
+    """MDTraj's golden-section spiral on the unit sphere, shape (n_points, 3), float32 (a copy)."""
+    return _sphere_points(int(n_points)).copy()
+
+
+@lru_cache(maxsize=8)
+def _sphere_points(n_points: int) -> np.ndarray:
+    """The spiral of :func:`sphere_points`, cached.
 
     Evaluated with the C code's types: float32 products ``i * offset`` and ``i * inc``,
     double sums, square root, sine and cosine, each result rounded to float32.
@@ -89,28 +97,45 @@ def residue_groups(topology) -> np.ndarray:
     return np.fromiter((a.residue.index for a in topology.atoms), np.int64, topology.n_atoms)
 
 
-def _patches(points: np.ndarray, n_patches: int):
-    """Sphere points grouped by the nearest of ``n_patches`` spiral directions.
+@lru_cache(maxsize=8)
+def _patch_geometry(n_points: int, n_patches: int):
+    """:func:`_patches` of MDTraj's ``n_points`` spiral, cached."""
+    return _patches(_sphere_points(n_points), n_patches)
 
-    Returns the points reordered by patch (P, 3) float32, the patch boundaries (K + 1,), the
-    patch centres (K, 3) float64 and the cosine and sine of each patch's angular radius (the
-    largest angle between its centre and one of its points, plus 1e-9 rad).
+
+def _patches(points: np.ndarray, n_patches: int):
+    """Sphere points in patches of at most ``PATCH_WIDTH`` neighbouring points.
+
+    Points go to the nearest of ``n_patches`` spiral directions; a group larger than
+    ``PATCH_WIDTH`` is cut into consecutive pieces. Returns the points of each patch padded
+    with copies of its last point (K, 3, PATCH_WIDTH) float32, the number of real points per
+    patch (K,), the patch centres (K, 3) float64 (mean direction of its points) and the cosine
+    and sine of each patch's angular radius (largest angle from the centre to one of its
+    points, plus 1e-9 rad).
     """
     n_patches = max(1, min(n_patches, len(points)))
-    centres = sphere_points(n_patches).astype(np.float64)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    seeds = sphere_points(n_patches).astype(np.float64)
     unit = points.astype(np.float64)
     unit /= np.linalg.norm(unit, axis=1, keepdims=True)
-    owner = np.argmax(unit @ centres.T, axis=1)  # (P,)
-    order = np.argsort(owner, kind="stable")
-    start = np.searchsorted(owner[order], np.arange(n_patches + 1)).astype(np.int64)
-    alpha = np.zeros(n_patches)
+    owner = np.argmax(unit @ seeds.T, axis=1)  # (P,)
+    groups = []
     for q in range(n_patches):
-        members = unit[owner == q]
-        if len(members):
-            alpha[q] = np.arccos(np.clip(members @ centres[q], -1.0, 1.0)).max()
+        members = np.flatnonzero(owner == q)
+        groups.extend(np.array_split(members, -(-len(members) // PATCH_WIDTH)))
+    groups = [g for g in groups if len(g)]
+    patch_points = np.empty((len(groups), 3, PATCH_WIDTH), dtype=np.float32)
+    count = np.empty(len(groups), dtype=np.int64)
+    centres = np.empty((len(groups), 3))
+    alpha = np.empty(len(groups))
+    for q, members in enumerate(groups):
+        padded = np.concatenate([members, np.full(PATCH_WIDTH - len(members), members[-1])])
+        patch_points[q] = points[padded].T
+        count[q] = len(members)
+        centre = unit[members].sum(axis=0)
+        centres[q] = centre / np.linalg.norm(centre)
+        alpha[q] = np.arccos(np.clip(unit[members] @ centres[q], -1.0, 1.0)).max()
     alpha = np.minimum(alpha + 1e-9, np.pi)
-    return (np.ascontiguousarray(points[order]), start, centres, np.cos(alpha), np.sin(alpha))
+    return patch_points, count, centres, np.cos(alpha), np.sin(alpha)
 
 
 def _thread_count(threads: int | None, n_frames: int) -> int:
@@ -183,11 +208,8 @@ def shrake_rupley(
     if not np.isfinite(coords).all():
         raise ValueError("xyz has non-finite coordinates")
     sphere_radii = radii + np.float32(probe_radius)  # (N,) float32, as MDTraj
-    points, patch_start, centres, patch_cos, patch_sin = _patches(
-        sphere_points(n_sphere_points), N_PATCHES
-    )
+    geometry = _patch_geometry(int(n_sphere_points), N_PATCHES)
     constant = np.float32(4.0 * math.pi / n_sphere_points)
-    geometry = (points, patch_start, centres, patch_cos, patch_sin)
 
     def run(start: int, stop: int) -> None:
         _frames(coords, sphere_radii, geometry, constant, group_of, out, start, stop)
@@ -322,7 +344,7 @@ def _neighbour_pairs(x, radii):  # pragma: no cover
 @njit(nogil=True, cache=True)
 def _frame(x, radii, geometry, constant, areas):  # pragma: no cover
     """Per-atom accessible area of one frame ``x`` (N, 3) float32 into ``areas`` (N,)."""
-    points, patch_start, centres, patch_cos, patch_sin = geometry
+    patch_points, patch_count, centres, patch_cos, patch_sin = geometry
     n_atoms = x.shape[0]
     n_patches = centres.shape[0]
 
@@ -366,14 +388,8 @@ def _frame(x, radii, geometry, constant, areas):  # pragma: no cover
     sin_out = np.empty(n_max, dtype=np.float32)
     meets = np.empty(n_max, dtype=np.bool_)
     cand = np.empty(n_max, dtype=np.int64)
-    n_points = points.shape[0]
-    ux = np.ascontiguousarray(points[:, 0])  # unit sphere points, patch order
-    uy = np.ascontiguousarray(points[:, 1])
-    uz = np.ascontiguousarray(points[:, 2])
-    px = np.empty(n_points, dtype=np.float32)  # sphere points of atom i
-    py = np.empty(n_points, dtype=np.float32)
-    pz = np.empty(n_points, dtype=np.float32)
-    hit = np.empty(n_points, dtype=np.bool_)
+    place = np.empty((3, PATCH_WIDTH), dtype=np.float32)  # sphere points of atom i, one patch
+    hit = np.empty(PATCH_WIDTH, dtype=np.bool_)
     cen = centres.astype(np.float32)
     pcos = patch_cos.astype(np.float32)
     psin = patch_sin.astype(np.float32)
@@ -415,7 +431,6 @@ def _frame(x, radii, geometry, constant, areas):  # pragma: no cover
             sin_in[k] = math.sqrt(max(1.0 - c_in * c_in, 0.0))
 
         accessible = 0
-        placed = False
         for q in range(n_patches):
             ca, sa = pcos[q], psin[q]
             cx, cy, cz = cen[q, 0], cen[q, 1], cen[q, 2]
@@ -432,26 +447,22 @@ def _frame(x, radii, geometry, constant, areas):  # pragma: no cover
             for k in range(n_nb):
                 cand[n_cand] = k
                 n_cand += meets[k]
-            p0, p1 = patch_start[q], patch_start[q + 1]
             if n_cand == 0:
-                accessible += p1 - p0
+                accessible += patch_count[q]
                 continue
-            if not placed:  # MDTraj's sphere points of atom i, float32
-                for p in range(n_points):
-                    px[p] = xi + ri * ux[p]
-                    py[p] = yi + ri * uy[p]
-                    pz[p] = zi + ri * uz[p]
-                placed = True
-            for p in range(p0, p1):
+            for p in range(PATCH_WIDTH):  # MDTraj's sphere points of atom i, float32
+                place[0, p] = xi + ri * patch_points[q, 0, p]
+                place[1, p] = yi + ri * patch_points[q, 1, p]
+                place[2, p] = zi + ri * patch_points[q, 2, p]
                 hit[p] = False
             for t in range(n_cand):
                 k = cand[t]
                 qx, qy, qz, r2 = nbx[k], nby[k], nbz[k], nbr[k] * nbr[k]
-                for p in range(p0, p1):  # vectorised over the patch's points
-                    dx32 = px[p] - qx
-                    dy32 = py[p] - qy
-                    dz32 = pz[p] - qz
+                for p in range(PATCH_WIDTH):  # vectorised: a fixed trip count
+                    dx32 = place[0, p] - qx
+                    dy32 = place[1, p] - qy
+                    dz32 = place[2, p] - qz
                     hit[p] |= (dx32 * dx32 + dy32 * dy32) + dz32 * dz32 < r2
-            for p in range(p0, p1):
+            for p in range(patch_count[q]):  # the real points, not the padding
                 accessible += not hit[p]
         areas[i] = np.float32(accessible) * ((constant * ri) * ri)
