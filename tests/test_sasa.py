@@ -226,3 +226,13 @@ def test_bad_inputs_are_value_errors():
     with pytest.raises(ValueError, match="non-finite"):
         shrake_rupley(np.full((1, 2, 3), np.nan), radii)
     assert shrake_rupley(np.zeros((0, 2, 3)), radii).shape == (0, 2)
+
+
+def test_default_threads_follow_the_openmp_limit():
+    from threadpoolctl import threadpool_limits
+
+    from seqdance.features.sasa import _thread_count
+
+    assert _thread_count(3, n_frames=2) == 2 and _thread_count(1, n_frames=10) == 1
+    with threadpool_limits(1, user_api="openmp"):
+        assert _thread_count(None, n_frames=10) == 1

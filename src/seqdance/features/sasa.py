@@ -138,8 +138,24 @@ def _patches(points: np.ndarray, n_patches: int):
     return patch_points, count, centres, np.cos(alpha), np.sin(alpha)
 
 
+_OPENMP: list = []  # a cached threadpoolctl controller of the loaded OpenMP runtimes
+
+
+def _openmp_threads() -> int | None:
+    """The thread limit of the loaded OpenMP runtimes (what ``OMP_NUM_THREADS`` and
+    ``threadpoolctl.threadpool_limits`` set), or None when none is loaded."""
+    from threadpoolctl import ThreadpoolController
+
+    if not _OPENMP or not _OPENMP[0].lib_controllers:
+        _OPENMP[:] = [ThreadpoolController().select(user_api="openmp")]
+    libs = _OPENMP[0].lib_controllers
+    return min(lib.num_threads for lib in libs) if libs else None
+
+
 def _thread_count(threads: int | None, n_frames: int) -> int:
-    """``threads``, else ``OMP_NUM_THREADS``, else the CPUs this process may use."""
+    """``threads``; else the OpenMP thread limit; else ``OMP_NUM_THREADS``; else the CPUs."""
+    if threads is None:
+        threads = _openmp_threads()
     if threads is None:
         try:
             threads = int(os.environ.get("OMP_NUM_THREADS", ""))
@@ -178,8 +194,9 @@ def shrake_rupley(
     n_groups : int, optional
         Number of groups (default ``groups.max() + 1``).
     threads : int, optional
-        Frames computed in parallel (default: ``OMP_NUM_THREADS``, else the CPUs this process
-        may use). The result does not depend on it.
+        Frames computed in parallel (default: the OpenMP thread limit, which follows
+        ``OMP_NUM_THREADS`` and ``threadpoolctl.threadpool_limits`` as in a dataset-build
+        worker; else the CPUs this process may use). The result does not depend on it.
 
     Returns
     -------
