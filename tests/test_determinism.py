@@ -18,7 +18,14 @@ import numpy as np
 import pytest
 
 from seqdance.data.build import BuildConfig, build_dataset
-from seqdance.features.md import md_features, output_paths, write_md_features
+from seqdance.features.md import (
+    FixedBlocks,
+    RunningMoments,
+    TraceCovariance,
+    md_features,
+    output_paths,
+    write_md_features,
+)
 
 DATA = Path(__file__).parent / "data"
 TVJ = DATA / "md" / "3tvj_I"
@@ -54,6 +61,41 @@ def _assert_same(a: dict[str, bytes], b: dict[str, bytes]) -> None:
     assert sorted(a) == sorted(b)
     different = [key for key in a if a[key] != b[key]]
     assert not different, f"differ: {different}"
+
+
+# ----------------------------------------------------------------------------- accumulators
+
+
+def _fed(accumulator, rows: np.ndarray, cuts: list[int], block: int):
+    blocks = FixedBlocks(accumulator, block=block)
+    for part in np.split(rows, cuts):
+        blocks.update(part)
+    blocks.flush()
+    return accumulator
+
+
+def test_fixed_blocks_make_the_accumulators_independent_of_chunking():
+    rng = np.random.default_rng(3)
+    values = rng.normal(loc=1.7, scale=0.3, size=(257, 40)).astype(np.float32)  # SASA-like
+    xyz = rng.normal(size=(257, 30, 3)).astype(np.float32)
+    for block in (1, 7, 100):
+        ref_m = _fed(RunningMoments(), values, [], block)
+        ref_c = _fed(TraceCovariance(), xyz, [], block)
+        for _ in range(5):
+            cuts = sorted(rng.choice(np.arange(1, 257), size=rng.integers(1, 30), replace=False))
+            m = _fed(RunningMoments(), values, cuts, block)
+            c = _fed(TraceCovariance(), xyz, cuts, block)
+            assert m.mean.tobytes() == ref_m.mean.tobytes() and m.m2.tobytes() == ref_m.m2.tobytes()
+            assert c.m2.tobytes() == ref_c.m2.tobytes() and c.mean.tobytes() == ref_c.mean.tobytes()
+        np.testing.assert_allclose(ref_m.mean, values.astype(np.float64).mean(0), rtol=1e-12)
+        np.testing.assert_allclose(ref_m.std, values.astype(np.float64).std(0), rtol=1e-10)
+    # without the blocks, the chunking shows in the last bits (what FixedBlocks is for)
+    direct = RunningMoments()
+    for part in np.split(values, [3, 50, 51, 200]):
+        direct.update(part)
+    whole = RunningMoments()
+    whole.update(values)
+    assert direct.m2.tobytes() != whole.m2.tobytes()
 
 
 # ----------------------------------------------------------------------------- features md
