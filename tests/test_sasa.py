@@ -236,3 +236,12 @@ def test_default_threads_follow_the_openmp_limit():
     assert _thread_count(3, n_frames=2) == 2 and _thread_count(1, n_frames=10) == 1
     with threadpool_limits(1, user_api="openmp"):
         assert _thread_count(None, n_frames=10) == 1
+
+
+def test_far_apart_atoms_do_not_blow_up_the_grid():
+    xyz = np.array([[[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [3.0e7, -2.0e7, 1.0e7]]], np.float32)
+    traj = _trajectory(xyz, ["C", "C", "O"])
+    radii = atomic_radii(traj.topology)
+    got = shrake_rupley(traj.xyz, radii, threads=1)[0]
+    np.testing.assert_array_equal(got, _slow_reference(traj.xyz[0], radii))
+    assert got[2] == pytest.approx(4 * np.pi * (0.152 + PROBE_RADIUS) ** 2, rel=1e-6)

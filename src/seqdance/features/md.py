@@ -485,7 +485,7 @@ def md_features(
 
     covariance = TraceCovariance()
     covariance_blocks = FixedBlocks(covariance)  # same bytes for any chunk size
-    sasa = None if sel.coarse else _ResidueSasa(sub_top, top_path)
+    sasa = None if sel.coarse else _ResidueSasa(sub_top, top_path, trj_path)
     ss_counts = np.zeros((n_res_all, len(DSSP_CODES)), dtype=np.int64)
     angle_defs = {}  # name -> (atom indices (M, 4), residue of each (M,), bin counts (M, 12))
     if not sel.coarse:
@@ -574,9 +574,10 @@ class _ResidueSasa:
     """Per-residue SASA of each frame (:mod:`seqdance.features.sasa`, MDTraj's definition),
     mean and standard deviation over frames accumulated in fixed blocks."""
 
-    def __init__(self, topology, top_path: Path) -> None:
+    def __init__(self, topology, top_path: Path, source: Path) -> None:
         from seqdance.features.sasa import atomic_radii, residue_groups
 
+        self.source = source  # the trajectory, for error messages
         try:
             self.radii = atomic_radii(topology)  # (n_atoms,) nm
         except ValueError as exc:
@@ -590,7 +591,10 @@ class _ResidueSasa:
         """Add frames ``xyz`` (F, n_atoms, 3) nm."""
         from seqdance.features.sasa import shrake_rupley
 
-        areas = shrake_rupley(xyz, self.radii, self.groups, self.n_groups)  # (F, n_res) nm^2
+        try:
+            areas = shrake_rupley(xyz, self.radii, self.groups, self.n_groups)  # (F, n_res) nm^2
+        except ValueError as exc:  # non-finite coordinates
+            raise InputFileError(f"{self.source}: {_one_line(exc)}") from None
         self.blocks.update(areas)
 
 

@@ -276,13 +276,16 @@ def _neighbour_pairs(x, radii):  # pragma: no cover
     width = (2.0 * r_max * 1.0001 + 1e-6) / 2.0  # two cells reach the largest cutoff
     dims = np.empty(3, dtype=np.int64)
     while True:  # widen cells until the grid has at most ~8 cells per atom
-        total = 1
+        cells = 1.0  # counted in float64: no integer overflow for far-apart atoms
         for d in range(3):
-            dims[d] = int((hi[d] - lo[d]) / width) + 1
-            total *= dims[d]
-        if total <= 8 * n_atoms + 125:
+            cells *= math.floor((hi[d] - lo[d]) / width) + 1.0
+        if cells <= 8.0 * n_atoms + 125.0:
             break
         width *= 1.5
+    total = 1
+    for d in range(3):
+        dims[d] = int((hi[d] - lo[d]) / width) + 1
+        total *= dims[d]
     reach = int(math.ceil(2.0 * r_max * 1.0001 / width))  # cells to search each way
     cell = np.empty((n_atoms, 3), dtype=np.int64)
     cell_of = np.empty(n_atoms, dtype=np.int64)
