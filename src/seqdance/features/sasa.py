@@ -13,15 +13,23 @@ operation by operation in float32 so that the numbers are the same:
 * atom area ``= n_accessible * (4 pi / n_sphere_points) * r_i * r_i``; group (residue) area =
   the float32 sum of its atoms' areas in atom order.
 
-What differs is only how the answer is found: candidate neighbours come from a cell grid
-(cells as wide as the largest ``r_i + r_j``) instead of a test against every atom, and the
-neighbour that covered the previous point is tried first (most points of a buried patch are
-covered by the same atom). Neither changes which points are accessible, so the counts are
-MDTraj's counts. Each frame is computed from zero and on its own, so a frame's areas do not
-depend on the other frames of the call, the number of threads or how a trajectory is
-chunked. (MDTraj's multi-frame call starts each frame from the previous frame's per-atom
-areas in a reused buffer, which adds ~1e-3 relative to every frame after the first one
-computed by a thread; called one frame at a time, MDTraj gives the numbers computed here.)
+What differs is only how the answer is found. Candidate pairs come from a cell grid with a
+half shell of cells (each pair tested once, as MDTraj tests it) instead of a test against
+every atom. The sphere points are grouped into patches of at most ``PATCH_WIDTH`` (32)
+neighbouring points. For atom ``i`` each neighbour ``j`` covers the cap of directions
+``u.e_ij > cos t_ij``; widened and narrowed by a bound on the float32 rounding of the exact
+test, the cap either surely covers a whole patch (its points are not tested: the early exit,
+most patches of a buried atom end here with their closest neighbours), surely misses it (``j``
+is not tested there), or may cover part of it (its points are tested exactly against every
+such neighbour, vectorised over the patch; measured faster than a per-point early exit with
+the last covering neighbour tried first, MDTraj's order). Only the exact float32 test
+decides a point, so the counts are MDTraj's counts.
+
+Each frame is computed from zero and on its own, so a frame's areas do not depend on the
+other frames of the call, the number of threads or how a trajectory is chunked. (MDTraj's
+multi-frame call starts each frame from the previous frame's per-atom areas in a reused
+buffer, which adds ~1e-3 relative to every frame after the first one computed by a thread;
+called one frame at a time, MDTraj gives the numbers computed here.)
 
 :func:`shrake_rupley` is the pure kernel (arrays in, arrays out); :func:`atomic_radii` and
 :func:`residue_groups` read what it needs from an MDTraj topology.
