@@ -5,7 +5,8 @@ in chunks with MDTraj, so memory does not grow with its length:
 
 * every frame is superposed on frame 0 by its C-alpha atoms;
 * DSSP 8-class secondary structure: fraction of frames in each class;
-* Shrake-Rupley SASA per residue (MDTraj defaults): mean and standard deviation, nm^2;
+* Shrake-Rupley SASA per residue (MDTraj's definition and defaults, computed frame by frame
+  by :mod:`seqdance.features.sasa`): mean and standard deviation, nm^2;
 * chi1, phi and psi: fraction of frames in each of 12 bins of 30 degrees, -180 to 180
   (``numpy.histogram`` semantics: bins closed on the left, the last also on the right);
 * RMSF of the C-alpha atoms about their mean position after superposition, nm;
@@ -18,7 +19,9 @@ Residues are identified by chain and residue number, never by ``resid - 1``. C-a
 (coarse-grained) trajectories give RMSF and correlation; the rest is marked missing.
 
 The kernels below are pure array functions and streaming accumulators; :func:`md_features`
-is the file adapter that feeds them chunk by chunk.
+is the file adapter that feeds them chunk by chunk. Accumulators that sum in floating point
+see fixed blocks of frames (:class:`FixedBlocks`), so the output is the same to the last bit
+for any chunk size, thread count or scheduler.
 """
 
 from __future__ import annotations
@@ -199,6 +202,46 @@ class TraceCovariance:
         msf = np.diag(self.m2)  # (N,)
         with np.errstate(divide="ignore", invalid="ignore"):
             return self.m2 / np.sqrt(np.outer(msf, msf))
+
+
+class FixedBlocks:
+    """Feeds rows to a chunked accumulator in blocks of ``block`` rows, whatever the chunks.
+
+    :class:`RunningMoments` and :class:`TraceCovariance` merge chunks exactly only up to
+    rounding, so their last bits depend on where the chunks end. Fed through this buffer
+    they always see the same blocks (rows ``0 .. block - 1``, ``block .. 2 block - 1``, ...,
+    then the rest), so the result depends on the rows alone: the same bytes for any chunk
+    size. Call :meth:`flush` after the last rows.
+    """
+
+    def __init__(self, target, block: int = DEFAULT_CHUNK) -> None:
+        if block < 1:
+            raise ValueError(f"block must be >= 1 (got {block})")
+        self.target = target
+        self.block = block
+        self._rows: list[np.ndarray] = []
+        self._n = 0
+
+    def update(self, values: np.ndarray) -> None:
+        """Add rows ``values`` of shape (n_rows, ...)."""
+        values = np.asarray(values)
+        if len(values) == 0:
+            return
+        self._rows.append(values)
+        self._n += len(values)
+        if self._n >= self.block:
+            rows = np.concatenate(self._rows)
+            n_full = (len(rows) // self.block) * self.block
+            for start in range(0, n_full, self.block):
+                self.target.update(rows[start : start + self.block])
+            self._rows = [rows[n_full:]] if n_full < len(rows) else []
+            self._n = len(rows) - n_full
+
+    def flush(self) -> None:
+        """Pass on the rows of the last, partial block."""
+        if self._n:
+            self.target.update(np.concatenate(self._rows))
+        self._rows, self._n = [], 0
 
 
 def correlation_reference(xyz: np.ndarray) -> np.ndarray:
@@ -437,7 +480,8 @@ def md_features(
         )
 
     covariance = TraceCovariance()
-    sasa = RunningMoments()
+    covariance_blocks = FixedBlocks(covariance)  # same bytes for any chunk size
+    sasa = None if sel.coarse else _ResidueSasa(sub_top, prepared.path, trj_label)
     ss_counts = np.zeros((n_res_all, len(DSSP_CODES)), dtype=np.int64)
     angle_defs = {}  # name -> (atom indices (M, 4), residue of each (M,), bin counts (M, 12))
     if not sel.coarse:
@@ -472,7 +516,7 @@ def md_features(
             if chunk.n_frames == 0:
                 continue
             _accumulate(
-                chunk, reference, sel, n_frames, stride, covariance, sasa, ss_counts,
+                chunk, reference, sel, n_frames, stride, covariance_blocks, sasa, ss_counts,
                 angle_defs, interactions, timings,
             )  # fmt: skip
             n_frames += chunk.n_frames
@@ -484,9 +528,13 @@ def md_features(
     if n_frames < MIN_FRAMES:
         raise InputFileError(f"{trj_label}: MD features need at least {MIN_FRAMES} frames")
     notes = notes + source.summary() + [n for n in source.notes if n not in notes]
+    covariance_blocks.flush()
+    if sasa is not None:
+        sasa.blocks.flush()
 
     clock = time.perf_counter()
-    table = _residue_table(residues, sel, n_frames, covariance, sasa, ss_counts, angle_defs)
+    moments = sasa.moments if sasa is not None else None
+    table = _residue_table(residues, sel, n_frames, covariance, moments, ss_counts, angle_defs)
     rows = sel.rows
     pair: dict[str, np.ndarray] = {}
     if contacts_path is not None:
@@ -512,6 +560,34 @@ def md_features(
     )
 
 
+class _ResidueSasa:
+    """Per-residue SASA of each frame (:mod:`seqdance.features.sasa`, MDTraj's definition),
+    mean and standard deviation over frames accumulated in fixed blocks."""
+
+    def __init__(self, topology, top_path: Path, source: Path) -> None:
+        from seqdance.features.sasa import atomic_radii, residue_groups
+
+        self.source = source  # the trajectory, for error messages
+        try:
+            self.radii = atomic_radii(topology)  # (n_atoms,) nm
+        except ValueError as exc:
+            raise InputFileError(f"{top_path}: {_one_line(exc)}") from None
+        self.groups = residue_groups(topology)  # (n_atoms,) residue index
+        self.n_groups = topology.n_residues
+        self.moments = RunningMoments()
+        self.blocks = FixedBlocks(self.moments)
+
+    def update(self, xyz: np.ndarray) -> None:
+        """Add frames ``xyz`` (F, n_atoms, 3) nm."""
+        from seqdance.features.sasa import shrake_rupley
+
+        try:
+            areas = shrake_rupley(xyz, self.radii, self.groups, self.n_groups)  # (F, n_res) nm^2
+        except ValueError as exc:  # non-finite coordinates
+            raise InputFileError(f"{self.source}: {_one_line(exc)}") from None
+        self.blocks.update(areas)
+
+
 def _accumulate(
     chunk, reference, sel, first_index, stride, covariance, sasa, ss_counts, angle_defs,
     interactions, timings,
@@ -535,7 +611,7 @@ def _accumulate(
         return
 
     clock = time.perf_counter()
-    sasa.update(md.shrake_rupley(chunk, mode="residue"))  # (F, n_res_all) nm^2
+    sasa.update(chunk.xyz)
     timings["sasa"] += time.perf_counter() - clock
 
     clock = time.perf_counter()
