@@ -19,6 +19,14 @@ PROPERTIES_HELP = (
     "Comma-separated channels or feature names (e.g. sasa_mean,psi); default: all 63. "
     "Residue-only choices skip the pair head (faster)."
 )
+RESIDUES_ONLY_HELP = (
+    "Average each relative change over the protein's residues (residue pairs) only. "
+    "Default: over all L+2 outputs, <cls>/<eos> included, as the authors' notebook."
+)
+WINDOW_HELP = (
+    "Cut sequences longer than this many residues into overlapping windows (merged as "
+    "predict; needs --residues-only). Default: one pass at any length, as the authors."
+)
 ESM_HELP = (
     "EsmForMaskedLM for --baseline: a folder written by save_pretrained or a hub id "
     "(local cache first)."
@@ -74,6 +82,8 @@ def score_command(
     dtype: DType = typer.Option(DType.fp32, "--dtype", help=DTYPE_HELP),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
     token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    residues_only: bool = typer.Option(False, "--residues-only", help=RESIDUES_ONLY_HELP),
+    window: int | None = typer.Option(None, "--window", min=16, help=WINDOW_HELP),
 ) -> None:
     """Score mutants by the predicted relative change of dynamic properties.
 
@@ -113,11 +123,12 @@ def score_command(
     if baseline:
         mlm = load_masked_lm(esm_model, device=next(net.parameters()).device)
     columns = score_mutants(
-        net, mutant_set, channels, token_budget=token_budget, autocast=autocast
-    ).columns()
+        net, mutant_set, channels, token_budget=token_budget, autocast=autocast,
+        residues_only=residues_only, window=window,
+    ).columns()  # fmt: skip
     for method in dict.fromkeys(b.value for b in baseline):
         columns[f"llr_{method.replace('-', '_')}"] = esm_llr(
-            mlm, mutant_set, method, token_budget=token_budget
+            mlm, mutant_set, method, token_budget=token_budget, window=window
         )
     clash = [c for c in columns if c in table.columns]
     if clash:
