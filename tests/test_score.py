@@ -460,8 +460,8 @@ def test_cli_score_defaults_equal_the_notebook_on_published_files(tem1, tmp_path
     from test_model_weights import authors_state_dict
 
     torch.manual_seed(11)
-    model = SeqDanceModel(SeqDanceConfig.from_dict({"esm2_select": "model_8M",
-                                                    "model_select": "esmdance"})).eval()  # fmt: skip
+    config = SeqDanceConfig.from_dict({"esm2_select": "model_8M", "model_select": "esmdance"})
+    model = SeqDanceModel(config).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             if not name.startswith("esm2") and name.endswith("bias"):
