@@ -92,11 +92,17 @@ def embeddings_command(
     dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
     token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    residues_only: bool = typer.Option(
+        False, "--residues-only",
+        help="Mean over the residues only. Default: over all tokens, <cls>/<eos> included "
+        "(the authors' notebook).",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Predict a measured property from mean embeddings: PCA + linear regression.
 
-    Embeds every row (mean over residues of the last hidden state), fits PCA on the train
+    Embeds every row (mean of the last hidden state over all tokens, <cls>/<eos> included, as
+    the authors; --residues-only: over residues), fits PCA on the train
     rows and a linear regression on their component scores, and reports Pearson r and MSE
     on the test rows. Writes OUT/metrics.json, OUT/predictions.csv (id, split, measured,
     predicted) and OUT/predictions.png. Rows with an empty target are skipped.
@@ -117,6 +123,7 @@ def embeddings_command(
         components=components,
         token_budget=token_budget,
         progress=progress,
+        residues_only=residues_only,
     )
     read_property_table(table, config)  # every row checked before the model loads
     net = _load(model, arch, device, dtype)
