@@ -108,9 +108,13 @@ def interaction_cells() -> dict:
     n_listed = sum(int((m > 0).sum()) for m in listed.values())
     n_both = sum(int((m > 0).sum()) for m in both.values())
     split = sum(int(((m > 0) & (m.T > 0)).sum()) // 2 for m in listed.values())
-    return {"nonzero_cells_listed": n_listed, "nonzero_cells_both": n_both,
-            "pairs_with_both_cells_filled_listed": split,
-            "vdw_max_listed": float(listed["vdw"].max()), "vdw_max_both": float(both["vdw"].max())}
+    return {
+        "nonzero_cells_listed": n_listed,
+        "nonzero_cells_both": n_both,
+        "pairs_with_both_cells_filled_listed": split,
+        "vdw_max_listed": float(listed["vdw"].max()),
+        "vdw_max_both": float(both["vdw"].max()),
+    }
 
 
 def scoring_effects(n_mutants: int) -> dict:
@@ -141,16 +145,21 @@ def scoring_effects(n_mutants: int) -> dict:
     fitness = table["2500"].to_numpy()
     out = {
         "tem1_n_mutants": len(table),
-        "relative_difference_median_pct": {c: round(100 * float(np.median(v)), 2)
-                                           for c, v in rel.items()},  # fmt: skip
-        "relative_difference_max_pct": {c: round(100 * float(np.max(v)), 2)
-                                        for c, v in rel.items()},  # fmt: skip
-        "spearman_between_conventions": {c: round(float(spearmanr(allt[c], res[c])[0]), 4)
-                                         for c in names},  # fmt: skip
+        "relative_difference_median_pct": {
+            c: round(100 * float(np.median(v)), 2) for c, v in rel.items()
+        },  # fmt: skip
+        "relative_difference_max_pct": {
+            c: round(100 * float(np.max(v)), 2) for c, v in rel.items()
+        },  # fmt: skip
+        "spearman_between_conventions": {
+            c: round(float(spearmanr(allt[c], res[c])[0]), 4) for c in names
+        },  # fmt: skip
         "spearman_with_fitness_all_tokens": round(
-            float(spearmanr(-allt["norm_geometric_mean"], fitness)[0]), 4),
+            float(spearmanr(-allt["norm_geometric_mean"], fitness)[0]), 4
+        ),
         "spearman_with_fitness_residues_only": round(
-            float(spearmanr(-res["norm_geometric_mean"], fitness)[0]), 4),
+            float(spearmanr(-res["norm_geometric_mean"], fitness)[0]), 4
+        ),
     }
     long_wt = (tem1 * 5)[:1100]
     long_mutants = [long_wt[:k] + ("A" if long_wt[k] != "A" else "G") + long_wt[k + 1:]

@@ -124,6 +124,7 @@ def test_benchmark_spearman_per_protein_and_median(tiny_dir, tmp_path):
             with torch.no_grad():
                 cache[seq] = naive.naive_forward(model, ids, mask)[0][0].double()
         return cache[seq]
+
     filtered = notebook_filter(TABLE)
     names = sorted(filtered["WT_name"].unique())[:5]
     for column, feature in (("sasa_mean", slice(0, 1)), ("psi", slice(35, 47))):

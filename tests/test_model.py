@@ -143,8 +143,9 @@ def test_loss_is_masked_per_protein_rmse():
     pair_pred = torch.rand(2, 5, 5, N_PAIR_OUTPUTS)
     pair_target = torch.full_like(pair_pred, MISSING)
     pair_target[0, 1:3, 1:3] = 0.5
-    loss, terms = masked_rmse_loss(pred, pair_pred, SeqDanceTargets(target, pair_target),
-                                   mask="element", nma_bands=False)  # our element-wise option
+    loss, terms = masked_rmse_loss(
+        pred, pair_pred, SeqDanceTargets(target, pair_target), mask="element", nma_bands=False
+    )  # our element-wise option
 
     def slow(p, t, feature):  # loop reference
         values = []

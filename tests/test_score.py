@@ -423,9 +423,18 @@ def test_cli_score_bf16_autocast(tiny_dir, tiny_model, tem1, tmp_path):
 # pair (1, T, T); the notebook's score of a feature is the mean of |mt - wt| / (|wt| + 0.01)
 # over ALL its elements, <cls>/<eos> rows and columns included. Written from their
 # model.py / zero_shot_mutation.ipynb, independent of seqdance.schema.
-NOTEBOOK_RES = {"sasa_mean": [0], "sasa_std": [1], "rmsf_nor": [2], "ss": list(range(3, 11)),
-                "chi": list(range(11, 23)), "phi": list(range(23, 35)),
-                "psi": list(range(35, 47)), "nma_res1": [47], "nma_res2": [48], "nma_res3": [49]}
+NOTEBOOK_RES = {
+    "sasa_mean": [0],
+    "sasa_std": [1],
+    "rmsf_nor": [2],
+    "ss": list(range(3, 11)),
+    "chi": list(range(11, 23)),
+    "phi": list(range(23, 35)),
+    "psi": list(range(35, 47)),
+    "nma_res1": [47],
+    "nma_res2": [48],
+    "nma_res3": [49],
+}
 NOTEBOOK_PAIR = {"vdw": 0, "hbbb": 1, "hbsb": 2, "hbss": 3, "hp": 4, "sb": 5, "pc": 6, "ps": 7,
                  "ts": 8, "corr": 9, "nma_pair1": 10, "nma_pair2": 11, "nma_pair3": 12}  # fmt: skip
 

@@ -244,8 +244,10 @@ def authors_loss(group: str, residue, pair, res_feat, pair_feat, table) -> float
                 [rmse(residue[p][:, 47 + k], res_feat[p][:, k], valid_res[p]) for p in range(n)]
             )
             losses[f"nma_pair{k + 1}"] = np.mean(
-                [rmse(pair[p][:, :, 10 + k], pair_feat[p][:, :, k], valid_pair[p])
-                 for p in range(n)]  # fmt: skip
+                [
+                    rmse(pair[p][:, :, 10 + k], pair_feat[p][:, :, k], valid_pair[p])
+                    for p in range(n)
+                ]  # fmt: skip
             )
     return sum(losses[f] * table.loc[f, group] for f in losses), losses
 

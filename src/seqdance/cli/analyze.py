@@ -42,7 +42,8 @@ def attention_command(
         2048, "--token-budget", min=1, help="Tokens per batch (attention memory grows as T^2)."
     ),
     top_residues: bool = typer.Option(
-        False, "--top-residues",
+        False,
+        "--top-residues",
         help="Top-L with L = residues. Default: L = tokens (residues + 2), as the authors.",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
@@ -99,7 +100,8 @@ def embeddings_command(
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
     token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
     residues_only: bool = typer.Option(
-        False, "--residues-only",
+        False,
+        "--residues-only",
         help="Mean over the residues only. Default: over all tokens, <cls>/<eos> included "
         "(the authors' notebook).",
     ),

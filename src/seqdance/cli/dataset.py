@@ -34,7 +34,8 @@ def build(
         False, "--keep-staging", help="Keep OUT/staging/*.npz after merging."
     ),
     symmetric_interactions: bool = typer.Option(
-        False, "--symmetric-interactions",
+        False,
+        "--symmetric-interactions",
         help="Count each MD contact line at both cells (i, j) and (j, i). Default: at the one "
         "cell in GetContacts' atom order, as the authors' dataset.",
     ),

@@ -171,7 +171,8 @@ def benchmark_command(
     residues_only: bool = typer.Option(False, "--residues-only", help=RESIDUES_ONLY_HELP),
     window: int | None = typer.Option(None, "--window", min=16, help=WINDOW_HELP),
     suite: Suite | None = typer.Option(
-        None, "--suite",
+        None,
+        "--suite",
         help="One of the paper's tables, from its published inputs: megascale or designed "
         "(--assays: the Tsuboyama table), proteingym-viral (--assays: ProteinGym folder, "
         "--reference: its DMS_substitutions.csv). Prints our median beside the paper's.",

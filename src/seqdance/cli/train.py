@@ -60,17 +60,20 @@ def evaluate_command(
     batch_size: int = typer.Option(1, "--batch-size", min=1),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 ..."),
     weights_spec: str = typer.Option(
-        "authors", "--weights",
+        "authors",
+        "--weights",
         help="Loss weights for the per-group loss: 'authors' (their published table), a .csv "
         "in that layout, a .json of `dataset weights`, or 'none'.",
     ),
     mask: str = typer.Option(
-        "residue", "--mask",
+        "residue",
+        "--mask",
         help="'residue' (the authors: a residue counts, all channels, when its first channel "
         "is not -1) or 'element' (every element that is not -1).",
     ),
     nma_bands: bool = typer.Option(
-        True, "--nma-bands/--nma-pooled",
+        True,
+        "--nma-bands/--nma-pooled",
         help="Six NMA terms nma_res1..3, nma_pair1..3 (the authors) or two pooled ones.",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),

@@ -221,7 +221,11 @@ def score_assay(
     if properties:
         columns.update(
             score_mutants(
-                model, mutants, properties, token_budget=token_budget, autocast=autocast,
+                model,
+                mutants,
+                properties,
+                token_budget=token_budget,
+                autocast=autocast,
                 **(score_options or {}),
             ).columns()  # fmt: skip
         )
