@@ -44,10 +44,11 @@ def test_attention_equal_to_a_correlation_gives_spearman_one_and_top_l_above_one
     prop = {"corr": PairProperty("corr", "correlation", values)}
     out = attention_metrics(maps, prop)
     assert set(out) == {("corr", "top_l_ratio"), ("corr", "spearman_pos"), ("corr", "spearman_neg")}
-    # |corr| as attention picks the L largest |corr|: the best possible ratio, well above 1
+    # |corr| as attention picks the L + 2 largest |corr| (top-L counts tokens, as the
+    # authors): the best possible ratio, well above 1
     rows, cols = np.nonzero(np.abs(np.subtract.outer(np.arange(length), np.arange(length))) > 2)
     absv = np.sort(np.abs(values[rows, cols]))[::-1]
-    best = absv[:length].mean() / (absv[length:].mean() + 1e-8)
+    best = absv[: length + 2].mean() / (absv[length + 2 :].mean() + 1e-8)
     assert out[("corr", "top_l_ratio")][0] == pytest.approx(best, rel=1e-12)
     assert best > 1.5
     np.testing.assert_allclose(out[("corr", "spearman_pos")][:3], [1.0, 1.0, -1.0], atol=1e-12)
@@ -87,8 +88,12 @@ def test_top_l_ratio_exact_value_and_near_diagonal_and_missing_pairs_ignored():
     values[0, 10] = values[3, 15] = np.nan
     attention[0, 10] = attention[3, 15] = 60.0
     prop = {"sb": PairProperty("sb", "interaction", values)}
-    out = attention_metrics(attention[None], prop)
+    out = attention_metrics(attention[None], prop, top=length)  # L = residues (option)
     assert out[("sb", "top_l_ratio")][0] == pytest.approx(1.0 / (0.5 + 1e-8), rel=1e-12)
+    # the authors' top-L counts tokens: the L pairs of 1 and two more of 0.5
+    default = attention_metrics(attention[None], prop)
+    expected = ((length + 1.0) / (length + 2)) / (0.5 + 1e-8)
+    assert default[("sb", "top_l_ratio")][0] == pytest.approx(expected, rel=1e-12)
     assert np.isnan(out[("sb", "auroc")][0])  # no pair has frequency 0: no negatives
 
 
@@ -189,7 +194,7 @@ def _reference_protein(model, h5, name: str, sequence: str, kind: str) -> dict:
         for k in range(attention.shape[0]):
             att = attention[k][far][ok]
             v = value[ok]
-            result[(prop, "top_l_ratio", k)] = _reference_top_l(att, v, n)
+            result[(prop, "top_l_ratio", k)] = _reference_top_l(att, v, n + 2)  # tokens
             if prop_kind == "correlation":
                 for metric, sel in (("spearman_pos", v > 0), ("spearman_neg", v < 0)):
                     result[(prop, metric, k)] = spearmanr(att[sel], v[sel])[0]

@@ -40,16 +40,27 @@ def table() -> pd.DataFrame:
     return pd.read_csv(TABLE)
 
 
-@pytest.fixture(scope="module")
-def embeddings(model, table) -> np.ndarray:
-    """Independent: one unbatched trunk pass per sequence, mean over the residue rows."""
+def _trunk_means(model, table, rows_of) -> np.ndarray:
+    """Independent: one unbatched trunk pass per sequence, mean over the chosen rows."""
     rows = []
     for seq in table["sequence"]:
         ids, mask = batch_encode([seq])
         with torch.no_grad():
             hidden = model.esm2(input_ids=ids, attention_mask=mask).last_hidden_state
-        rows.append(hidden[0, 1 : len(seq) + 1].double().mean(0).numpy())
+        rows.append(hidden[0, rows_of(len(seq))].double().mean(0).numpy())
     return np.stack(rows)  # (N, E)
+
+
+@pytest.fixture(scope="module")
+def embeddings(model, table) -> np.ndarray:
+    """The authors' notebook: mean over all L + 2 tokens (``res_emb.mean(dim=1)``)."""
+    return _trunk_means(model, table, lambda n: slice(0, n + 2))
+
+
+@pytest.fixture(scope="module")
+def residue_embeddings(model, table) -> np.ndarray:
+    """The ``residues_only`` option: mean over the residue rows."""
+    return _trunk_means(model, table, lambda n: slice(1, n + 1))
 
 
 def _independent_fit(x_train, y_train, x_all, k):
@@ -72,9 +83,15 @@ def test_table_is_the_real_rg_of_the_structures(table):
     assert table["rg_nm"].between(0.8, 1.4).all()
 
 
-def test_mean_embeddings_equal_the_trunk_mean_over_residues(model, table, embeddings):
+def test_mean_embeddings_equal_the_trunk_mean_over_all_tokens(model, table, embeddings):
     got = mean_embeddings(model, list(table["sequence"]), token_budget=300)  # several batches
     np.testing.assert_allclose(got, embeddings, atol=1e-5)
+
+
+def test_residues_only_mean(model, table, embeddings, residue_embeddings):
+    got = mean_embeddings(model, list(table["sequence"]), token_budget=300, residues_only=True)
+    np.testing.assert_allclose(got, residue_embeddings, atol=1e-5)
+    assert np.abs(embeddings - residue_embeddings).max() > 1e-2  # the special tokens count
 
 
 @pytest.mark.parametrize("k", [1, 5, 12])

@@ -67,9 +67,36 @@ def test_nma_item_and_clamp(root, stored):
     item = ds[0]
     assert (item["res"][:, MD_RES] == -1).all() and (item["pair"][..., MD_PAIR] == -1).all()
     np.testing.assert_allclose(item["res"][:, NMA_RES].numpy(), stored["2g3r_t"].res, rtol=1e-6)
+    # the authors never clip targets: by default vdw 8.5 ** (1/3) = 2.04 stays; clamp is an option
     md = ProteinDataset(root, groups=["ATLAS_GPCRmd_PED_mdCATH"])[0]
-    assert md["pair"].max() <= 2.0  # vdw 8.5 ** (1/3) = 2.04 clamped as the authors do
-    assert md["pair"][..., 0].max() == pytest.approx(2.0)
+    raw_vdw = stored["3tvj_I"].pair[..., 0]  # (L+2, L+2) as stored, cube-rooted
+    assert md["pair"][..., 0].max().item() == pytest.approx(float(raw_vdw.max()), rel=1e-6)
+    assert md["pair"][..., 0].max() == pytest.approx(8.5 ** (1 / 3), rel=1e-4)
+    clipped = ProteinDataset(root, groups=["ATLAS_GPCRmd_PED_mdCATH"],
+                             config=DatasetConfig(clamp=2.0))[0]  # fmt: skip
+    assert clipped["pair"].max() <= 2.0
+    assert clipped["pair"][..., 0].max() == pytest.approx(2.0)
+
+
+def test_training_groups_leave_mdcath_out(tmp_path):
+    """The authors' training loader: MD group = ATLAS, GPCRmd, PED; mdCATH proteins not read
+    (the reading/evaluation table, DATA_GROUPS, keeps them; a config table can add them)."""
+    import dataclasses
+
+    from seqdance.schema import TRAINING_GROUPS, DataGroup
+
+    recs = records()
+    recs.append(dataclasses.replace(recs[0], name="cath1", source="mdCATH"))
+    merge_into(tmp_path / "features.h5", recs)
+    write_index(tmp_path / "index.csv", pd.DataFrame([r.index_row() for r in recs]))
+    everything = ProteinDataset(tmp_path)
+    assert "cath1" in everything.names
+    training = ProteinDataset(tmp_path, group_table=TRAINING_GROUPS)
+    assert training.names == [n for n in everything.names if n != "cath1"]
+    md = TRAINING_GROUPS[0]
+    with_cath = (DataGroup(md.name, (*md.sources, "mdCATH"), "md"), *TRAINING_GROUPS[1:])
+    ds = ProteinDataset(tmp_path, group_table=with_cath)
+    assert ds.names == everything.names and ds.groups[ds.names.index("cath1")] == md.name
 
 
 def test_evaluation_crop_is_n_terminal(root):

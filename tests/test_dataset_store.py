@@ -33,7 +33,7 @@ from seqdance.data.weights import (
     weights_from_rmse,
 )
 from seqdance.errors import SeqDanceError
-from seqdance.schema import FEATURE_BY_NAME, INTERACTIONS, MD_RESIDUE_CHANNELS, SS_CLASSES
+from seqdance.schema import INTERACTIONS, MD_RESIDUE_CHANNELS, SS_CLASSES
 
 DATA = Path(__file__).parent / "data"
 TVJ = DATA / "md" / "3tvj_I"
@@ -244,7 +244,7 @@ def test_weights_follow_the_ratios():
     w = weights_from_rmse(md)
     contribution = {}
     for name, weight in w.items():
-        cat = category(FEATURE_BY_NAME[name])
+        cat = category(name)
         contribution[cat] = contribution.get(cat, 0) + weight * md[name]
     assert contribution["residue"] == pytest.approx(1.0)
     assert contribution["interactions"] == pytest.approx(2.25)
@@ -287,7 +287,7 @@ def slow_group_rmse(root: Path, names: list[str], kind: str) -> dict[str, float]
 
 
 def test_loss_weights_of_a_dataset(small, tmp_path, capsys):
-    weights = compute_loss_weights(small, label="train")
+    weights = compute_loss_weights(small, label="train", nma_bands=False)
     assert weights.n_proteins == {"ATLAS_GPCRmd_PED_mdCATH": 1, "IDRome": 1, "Proteinflow": 1}
     expected = slow_group_rmse(small, ["3tvj_I"], "md")
     for name, value in expected.items():
@@ -297,6 +297,19 @@ def test_loss_weights_of_a_dataset(small, tmp_path, capsys):
     expected = slow_group_rmse(small, ["2g3r"], "nma")
     assert weights.baseline_rmse["Proteinflow"] == pytest.approx(expected, rel=1e-6)
     assert set(weights.weights["Proteinflow"]) == {"nma_res", "nma_pair"}
+    # default: one term per NMA band (the authors' six terms), each its own baseline RMSE
+    bands = compute_loss_weights(small, label="train")
+    assert set(bands.weights["Proteinflow"]) == {f"nma_{k}{i}" for k in ("res", "pair")
+                                                 for i in (1, 2, 3)}  # fmt: skip
+    with h5py.File(small / "features.h5", "r") as h5:
+        nres, npair = h5[res_key("2g3r")][()], h5[pair_key("2g3r")][()]
+    for i in range(3):
+        for kind, arr in (("res", nres[..., i]), ("pair", npair[..., i])):
+            v = arr.ravel().astype(np.float64)
+            v = v[v != -1]
+            assert bands.baseline_rmse["Proteinflow"][f"nma_{kind}{i + 1}"] == pytest.approx(
+                float(np.std(v)), rel=1e-6
+            )
     # CLI writes DIR/loss_weights.json, readable back
     root = copy_of(small, tmp_path)
     with pytest.raises(SystemExit) as exit_info:
@@ -305,11 +318,11 @@ def test_loss_weights_of_a_dataset(small, tmp_path, capsys):
     data = json.loads((root / "loss_weights.json").read_text())
     assert data["groups"]["IDRome"]["n_proteins"] == 1
     loaded = LossWeights.load(root / "loss_weights.json")
-    assert loaded.weight("Proteinflow", "nma_pair") == pytest.approx(
-        weights.weights["Proteinflow"]["nma_pair"]
+    assert loaded.weight("Proteinflow", "nma_pair2") == pytest.approx(
+        bands.weights["Proteinflow"]["nma_pair2"]
     )
-    with pytest.raises(SeqDanceError, match="no loss weight for group 'IDRome', feature 'nma_res'"):
-        loaded.weight("IDRome", "nma_res")
+    with pytest.raises(SeqDanceError, match="group 'IDRome', feature 'nma_res1'"):
+        loaded.weight("IDRome", "nma_res1")
 
 
 # ----------------------------------------------------------------------------- split

@@ -124,7 +124,8 @@ def test_bad_inputs(tiny):
 def test_score_sequences_bf16_uses_the_delta_path(tiny):
     """Equal sequences score exactly 0 and the delta scores match a direct computation."""
     props = resolve_properties(None)
-    got = score_sequences(tiny, WILD_TYPE, MUTANTS, props, autocast=torch.bfloat16)
+    got = score_sequences(tiny, WILD_TYPE, MUTANTS, props, autocast=torch.bfloat16,
+                          residues_only=True)  # fmt: skip
     assert np.all(got[2] == 0.0)  # the wild type itself
     res_idx, pair_idx = _split_channels(props)
     ids, _ = batch_encode(MUTANTS)
@@ -185,7 +186,8 @@ def test_long_sequences_keep_the_windowed_autocast_path(tiny):
     wild_type = read_fasta(DATA / "blat_ecolx_wt.fasta")[0].sequence  # 263 residues
     seqs = [_mutate(wild_type, (40, "W")), _mutate(wild_type, (200, "P"))]
     props = resolve_properties(None)
-    fp32 = score_sequences(tiny, wild_type, seqs, props, window=120)
-    bf16 = score_sequences(tiny, wild_type, seqs, props, window=120, autocast=torch.bfloat16)
+    fp32 = score_sequences(tiny, wild_type, seqs, props, window=120, residues_only=True)
+    bf16 = score_sequences(tiny, wild_type, seqs, props, window=120, autocast=torch.bfloat16,
+                           residues_only=True)  # fmt: skip
     assert np.all(np.isfinite(bf16)) and not np.array_equal(bf16, fp32)
     assert np.abs(bf16 - fp32).mean() < 0.25 * np.abs(fp32).mean()

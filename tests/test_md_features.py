@@ -58,13 +58,10 @@ def _reference_residues() -> pd.DataFrame:
 
 
 def _reference_pair() -> dict[str, np.ndarray]:
-    """The authors' pair array as symmetric matrices (they fill one triangle per contact)."""
+    """The authors' pair array: each contact line at one cell, in GetContacts' atom order
+    (our default, ``interaction_cells="listed"``)."""
     array = np.load(TVJ / "3tvj_I_pair_feature.npz")["array"]  # (38, 38, 10)
-    out = {}
-    for k, name in enumerate(MD_PAIR_CHANNELS):
-        m = array[..., k]
-        out[name] = m + m.T - np.diag(np.diag(m)) if name in INTERACTIONS else m
-    return out
+    return {name: array[..., k] for k, name in enumerate(MD_PAIR_CHANNELS)}
 
 
 def _assert_matches_reference(features) -> None:
@@ -111,9 +108,17 @@ def test_3tvj_reproduces_authors_reference_with_getcontacts_tsv(tvj_tsv):
 
 
 def test_3tvj_reproduces_authors_reference_with_native_detector(tvj_native):
-    _assert_matches_reference(tvj_native)
+    _assert_matches_reference(tvj_native)  # same cells: the native lines keep the atom order
+
+
+def test_symmetric_interaction_option(tvj_tsv):
+    both = md_features(TVJ_TOP, TVJ_TRJ, contacts=TVJ / "3tvj_I_10frames_contact.tsv",
+                       interaction_cells="both")  # fmt: skip
     for name in INTERACTIONS:
-        np.testing.assert_array_equal(tvj_native.pair[name], tvj_native.pair[name].T)
+        one = tvj_tsv.pair[name]
+        np.testing.assert_allclose(both.pair[name], one + one.T - np.diag(np.diag(one)))
+        np.testing.assert_array_equal(both.pair[name], both.pair[name].T)
+    assert not np.array_equal(tvj_tsv.pair["vdw"], tvj_tsv.pair["vdw"].T)
 
 
 def test_undefined_cells_are_empty(tvj_tsv):
@@ -190,7 +195,6 @@ def test_5xnd_numbering_from_zero_and_ions_dropped():
     for name in INTERACTIONS:
         m = features.pair[name]
         assert m.shape == (110, 110) and (m >= 0).all()
-        np.testing.assert_array_equal(m, m.T)
     assert features.pair["vdw"].sum() > 0 and features.pair["hbbb"].sum() > 0
 
 

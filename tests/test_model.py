@@ -19,6 +19,7 @@ from seqdance.schema import (
     N_RESIDUE_OUTPUTS,
     PAIR_FEATURES,
     RESIDUE_FEATURES,
+    loss_terms,
 )
 
 SEQS = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHMLE", "ACDEFGHIKLMNPQRSTVWYXBUZO"]
@@ -142,7 +143,9 @@ def test_loss_is_masked_per_protein_rmse():
     pair_pred = torch.rand(2, 5, 5, N_PAIR_OUTPUTS)
     pair_target = torch.full_like(pair_pred, MISSING)
     pair_target[0, 1:3, 1:3] = 0.5
-    loss, terms = masked_rmse_loss(pred, pair_pred, SeqDanceTargets(target, pair_target))
+    loss, terms = masked_rmse_loss(
+        pred, pair_pred, SeqDanceTargets(target, pair_target), mask="element", nma_bands=False
+    )  # our element-wise option
 
     def slow(p, t, feature):  # loop reference
         values = []
@@ -163,7 +166,8 @@ def test_loss_is_masked_per_protein_rmse():
     for name, value in expected.items():
         torch.testing.assert_close(terms[name], value)
     torch.testing.assert_close(loss, sum(expected.values()))
-    weighted, _ = masked_rmse_loss(pred, None, SeqDanceTargets(target), {"sasa_mean": 3.0})
+    weighted, _ = masked_rmse_loss(pred, None, SeqDanceTargets(target), {"sasa_mean": 3.0},
+                                   mask="element", nma_bands=False)  # fmt: skip
     plain = sum(v for k, v in expected.items() if k in {f.name for f in RESIDUE_FEATURES})
     torch.testing.assert_close(weighted, plain + 2.0 * expected["sasa_mean"])
 
@@ -172,7 +176,8 @@ def test_forward_with_targets_gives_a_loss_that_trains_the_attention_columns(mod
     ids, mask = batch_encode(SEQS[:2])
     model.zero_grad()
     out = model(ids, mask, targets=SeqDanceTargets(torch.rand(2, ids.shape[1], 50)))
-    assert out.loss is not None and set(out.loss_terms) == {f.name for f in RESIDUE_FEATURES}
+    residue_terms = {t.name for t in loss_terms("residue")}  # the authors' six NMA terms
+    assert out.loss is not None and set(out.loss_terms) == residue_terms
     pair_target = torch.rand(2, ids.shape[1], ids.shape[1], 13)
     out = model(ids, mask, targets=SeqDanceTargets(pair=pair_target))
     out.loss.backward()

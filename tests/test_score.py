@@ -140,14 +140,16 @@ def test_mutated_sequence_column(tem1):
 
 
 # -- scores against a naive computation ----------------------------------------------------
-def _naive_scores(model, wild_type, sequences):
-    """One mutant per forward pass, full pair tensor (benchmarks/naive_model.py), float64."""
+def _naive_scores(model, wild_type, sequences, residues_only: bool = True):
+    """One mutant per forward pass, full pair tensor (benchmarks/naive_model.py), float64;
+    averaged over the residues (``residues_only``) or all T = L + 2 outputs (the notebook)."""
     naive = load_naive_model()
+    rows_of = slice(1, -1) if residues_only else slice(None)
 
     def outputs(seq):
         ids, mask = batch_encode([seq])
         res, pair, _ = naive.naive_forward(model, ids, mask)
-        return res[0, 1:-1].double(), pair[0, 1:-1, 1:-1].double()
+        return res[0, rows_of].double(), pair[0, rows_of, rows_of].double()
 
     res_wt, pair_wt = outputs(wild_type)
     rows = []
@@ -167,12 +169,30 @@ def tem1_mutants(tem1):
 
 @pytest.fixture(scope="module")
 def tem1_reference(tiny_model, tem1, tem1_mutants):
-    return _naive_scores(tiny_model, tem1, tem1_mutants.sequences)  # (6, 63)
+    """Residue means (``residues_only``), shape (6, 63)."""
+    return _naive_scores(tiny_model, tem1, tem1_mutants.sequences)
+
+
+@pytest.fixture(scope="module")
+def tem1_reference_all(tiny_model, tem1, tem1_mutants):
+    """Means over all T outputs, <cls>/<eos> included (the default, the notebook's)."""
+    return _naive_scores(tiny_model, tem1, tem1_mutants.sequences, residues_only=False)
+
+
+def test_default_scores_average_all_tokens(tiny_model, tem1, tem1_mutants, tem1_reference_all,
+                                           tem1_reference):  # fmt: skip
+    channels = resolve_properties(None)
+    got = score_sequences(tiny_model, tem1, tem1_mutants.sequences, channels, token_budget=600)
+    np.testing.assert_allclose(got, tem1_reference_all, rtol=1e-3, atol=1e-7)
+    moved = tem1_reference[[0, 1, 3, 5]]
+    # the two conventions differ (by 0.5-4 % per score on the published model)
+    assert np.abs(tem1_reference_all[[0, 1, 3, 5]] - moved).max() > 1e-3 * np.abs(moved).max()
 
 
 def test_scores_equal_naive_on_tem1(tiny_model, tem1, tem1_mutants, tem1_reference):
     channels = resolve_properties(None)
-    got = score_sequences(tiny_model, tem1, tem1_mutants.sequences, channels, token_budget=600)
+    got = score_sequences(tiny_model, tem1, tem1_mutants.sequences, channels, token_budget=600,
+                          residues_only=True)  # fmt: skip
     assert got.shape == (6, 63)
     np.testing.assert_allclose(got, tem1_reference, rtol=1e-3, atol=1e-7)
     assert np.all(got[2] == 0)  # the wild type itself
@@ -185,8 +205,9 @@ def test_residue_only_skips_pair_head(tiny_model, tem1, tem1_mutants, tem1_refer
     handle = tiny_model.res_transform_nn.register_forward_hook(lambda *a: calls.append(1))
     try:
         got = score_sequences(
-            tiny_model, tem1, tem1_mutants.sequences, resolve_properties("sasa_mean,psi")
-        )
+            tiny_model, tem1, tem1_mutants.sequences, resolve_properties("sasa_mean,psi"),
+            residues_only=True,
+        )  # fmt: skip
     finally:
         handle.remove()
     assert calls == []  # the pair head never ran
@@ -196,7 +217,7 @@ def test_residue_only_skips_pair_head(tiny_model, tem1, tem1_mutants, tem1_refer
 
 def test_pair_subset_matches(tiny_model, tem1, tem1_mutants, tem1_reference):
     chosen = ("rmsf_nor", "corr", "hp")
-    got = score_sequences(tiny_model, tem1, tem1_mutants.sequences, chosen)
+    got = score_sequences(tiny_model, tem1, tem1_mutants.sequences, chosen, residues_only=True)
     ref = tem1_reference[:, [2, 50 + PAIR_CHANNELS.index("hp"), 50 + PAIR_CHANNELS.index("corr")]]
     np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-7)  # schema order: rmsf, hp, corr
 
@@ -205,7 +226,10 @@ def test_windowed_long_sequence(tiny_model, tem1, tem1_mutants):
     from seqdance.inference.predict import predict
 
     seqs = tem1_mutants.sequences[:2]
-    got = score_sequences(tiny_model, tem1, seqs, resolve_properties(None), window=120)
+    with pytest.raises(SeqDanceError, match="windowed scores average over residues only"):
+        score_sequences(tiny_model, tem1, seqs, resolve_properties(None), window=120)
+    got = score_sequences(tiny_model, tem1, seqs, resolve_properties(None), window=120,
+                          residues_only=True)  # fmt: skip
     outs = predict(tiny_model, [tem1, *seqs], window=120)  # windows merged as predict does
     for k, out in enumerate(outs[1:]):
         r = np.abs(out.residue - outs[0].residue) / (np.abs(outs[0].residue) + 0.01)
@@ -257,7 +281,7 @@ def test_combine_against_loops():
         assert got["geometric_mean"][n] == pytest.approx(np.prod(row + 1e-8) ** (1 / 5))
 
 
-def test_score_mutants_columns(tiny_model, tem1_mutants, tem1_reference):
+def test_score_mutants_columns(tiny_model, tem1_mutants, tem1_reference_all):
     result = score_mutants(tiny_model, tem1_mutants, resolve_properties(None))
     cols = result.columns()
     names = list(cols)
@@ -266,7 +290,7 @@ def test_score_mutants_columns(tiny_model, tem1_mutants, tem1_reference):
     kinds = ("mean", "max", "weighted_mean", "geometric_mean")
     assert names[67:] == [f"{p}_{c}" for p in ("raw", "norm") for c in kinds]
     psi = [RESIDUE_CHANNELS.index(f"psi_{i}") for i in range(12)]
-    np.testing.assert_allclose(cols["psi"], tem1_reference[:, psi].mean(axis=1), rtol=1e-3)
+    np.testing.assert_allclose(cols["psi"], tem1_reference_all[:, psi].mean(axis=1), rtol=1e-3)
     summaries = np.stack([cols[s.name] for s in result.summaries], axis=1)  # (6, 23)
     np.testing.assert_allclose(cols["norm_max"], quantile_normalize(summaries).max(axis=1))
     np.testing.assert_allclose(cols["raw_mean"], summaries.mean(axis=1))
@@ -392,3 +416,111 @@ def test_cli_score_bf16_autocast(tiny_dir, tiny_model, tem1, tmp_path):
     assert np.abs(got - fp32).mean() < 0.25 * np.abs(fp32).mean()  # scores ~0.6%: bf16 ulp
     rho = [spearmanr(got[:, c], fp32[:, c]).statistic for c in range(63)]
     assert np.median(rho) > 0.95
+
+
+# -- the authors' notebook, as published ---------------------------------------------------
+# Their output dict: one entry per feature (the NMA bands separate), residue (1, T[, k]) and
+# pair (1, T, T); the notebook's score of a feature is the mean of |mt - wt| / (|wt| + 0.01)
+# over ALL its elements, <cls>/<eos> rows and columns included. Written from their
+# model.py / zero_shot_mutation.ipynb, independent of seqdance.schema.
+NOTEBOOK_RES = {
+    "sasa_mean": [0],
+    "sasa_std": [1],
+    "rmsf_nor": [2],
+    "ss": list(range(3, 11)),
+    "chi": list(range(11, 23)),
+    "phi": list(range(23, 35)),
+    "psi": list(range(35, 47)),
+    "nma_res1": [47],
+    "nma_res2": [48],
+    "nma_res3": [49],
+}
+NOTEBOOK_PAIR = {"vdw": 0, "hbbb": 1, "hbsb": 2, "hbss": 3, "hp": 4, "sb": 5, "pc": 6, "ps": 7,
+                 "ts": 8, "corr": 9, "nma_pair1": 10, "nma_pair2": 11, "nma_pair3": 12}  # fmt: skip
+
+
+def _notebook_scores(model, wild_type: str, sequences) -> list[dict[str, float]]:
+    naive = load_naive_model()
+    model64 = model.double()
+
+    def output(seq):
+        ids, mask = batch_encode([seq])
+        with torch.no_grad():
+            res, pair, _ = naive.naive_forward(model64, ids, mask)
+        out = {f: res[:, :, idx] for f, idx in NOTEBOOK_RES.items()}
+        out.update({f: pair[:, :, :, idx] for f, idx in NOTEBOOK_PAIR.items()})
+        return out
+
+    wt = output(wild_type)
+    rows = []
+    for seq in sequences:
+        mt = output(seq)
+        rows.append({f: float((abs(mt[f] - wt[f]) / (abs(wt[f]) + 1e-2)).mean()) for f in wt})
+    model.float()
+    return rows
+
+
+def test_cli_score_defaults_equal_the_notebook_on_published_files(tem1, tmp_path):
+    """A random ESMDance-8M written as the authors' hub files (model.safetensors with their
+    transformers-4.48 keys + their config.json): `seqdance score` with default options gives
+    the notebook's numbers to 1e-4 relative; --residues-only gives the residue means."""
+    from safetensors.torch import save_file
+
+    from test_model_weights import authors_state_dict
+
+    torch.manual_seed(11)
+    config = SeqDanceConfig.from_dict({"esm2_select": "model_8M", "model_select": "esmdance"})
+    model = SeqDanceModel(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not name.startswith("esm2") and name.endswith("bias"):
+                p.normal_(0, 0.3)
+    folder = tmp_path / "ESMDance"
+    folder.mkdir()
+    save_file(authors_state_dict(model), str(folder / "model.safetensors"))
+    (folder / "config.json").write_text('{"esm2_select": "model_8M", "model_select": "esmdance"}')
+    wild_type = tem1[:90]  # TEM-1 residues 24..113 (a short wild type keeps the test fast)
+    last = f"{wild_type[-1]}113{'A' if wild_type[-1] != 'A' else 'G'}"
+    mutants = ["H24C", "P25A:E26D", last, "L28P:K30E"]
+    csv = tmp_path / "m.csv"
+    csv.write_text("mutant\n" + "\n".join(mutants) + "\n")
+    argv = ["score", "-m", str(folder), "--sequence", wild_type, "--offset", "24",
+            "--mutations", str(csv)]  # fmt: skip
+    assert _run([*argv, "--out", str(tmp_path / "all.csv")]) == 0
+    assert _run([*argv, "--out", str(tmp_path / "res.csv"), "--residues-only"]) == 0
+    table = pd.read_csv(tmp_path / "all.csv")
+    seqs = build_mutant_set(wild_type, mutants, offset=TEM1_OFFSET).sequences
+    expected = _notebook_scores(model, wild_type, seqs)
+    for n, row in enumerate(expected):
+        for feature, value in row.items():
+            assert table.loc[n, feature] == pytest.approx(value, rel=1e-4), (mutants[n], feature)
+    residues = pd.read_csv(tmp_path / "res.csv")
+    reference = _naive_scores(model, wild_type, seqs)  # residue means, (4, 63)
+    channels = list(RESIDUE_CHANNELS + PAIR_CHANNELS)
+    np.testing.assert_allclose(residues[channels].to_numpy(), reference, rtol=1e-3, atol=1e-7)
+    change = np.abs(table[channels].to_numpy() / reference - 1)
+    assert change.max() > 0.005  # the <cls>/<eos> rows move the scores
+
+
+def test_long_sequence_runs_in_one_pass(tiny_model):
+    """Over 1,022 residues (T > 1,024 tokens): one pass by default, as the authors (rotary
+    positions have no maximum); windows only when asked."""
+    rng = np.random.default_rng(0)
+    wild_type = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), size=1030))
+    mutant = wild_type[:500] + ("A" if wild_type[500] != "A" else "G") + wild_type[501:]
+    channels = resolve_properties("sasa_mean,corr")
+    got = score_sequences(tiny_model, wild_type, [mutant], channels)
+    naive = load_naive_model()
+    outs = []
+    for seq in (wild_type, mutant):
+        ids, mask = batch_encode([seq])
+        with torch.no_grad():
+            res, pair, _ = naive.naive_forward(tiny_model, ids, mask)
+        outs.append((res[0, :, 0].double(), pair[0, :, :, PAIR_CHANNELS.index("corr")].double()))
+    (rw, pw), (rm, pm) = outs
+    expected = [float(((rm - rw).abs() / (rw.abs() + 0.01)).mean()),
+                float(((pm - pw).abs() / (pw.abs() + 0.01)).mean())]  # fmt: skip
+    np.testing.assert_allclose(got[0], expected, rtol=1e-3)
+    windowed = score_sequences(tiny_model, wild_type, [mutant], channels, window=1022,
+                               residues_only=True)  # fmt: skip
+    assert not np.allclose(windowed, got)

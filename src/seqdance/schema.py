@@ -123,20 +123,86 @@ class DataGroup:
     source_kind: Source
 
 
+# Every source of the published dataset, by the group that names it (the authors' loss-weight
+# table and evaluation script): the table used to read and evaluate a dataset.
 DATA_GROUPS: tuple[DataGroup, ...] = (
     DataGroup("ATLAS_GPCRmd_PED_mdCATH", ("ATLAS", "GPCRmd", "PED", "mdCATH"), "md"),
     DataGroup("IDRome", ("IDRome",), "md"),
     DataGroup("Proteinflow", ("proteinflow_pdb", "proteinflow_sabdab"), "nma"),
 )
 
+# The groups the authors' *training* loader draws from (model/utils.py): the MD group is built
+# from ATLAS, GPCRmd and PED only; mdCATH, although named in the group's label, is not loaded.
+# The default of ``seqdance train``'s ``data.groups`` (docs/differences.md).
+TRAINING_GROUPS: tuple[DataGroup, ...] = (
+    DataGroup("ATLAS_GPCRmd_PED_mdCATH", ("ATLAS", "GPCRmd", "PED"), "md"),
+    DataGroup("IDRome", ("IDRome",), "md"),
+    DataGroup("Proteinflow", ("proteinflow_pdb", "proteinflow_sabdab"), "nma"),
+)
 
-def group_of_source(source: str) -> DataGroup:
-    """The training data group a dataset ``source`` belongs to (case-insensitive)."""
-    for group in DATA_GROUPS:
+
+def find_group(source: str, groups: tuple[DataGroup, ...] | list[DataGroup]) -> DataGroup | None:
+    """The group of ``groups`` that lists ``source`` (case-insensitive), or None."""
+    for group in groups:
         if source.lower() in (s.lower() for s in group.sources):
             return group
-    known = ", ".join(s for g in DATA_GROUPS for s in g.sources)
-    raise KeyError(f"unknown data source {source!r}; known: {known}")
+    return None
+
+
+def group_of_source(source: str) -> DataGroup:
+    """The group of :data:`DATA_GROUPS` a dataset ``source`` belongs to (case-insensitive)."""
+    group = find_group(source, DATA_GROUPS)
+    if group is None:
+        known = ", ".join(s for g in DATA_GROUPS for s in g.sources)
+        raise KeyError(f"unknown data source {source!r}; known: {known}")
+    return group
+
+
+@dataclass(frozen=True)
+class LossTerm:
+    """One RMSE term of the training loss: a block of output channels with one weight.
+
+    ``source`` says which data measures it; ``anchor`` is the output channel whose ``-1``
+    marks a whole residue (pair) as missing for that source (the first channel the source
+    stores: ``sasa_mean``/``vdw`` for MD, ``nma_res1``/``nma_pair1`` for NMA).
+    """
+
+    name: str
+    kind: Kind
+    source: Source
+    start: int
+    stop: int
+    anchor: int
+
+    @property
+    def slice(self) -> slice:
+        return slice(self.start, self.stop)
+
+
+def loss_terms(kind: Kind, nma_bands: bool = True) -> tuple[LossTerm, ...]:
+    """The loss terms of the residue or pair output, in output order.
+
+    Every feature is one term, except that with ``nma_bands`` (the authors' loss) each NMA
+    channel (``nma_res1..3``, ``nma_pair1..3``) is a term of its own; without it the NMA bands
+    of a kind pool into one term (``nma_res``, ``nma_pair``).
+    """
+    features = RESIDUE_FEATURES if kind == "residue" else PAIR_FEATURES
+    terms: list[LossTerm] = []
+    for f in features:
+        anchor = output_slice(kind, f.source).start
+        if f.source == "nma" and nma_bands:
+            terms.extend(
+                LossTerm(c, kind, f.source, f.start + i, f.start + i + 1, anchor)
+                for i, c in enumerate(f.channels)
+            )
+        else:
+            terms.append(LossTerm(f.name, kind, f.source, f.start, f.stop, anchor))
+    return tuple(terms)
+
+
+def loss_term_names(nma_bands: bool = True) -> tuple[str, ...]:
+    """Names of all loss terms, residue terms first (the rows of a loss-weight table)."""
+    return tuple(t.name for k in ("residue", "pair") for t in loss_terms(k, nma_bands))  # type: ignore[arg-type]
 
 
 def resolve_properties(names: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:

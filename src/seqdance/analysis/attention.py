@@ -3,9 +3,11 @@
 Every attention map (layers x heads = A maps) of a protein is compared with each pair
 property the protein has, on residue pairs with ``|i - j| > 2`` (special tokens excluded):
 
-- ``top_l_ratio`` (all properties): mean ``|value|`` over the L pairs with the highest
-  attention divided by the mean ``|value|`` over the other pairs (L = number of residues;
-  ``1e-8`` is added to the denominator, as the authors do);
+- ``top_l_ratio`` (all properties): mean ``|value|`` over the top pairs by attention
+  divided by the mean ``|value|`` over the other pairs (``1e-8`` is added to the
+  denominator, as the authors do). The number of top pairs is the number of *tokens*,
+  L + 2, as in the authors' notebook (its ``length`` counts ``<cls>`` and ``<eos>``);
+  ``top_residues`` takes L, the number of residues;
 - ``spearman_pos`` / ``spearman_neg`` (correlation-like properties: ``corr`` and
   ``nma_pair1..3``): Spearman correlation between attention and the property over the
   pairs whose value is positive / negative;
@@ -241,7 +243,8 @@ def attention_metrics(
         Attention probabilities (query row, key column), special tokens removed.
     properties : mapping name -> PairProperty with ``values`` of shape (L, L)
     min_separation : pairs with ``|i - j| > min_separation`` are compared
-    top : number of top-attention pairs for ``top_l_ratio`` (default L)
+    top : number of top-attention pairs for ``top_l_ratio`` (default L + 2, the number of
+        tokens, as the authors)
     threshold : interaction frequency at or above which a pair is a positive for ``auroc``
     block_elements : maps are processed in blocks of about this many (map, pair) elements
 
@@ -280,7 +283,7 @@ def attention_metrics(
     step = max(1, block_elements // len(flat))
     for start in range(0, n_maps, step):
         block = maps_all[start : start + step][:, flat]  # (a, N)
-        for key, value in _block_metrics(block, props, top or length, threshold).items():
+        for key, value in _block_metrics(block, props, top or length + 2, threshold).items():
             out[key][start : start + step] = value
     return out
 
@@ -298,6 +301,7 @@ class AttentionConfig:
     auroc_threshold: float = 0.01
     token_budget: int = 2048  # tokens per forward pass (attention maps grow as T^2)
     progress: bool = False
+    top_residues: bool = False  # top-L with L = residues (default: tokens, L + 2, the authors)
 
 
 @dataclass
@@ -408,6 +412,7 @@ def iter_protein_metrics(
                 props,
                 min_separation=config.min_separation,
                 threshold=config.auroc_threshold,
+                top=len(protein.sequence) if config.top_residues else None,
             )
             rows, cols = separation_pairs(len(protein.sequence), config.min_separation)
             n_pairs = {

@@ -1,7 +1,10 @@
 """Mean embeddings against a measured property (the paper's embedding analysis).
 
-Each sequence is embedded as the mean over its residues of the model's last hidden state
-(special tokens excluded, :func:`seqdance.inference.embed`). Principal components are fitted
+Each sequence is embedded as the mean over all its tokens of the model's last hidden state,
+``<cls>`` and ``<eos>`` included, in one pass at any length: the authors' notebook
+(``embedding_conformation_property.ipynb``: ``res_emb.mean(dim=1)``). ``residues_only`` takes
+the mean over the residues instead (special tokens excluded, as ``seqdance embed`` and the
+fair-esm convention; long sequences windowed as ``predict``). Principal components are fitted
 on the train rows only (centred by the train mean), a linear regression with intercept is
 fitted on the train rows' component scores, and Pearson r and the mean squared error are
 reported on the test rows, as in the authors' notebook (200 components there).
@@ -33,6 +36,7 @@ class EmbeddingConfig:
     components: int = 200
     token_budget: int = 4096
     progress: bool = False
+    residues_only: bool = False  # mean over residues instead of all tokens (the authors')
 
 
 @dataclass
@@ -151,13 +155,50 @@ def read_property_table(path: str | os.PathLike, config: EmbeddingConfig) -> pd.
     return out
 
 
-def mean_embeddings(model, sequences: list[str], *, token_budget: int = 4096, progress=False):
-    """Mean over residues of the last hidden state, (N, E) float64."""
-    from seqdance.inference.embed import embed
+def mean_embeddings(
+    model,
+    sequences: list[str],
+    *,
+    token_budget: int = 4096,
+    progress=False,
+    residues_only: bool = False,
+):
+    """Mean of the last hidden state over all T = L + 2 tokens (the authors'), or over the L
+    residues with ``residues_only``; (N, E) float64."""
+    if residues_only:
+        from seqdance.inference.embed import embed
 
-    out: list[np.ndarray | None] = [None] * len(sequences)
-    for index, residues in embed(model, sequences, token_budget=token_budget, progress=progress):
-        out[index] = residues.mean(axis=0, dtype=np.float64)  # (E,)
+        out: list[np.ndarray | None] = [None] * len(sequences)
+        items = embed(model, sequences, token_budget=token_budget, progress=progress)
+        for index, residues in items:
+            out[index] = residues.mean(axis=0, dtype=np.float64)  # (E,)
+        return np.stack(out)  # type: ignore[arg-type]
+    return token_mean_embeddings(model, sequences, token_budget=token_budget, progress=progress)
+
+
+def token_mean_embeddings(model, sequences: list[str], *, token_budget: int = 4096,
+                          progress: bool = False) -> np.ndarray:  # fmt: skip
+    """Mean over every token (``<cls>``, residues, ``<eos>``) of the last hidden state, each
+    sequence in one pass whatever its length; (N, E) float64."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from seqdance.inference.predict import make_batches
+    from seqdance.model.alphabet import batch_encode, check_sequence
+
+    checked = [check_sequence(f"#{i + 1}", s) for i, s in enumerate(sequences)]
+    device = next(model.parameters()).device
+    out: list[np.ndarray | None] = [None] * len(checked)
+    with tqdm(total=len(checked), desc="embed", unit="seq", disable=not progress) as bar:
+        for batch in make_batches([len(s) for s in checked], token_budget):
+            ids, mask = batch_encode([checked[i] for i in batch])  # (B, T), (B, T)
+            with torch.no_grad():
+                hidden = model(ids.to(device), mask.to(device), pair=False,
+                               return_embeddings=True).embeddings  # (B, T, E)  # fmt: skip
+            for row, index in enumerate(batch):
+                n = len(checked[index]) + 2  # <cls> + residues + <eos>; padding excluded
+                out[index] = hidden[row, :n].double().mean(0).cpu().numpy()  # (E,)
+            bar.update(len(batch))
     return np.stack(out)  # type: ignore[arg-type]
 
 
@@ -189,8 +230,9 @@ def analyze_embeddings(
     if n_train < 2:
         raise SeqDanceError(f"{table_path}: at least 2 train rows are needed, found {n_train}")
     x = mean_embeddings(
-        model, list(table["sequence"]), token_budget=config.token_budget, progress=config.progress
-    )  # (N, E)
+        model, list(table["sequence"]), token_budget=config.token_budget,
+        progress=config.progress, residues_only=config.residues_only,
+    )  # (N, E)  # fmt: skip
     k = min(config.components, n_train - 1, x.shape[1])
     fit = fit_pca_regression(x[train], table["measured"].to_numpy()[train], k)
     predicted = fit.predict(x)  # (N,)

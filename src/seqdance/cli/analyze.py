@@ -41,15 +41,21 @@ def attention_command(
     token_budget: int = typer.Option(
         2048, "--token-budget", min=1, help="Tokens per batch (attention memory grows as T^2)."
     ),
+    top_residues: bool = typer.Option(
+        False,
+        "--top-residues",
+        help="Top-L with L = residues. Default: L = tokens (residues + 2), as the authors.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Compare every attention map (layers x heads) with the proteins' pair properties.
 
-    For each protein (N-terminal 1,022 residues) and pairs with |i-j| > 2: top-L ratio
-    (all properties), Spearman on positive and on negative correlations (corr, nma_pair1-3),
-    AUROC for interaction frequency >= 0.01 (the 9 interactions and their sum). Writes
-    OUT/attention_summary.csv (layer, head, property, metric, value = mean over proteins,
-    n_proteins), OUT/attention_per_protein.csv and OUT/attention_heatmaps.png.
+    For each protein (N-terminal 1,022 residues) and pairs with |i-j| > 2: top-L ratio (all
+    properties; L = number of tokens, as the authors), Spearman on positive and on negative
+    correlations (corr, nma_pair1-3), AUROC for interaction frequency >= 0.01 (the 9
+    interactions and their sum). Writes OUT/attention_summary.csv (layer, head, property,
+    metric, value = mean over proteins, n_proteins), OUT/attention_per_protein.csv and
+    OUT/attention_heatmaps.png.
     """
     from seqdance.analysis.attention import (
         AttentionConfig,
@@ -61,8 +67,9 @@ def attention_command(
     from seqdance.model.config import MAX_RESIDUES
 
     config = AttentionConfig(
-        label=label.value, limit=limit, token_budget=token_budget, progress=progress
-    )
+        label=label.value, limit=limit, token_budget=token_budget, progress=progress,
+        top_residues=top_residues,
+    )  # fmt: skip
     _, proteins = select_proteins(data, config, MAX_RESIDUES)  # checked before the model loads
     net = _load(model, arch, device, dtype)
     analysis = analyze_attention(net, data, config)
@@ -92,11 +99,18 @@ def embeddings_command(
     dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
     token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    residues_only: bool = typer.Option(
+        False,
+        "--residues-only",
+        help="Mean over the residues only. Default: over all tokens, <cls>/<eos> included "
+        "(the authors' notebook).",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Predict a measured property from mean embeddings: PCA + linear regression.
 
-    Embeds every row (mean over residues of the last hidden state), fits PCA on the train
+    Embeds every row (mean of the last hidden state over all tokens, <cls>/<eos> included, as
+    the authors; --residues-only: over residues), fits PCA on the train
     rows and a linear regression on their component scores, and reports Pearson r and MSE
     on the test rows. Writes OUT/metrics.json, OUT/predictions.csv (id, split, measured,
     predicted) and OUT/predictions.png. Rows with an empty target are skipped.
@@ -117,6 +131,7 @@ def embeddings_command(
         components=components,
         token_budget=token_budget,
         progress=progress,
+        residues_only=residues_only,
     )
     read_property_table(table, config)  # every row checked before the model loads
     net = _load(model, arch, device, dtype)

@@ -33,6 +33,12 @@ def build(
     keep_staging: bool = typer.Option(
         False, "--keep-staging", help="Keep OUT/staging/*.npz after merging."
     ),
+    symmetric_interactions: bool = typer.Option(
+        False,
+        "--symmetric-interactions",
+        help="Count each MD contact line at both cells (i, j) and (j, i). Default: at the one "
+        "cell in GetContacts' atom order, as the authors' dataset.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Extract MD/NMA features of every manifest row into OUT/features.h5 and OUT/index.csv.
@@ -48,6 +54,7 @@ def build(
         stride=stride,
         progress=progress,
         keep_staging=keep_staging,
+        interaction_cells="both" if symmetric_interactions else "listed",
     )
     report = build_dataset(manifest, out, config)
     for name, reason in report.failed.items():

@@ -19,10 +19,24 @@ PROPERTIES_HELP = (
     "Comma-separated channels or feature names (e.g. sasa_mean,psi); default: all 63. "
     "Residue-only choices skip the pair head (faster)."
 )
+RESIDUES_ONLY_HELP = (
+    "Average each relative change over the protein's residues (residue pairs) only. "
+    "Default: over all L+2 outputs, <cls>/<eos> included, as the authors' notebook."
+)
+WINDOW_HELP = (
+    "Cut sequences longer than this many residues into overlapping windows (merged as "
+    "predict; needs --residues-only). Default: one pass at any length, as the authors."
+)
 ESM_HELP = (
     "EsmForMaskedLM for --baseline: a folder written by save_pretrained or a hub id "
     "(local cache first)."
 )
+
+
+class Suite(str, Enum):
+    megascale = "megascale"
+    designed = "designed"
+    proteingym_viral = "proteingym-viral"
 
 
 class Baseline(str, Enum):
@@ -74,6 +88,8 @@ def score_command(
     dtype: DType = typer.Option(DType.fp32, "--dtype", help=DTYPE_HELP),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
     token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    residues_only: bool = typer.Option(False, "--residues-only", help=RESIDUES_ONLY_HELP),
+    window: int | None = typer.Option(None, "--window", min=16, help=WINDOW_HELP),
 ) -> None:
     """Score mutants by the predicted relative change of dynamic properties.
 
@@ -113,11 +129,12 @@ def score_command(
     if baseline:
         mlm = load_masked_lm(esm_model, device=next(net.parameters()).device)
     columns = score_mutants(
-        net, mutant_set, channels, token_budget=token_budget, autocast=autocast
-    ).columns()
+        net, mutant_set, channels, token_budget=token_budget, autocast=autocast,
+        residues_only=residues_only, window=window,
+    ).columns()  # fmt: skip
     for method in dict.fromkeys(b.value for b in baseline):
         columns[f"llr_{method.replace('-', '_')}"] = esm_llr(
-            mlm, mutant_set, method, token_budget=token_budget
+            mlm, mutant_set, method, token_budget=token_budget, window=window
         )
     clash = [c for c in columns if c in table.columns]
     if clash:
@@ -134,7 +151,8 @@ def benchmark_command(
     assays: Path = typer.Option(
         ...,
         "--assays",
-        help="Folder of ProteinGym-style assays (X.csv + X.fasta) or a mega-scale system_info.csv.",
+        help="Folder of ProteinGym-style assays (X.csv + X.fasta), the Tsuboyama 2023 "
+        "Dataset2_Dataset3 table, or a mega-scale system_info.csv.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Score only the first N assays."),
@@ -150,6 +168,21 @@ def benchmark_command(
     dtype: DType = typer.Option(DType.fp32, "--dtype", help=DTYPE_HELP),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
     token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    residues_only: bool = typer.Option(False, "--residues-only", help=RESIDUES_ONLY_HELP),
+    window: int | None = typer.Option(None, "--window", min=16, help=WINDOW_HELP),
+    suite: Suite | None = typer.Option(
+        None,
+        "--suite",
+        help="One of the paper's tables, from its published inputs: megascale or designed "
+        "(--assays: the Tsuboyama table), proteingym-viral (--assays: ProteinGym folder, "
+        "--reference: its DMS_substitutions.csv). Prints our median beside the paper's.",
+    ),
+    reference: Path | None = typer.Option(
+        None, "--reference", help="ProteinGym DMS_substitutions.csv (for --suite proteingym-viral)."
+    ),
+    headline: str = typer.Option(
+        "norm_geometric_mean", "--headline", help="Score column compared with the paper (--suite)."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Zero-shot Spearman of every score against measured fitness or stability.
@@ -160,10 +193,14 @@ def benchmark_command(
     """
     from seqdance.cli.model import _load
     from seqdance.inference.benchmark import check_properties, read_assays, run_benchmark
+    from seqdance.inference.megascale import compare_with_paper, suite_assays
     from seqdance.inference.score import load_masked_lm
 
     channels = check_properties(properties)
-    found = read_assays(assays, limit)
+    if suite is not None:
+        found = suite_assays(suite.value, assays, reference, limit)
+    else:
+        found = read_assays(assays, limit)
     net = _load(model, arch, device, DType.fp32)  # bf16/fp16: autocast over fp32 weights
     autocast = None if dtype is DType.fp32 else _torch_dtype(dtype)
     mlm = None
@@ -180,8 +217,20 @@ def benchmark_command(
         token_budget=token_budget,
         progress=progress,
         autocast=autocast,
+        score_options={"residues_only": residues_only, "window": window},
     )
     for line in result.skipped:
         typer.echo(f"warning: skipped {line}", err=True)
     n_assays = len({r["assay"] for r in result.rows})
     typer.echo(f"{n_assays} assays scored, summary in {out / 'summary.csv'}", err=True)
+    if suite is not None:
+        from seqdance.inference.megascale import PAPER_COUNTS
+
+        variant = getattr(getattr(net, "config", None), "variant", None)
+        rows = compare_with_paper(suite.value, result.medians, variant, headline)
+        typer.echo(f"suite {suite.value}: median Spearman over {n_assays} proteins "
+                   f"(paper: {PAPER_COUNTS[suite.value]})")  # fmt: skip
+        typer.echo(f"{'model':<10} {'column':<24} {'ours':>7} {'paper':>7}")
+        for row in rows:
+            typer.echo(f"{row['model']:<10} {row['column']:<24} {row['ours']:>7.3f} "
+                       f"{row['paper']:>7.2f}")  # fmt: skip

@@ -59,21 +59,43 @@ def evaluate_command(
     crop_size: int = typer.Option(1024, "--crop-size", min=3, help="N-terminal window (tokens)."),
     batch_size: int = typer.Option(1, "--batch-size", min=1),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 ..."),
+    weights_spec: str = typer.Option(
+        "authors",
+        "--weights",
+        help="Loss weights for the per-group loss: 'authors' (their published table), a .csv "
+        "in that layout, a .json of `dataset weights`, or 'none'.",
+    ),
+    mask: str = typer.Option(
+        "residue",
+        "--mask",
+        help="'residue' (the authors: a residue counts, all channels, when its first channel "
+        "is not -1) or 'element' (every element that is not -1).",
+    ),
+    nma_bands: bool = typer.Option(
+        True,
+        "--nma-bands/--nma-pooled",
+        help="Six NMA terms nma_res1..3, nma_pair1..3 (the authors) or two pooled ones.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Per-feature and per-group RMSE of a model on the test split (N-terminal crops)."""
+    """Per-term and per-group RMSE of a model on the test split (N-terminal crops), as the
+    authors' evaluation script (its MD group includes mdCATH)."""
     import json
 
-    from seqdance.data.weights import WEIGHTS_FILE, LossWeights
+    from seqdance.data.weights import AUTHORS_WEIGHTS, load_weights
+    from seqdance.errors import SeqDanceError
     from seqdance.model.weights import load_model
     from seqdance.train.distributed import DistEnv, pick_device
     from seqdance.train.evaluate import EvalConfig, evaluate_model, write_metrics
 
+    if mask not in ("residue", "element"):
+        raise SeqDanceError(f"--mask must be 'residue' or 'element' (got {mask!r})")
     net = load_model(model, device=pick_device(device, DistEnv()))
-    weights_path = data / WEIGHTS_FILE
-    weights = LossWeights.load(weights_path).weights if weights_path.is_file() else None
+    weights = None
+    if weights_spec != "none":
+        weights = load_weights(AUTHORS_WEIGHTS if weights_spec == "authors" else weights_spec)
     config = EvalConfig(label=None if label == "all" else label, crop_size=crop_size,
-                        batch_size=batch_size)  # fmt: skip
+                        batch_size=batch_size, mask=mask, nma_bands=nma_bands)  # fmt: skip
     metrics = evaluate_model(net, data, config, weights, progress=progress)
     metrics = {"model": model, "data": str(data), **metrics}
     write_metrics(metrics, out)

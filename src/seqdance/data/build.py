@@ -55,6 +55,7 @@ class BuildConfig:
     progress: bool = True
     keep_staging: bool = False  # keep DIR/staging/*.npz after merging
     connect_timeout: float = 20.0  # seconds to reach the Dask scheduler
+    interaction_cells: str = "listed"  # MD contacts at one cell per line (the authors) or "both"
 
 
 @dataclass
@@ -76,8 +77,9 @@ class BuildReport:
 # ----------------------------------------------------------------------------- one protein
 
 
-def extract_record(row: ManifestRow, stride: int = 1) -> ProteinRecord:
-    """Extract one manifest row's features in stored layout."""
+def extract_record(row: ManifestRow, stride: int = 1, cells: str = "listed") -> ProteinRecord:
+    """Extract one manifest row's features in stored layout (``cells``: MD interaction cells,
+    see :func:`seqdance.features.getcontacts.residue_pair_counts`)."""
     problem = row.problem()
     if problem:
         raise SeqDanceError(problem)
@@ -85,7 +87,8 @@ def extract_record(row: ManifestRow, stride: int = 1) -> ProteinRecord:
         from seqdance.features.md import md_features
 
         topology, trajectory = _md_input(row)
-        md = md_features(topology, trajectory, contacts=row.contacts, stride=stride)
+        md = md_features(topology, trajectory, contacts=row.contacts, stride=stride,
+                         interaction_cells=cells)  # fmt: skip
         res, pair = encode_md(md.residues, md.pair)
         sequence = md.sequence
     else:
@@ -120,17 +123,19 @@ def _md_input(row: ManifestRow):
     return row.topology, trajectories if len(trajectories) > 1 else trajectories[0]
 
 
-def stage_row(row: ManifestRow, out_dir: str | os.PathLike, stride: int = 1) -> int:
+def stage_row(
+    row: ManifestRow, out_dir: str | os.PathLike, stride: int = 1, cells: str = "listed"
+) -> int:
     """Extract one row and stage it as ``out_dir/staging/{name}.npz``; returns its length."""
-    record = extract_record(row, stride=stride)
+    record = extract_record(row, stride=stride, cells=cells)
     write_staged(record, staging_path(out_dir, row.name))
     return record.length
 
 
-def _stage_row_safely(row: ManifestRow, out_dir: str, stride: int) -> TaskResult:
+def _stage_row_safely(row: ManifestRow, out_dir: str, stride: int, cells: str) -> TaskResult:
     """Dask task: never raises, so that one bad protein does not fail the whole graph."""
     try:
-        return TaskResult(row, value=stage_row(row, out_dir, stride))
+        return TaskResult(row, value=stage_row(row, out_dir, stride, cells))
     except Exception as exc:  # noqa: BLE001
         return TaskResult(row, error=describe_error(exc))
 
@@ -155,6 +160,7 @@ def _run_dask(rows: list[ManifestRow], out_dir: Path, config: BuildConfig) -> li
             rows,
             out_dir=str(out_dir.resolve()),
             stride=config.stride,
+            cells=config.interaction_cells,
             key=[f"seqdance-stage-{row.name}-{os.getpid()}" for row in rows],
             pure=False,
         )
@@ -173,7 +179,9 @@ def _run_dask(rows: list[ManifestRow], out_dir: Path, config: BuildConfig) -> li
 
 
 def _run_local(rows: list[ManifestRow], out_dir: Path, config: BuildConfig) -> list[TaskResult]:
-    fn: Callable = partial(stage_row, out_dir=out_dir, stride=config.stride)
+    fn: Callable = partial(
+        stage_row, out_dir=out_dir, stride=config.stride, cells=config.interaction_cells
+    )
     return run_batch(fn, rows, workers=config.workers, desc="build", progress=config.progress)
 
 

@@ -5,7 +5,9 @@ Each item holds the protein's ESM tokens and its targets laid out as the model's
 not measure (NMA channels of an MD protein and vice versa), on special tokens and on padding.
 
 Load-time transforms (as the authors' loader): RMSF divided by its per-protein maximum (before
-cropping), and targets clamped to [-clamp, clamp] (default 2; -1 markers are unaffected).
+cropping). Targets are not clipped (the authors never clip: SASA means reach 2.1 nm^2, cube-rooted
+vdw counts 2.04 in their own 3tvj_I sample); ``clamp`` clips them to [-clamp, clamp] as an option
+(-1 markers are unaffected).
 Proteins longer than ``crop_size`` tokens are cropped to a window: at a random start for
 training, at the N-terminus for evaluation. Only the window of the pair array is read from disk.
 """
@@ -35,6 +37,8 @@ from seqdance.schema import (
     MISSING,
     N_PAIR_OUTPUTS,
     N_RESIDUE_OUTPUTS,
+    DataGroup,
+    find_group,
     group_of_source,
     output_slice,
 )
@@ -48,7 +52,7 @@ class DatasetConfig:
 
     crop_size: int | None = 256  # tokens (special tokens included); None: never crop
     random_crop: bool = True  # False: N-terminal window (evaluation)
-    clamp: float | None = 2.0  # clamp targets to [-clamp, clamp], as the authors' loader
+    clamp: float | None = None  # clamp targets to [-clamp, clamp]; None: never (the authors)
 
 
 def normalise_rmsf(res: np.ndarray) -> np.ndarray:
@@ -92,9 +96,13 @@ class ProteinDataset(Dataset):
     ----------
     root : dataset folder, or a ``.h5`` file with ``index.csv`` beside it.
     label : keep only rows with this label (``train``/``test``); None keeps all.
-    groups : keep only these data groups (names from :data:`seqdance.schema.DATA_GROUPS`).
+    groups : keep only these data groups (names of the group table).
     config : crop size, crop mode and clamp.
     index : an index table to use instead of ``index.csv``.
+    group_table : the data groups sources belong to; default :data:`seqdance.schema.DATA_GROUPS`
+        (every published source; an unknown source is an error). With a table given, proteins
+        of sources it does not list are left out (e.g. mdCATH under the authors' training
+        groups, :data:`seqdance.schema.TRAINING_GROUPS`).
     """
 
     def __init__(
@@ -104,6 +112,7 @@ class ProteinDataset(Dataset):
         groups: Sequence[str] | None = None,
         config: DatasetConfig | None = None,
         index=None,
+        group_table: Sequence[DataGroup] | None = None,
     ) -> None:
         self.features_path, index_path = dataset_paths(root)
         if not self.features_path.is_file():
@@ -116,7 +125,14 @@ class ProteinDataset(Dataset):
             if "label" not in index.columns:
                 raise InputFileError(f"{index_path}: index has no 'label' column (run split)")
             index = index[index["label"] == label]
-        index = index.assign(group=[group_of_source(s).name for s in index["source"]])
+        if group_table is None:
+            self.group_table: tuple[DataGroup, ...] = DATA_GROUPS
+            index = index.assign(group=[group_of_source(str(s)).name for s in index["source"]])
+        else:
+            self.group_table = tuple(group_table)
+            found = [find_group(str(s), self.group_table) for s in index["source"]]
+            index = index.assign(group=[g.name if g is not None else None for g in found])
+            index = index[index["group"].notna()]
         if groups is not None:
             index = index[index["group"].isin(list(groups))]
         self.index = index.reset_index(drop=True)
@@ -235,7 +251,7 @@ def group_loaders(
     whatever their sizes; iterate them with :func:`iterate_groups`.
     """
     loaders = {}
-    for offset, group in enumerate(g.name for g in DATA_GROUPS):
+    for offset, group in enumerate(g.name for g in dataset.group_table):
         indices = [i for i, g in enumerate(dataset.groups) if g == group]
         if not indices:
             continue

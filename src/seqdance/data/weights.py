@@ -1,6 +1,15 @@
-"""Per-feature, per-group loss weights from the data (the authors' recipe, facts section 4).
+"""Loss weights per data group and loss term: the authors' published table, or ours from the data.
 
-For each training protein and each schema feature its data measures, the *baseline RMSE* is the
+**The authors' table** (the default of ``seqdance train``): a CSV with one row per loss term
+(``rmsf_nor``, ..., ``nma_pair3``; first column, unnamed, the term) and one column per data
+group (``ATLAS_GPCRmd_PED_mdCATH``, ``IDRome``, ``Proteinflow``), as their ``model/utils.py``
+reads it (``pd.read_csv(path, index_col=0)``). :data:`AUTHORS_WEIGHTS` ships the values the
+authors printed in ``model/loss_weight.ipynb`` (ShenLab/SeqDance, git history, commit 4c48e64;
+6 decimals as printed); they were tuned partly by hand from the baseline RMSE below.
+:func:`read_weight_table` reads any file in that layout (the one shipped with their dataset).
+
+**Ours** (``seqdance dataset weights``, JSON): for each training protein and each loss term
+(``seqdance.schema.loss_terms``) its data measures, the *baseline RMSE* is the
 RMSE of predicting every position with the protein's own mean of that feature (the standard
 deviation; for multi-channel features such as ``ss`` or ``nma_pair``, the square root of the
 mean over channels of the per-channel variance), computed on the targets as the model sees
@@ -29,36 +38,40 @@ from seqdance.data.store import dataset_paths, pair_key, read_index, res_key
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.schema import (
     DATA_GROUPS,
-    FEATURE_BY_NAME,
     INTERACTIONS,
     MISSING,
-    PAIR_FEATURES,
-    RESIDUE_FEATURES,
-    Feature,
     group_of_source,
+    loss_term_names,
+    loss_terms,
 )
 from seqdance.utils.io import atomic_path
 
 WEIGHTS_FILE = "loss_weights.json"
+AUTHORS_WEIGHTS = Path(__file__).with_name("authors_loss_weights.csv")
 RECIPE = "weight ~ 1/baseline RMSE; residue:pair = 1:3; interactions:co_movement = 3:1"
 PAIR_TO_RESIDUE = 3.0
 INTERACTIONS_TO_COMOVEMENT = 3.0
 
 
-def category(feature: Feature) -> str:
-    """``residue``, ``interactions`` or ``co_movement``."""
-    if feature.kind == "residue":
+_RESIDUE_TERMS = frozenset(loss_term_names(True)[: len(loss_terms("residue", True))]) | frozenset(
+    loss_term_names(False)[: len(loss_terms("residue", False))]
+)
+
+
+def category(name: str) -> str:
+    """``residue``, ``interactions`` or ``co_movement`` of a loss term (or feature) name."""
+    if name in _RESIDUE_TERMS:
         return "residue"
-    return "interactions" if feature.name in INTERACTIONS else "co_movement"
+    return "interactions" if name in INTERACTIONS else "co_movement"
 
 
-def _features_of(kind: str) -> list[tuple[Feature, slice, bool]]:
-    """(feature, stored column slice, is_residue) for every feature one data kind stores."""
+def _terms_of(kind: str, nma_bands: bool) -> list[tuple[str, slice, bool]]:
+    """(term name, stored column slice, is_residue) for every term one data kind stores."""
     out = []
-    for features, residue in ((RESIDUE_FEATURES, True), (PAIR_FEATURES, False)):
-        chosen = [f for f in features if f.source == kind]
+    for k, residue in (("residue", True), ("pair", False)):
+        chosen = [t for t in loss_terms(k, nma_bands) if t.source == kind]  # type: ignore[arg-type]
         base = chosen[0].start
-        out += [(f, slice(f.start - base, f.stop - base), residue) for f in chosen]
+        out += [(t.name, slice(t.start - base, t.stop - base), residue) for t in chosen]
     return out
 
 
@@ -77,15 +90,17 @@ def baseline_rmse(values: np.ndarray) -> float:
     return float(np.sqrt(np.mean(variances))) if variances else float("nan")
 
 
-def protein_baselines(res: np.ndarray, pair: np.ndarray, kind: str) -> dict[str, float]:
-    """Baseline RMSE of each feature of one protein's ``res`` (T, C) and ``pair`` (T, T, C)."""
+def protein_baselines(
+    res: np.ndarray, pair: np.ndarray, kind: str, nma_bands: bool = True
+) -> dict[str, float]:
+    """Baseline RMSE of each loss term of one protein's ``res`` (T, C) and ``pair`` (T, T, C)."""
     res = np.asarray(res, dtype=np.float64)
     if kind == "md":
         res = normalise_rmsf(res.copy())
     pair_flat = np.asarray(pair, dtype=np.float64).reshape(-1, pair.shape[-1])  # (T*T, C)
     out = {}
-    for feature, cols, residue in _features_of(kind):
-        out[feature.name] = baseline_rmse((res if residue else pair_flat)[:, cols])
+    for name, cols, residue in _terms_of(kind, nma_bands):
+        out[name] = baseline_rmse((res if residue else pair_flat)[:, cols])
     return out
 
 
@@ -94,7 +109,7 @@ def weights_from_rmse(rmse: dict[str, float]) -> dict[str, float]:
     usable = {n: r for n, r in rmse.items() if np.isfinite(r) and r > 0}
     by_category: dict[str, list[str]] = {}
     for name in usable:
-        by_category.setdefault(category(FEATURE_BY_NAME[name]), []).append(name)
+        by_category.setdefault(category(name), []).append(name)
     pair_share = PAIR_TO_RESIDUE
     if "interactions" in by_category and "co_movement" in by_category:
         ratio = INTERACTIONS_TO_COMOVEMENT
@@ -172,6 +187,7 @@ def compute_loss_weights(
     max_proteins: int | None = None,
     seed: int = 0,
     progress: bool = False,
+    nma_bands: bool = True,
 ) -> LossWeights:
     """Loss weights of a built dataset from its ``label`` proteins (all if None, or if no
     protein has a label). ``max_proteins`` caps the proteins read per group (random, seeded)."""
@@ -198,7 +214,7 @@ def compute_loss_weights(
             per_protein: dict[str, list[float]] = {}
             for name in tqdm(names, desc=group.name, unit="protein", disable=not progress):
                 values = protein_baselines(
-                    h5[res_key(name)][()], h5[pair_key(name)][()], group.source_kind
+                    h5[res_key(name)][()], h5[pair_key(name)][()], group.source_kind, nma_bands
                 )
                 for feature, value in values.items():
                     per_protein.setdefault(feature, []).append(value)
@@ -214,3 +230,74 @@ def compute_loss_weights(
     if not result.weights:
         raise SeqDanceError(f"{index_path}: no proteins to compute loss weights from")
     return result
+
+
+# -- the authors' table layout ----------------------------------------------------------------
+def read_weight_table(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+    """A loss-weight CSV in the authors' layout: ``{group: {term: weight}}``.
+
+    Rows are loss terms (first column, header ignored), columns data groups; every value must
+    be a finite number.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such loss-weights file")
+    try:
+        table = pd.read_csv(path, index_col=0)
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise InputFileError(f"{path}: not a loss-weights table ({reason})") from None
+    if table.empty or table.shape[1] == 0:
+        raise InputFileError(f"{path}: no loss-weight rows or group columns")
+    try:
+        values = table.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputFileError(f"{path}: loss weights must be numbers") from None
+    if not np.isfinite(values).all():
+        raise InputFileError(f"{path}: loss weights must be finite numbers")
+    terms = [str(t).strip() for t in table.index]
+    return {
+        str(g).strip(): {t: float(v) for t, v in zip(terms, values[:, j], strict=True)}
+        for j, g in enumerate(table.columns)
+    }
+
+
+def write_weight_table(weights: dict[str, dict[str, float]], path: str | os.PathLike) -> Path:
+    """Write ``{group: {term: weight}}`` in the authors' layout (terms in schema order)."""
+    import pandas as pd
+
+    terms = [t for t in (*loss_term_names(True), *loss_term_names(False))
+             if any(t in w for w in weights.values())]  # fmt: skip
+    table = pd.DataFrame(
+        {g: [w.get(t, 0.0) for t in terms] for g, w in weights.items()}, index=terms
+    )
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp)
+    return Path(path)
+
+
+def load_weights(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+    """``{group: {term: weight}}`` from a ``.csv`` (authors' layout) or ``.json`` (ours) file."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        return read_weight_table(path)
+    return LossWeights.load(path).weights
+
+
+def check_weights_cover(
+    weights: dict[str, dict[str, float]], groups: dict[str, str], nma_bands: bool, where: str
+) -> None:
+    """Raise unless every group (``{name: data kind}``) has a weight for each of its terms."""
+    problems = []
+    for group, kind in groups.items():
+        if group not in weights:
+            problems.append(f"no column for data group {group!r}")
+            continue
+        names = [n for n, _, _ in _terms_of(kind, nma_bands)]
+        missing = [n for n in names if n not in weights[group]]
+        if missing:
+            problems.append(f"{group}: no weight for {', '.join(missing)}")
+    if problems:
+        raise SeqDanceError(f"{where}: " + "; ".join(problems))

@@ -109,19 +109,29 @@ def write_contacts(
     return Path(path)
 
 
+INTERACTION_CELLS = ("listed", "both")  # residue_pair_counts: one cell per line, or both cells
+
+
 def residue_pair_counts(
     lines: Iterable[ContactLine],
     residues: list[tuple[str, str]],
     n_frames: int,
     itypes: tuple[str, ...] = INTERACTIONS,
+    cells: str = "listed",
 ) -> dict[str, np.ndarray]:
     """Mean number of atom-level contact lines per frame for each residue pair and type.
 
-    ``residues`` lists ``(chain, resid)`` in row order. Returns ``{itype: (N, N)}``,
-    symmetric, zero where no contact was seen (contacts-spec.md section 5: SeqDance's
-    training target, not GetContacts' frame frequency). Lines of other types are ignored;
-    a line naming a residue not in ``residues`` raises ``KeyError``.
+    ``residues`` lists ``(chain, resid)`` in row order. Returns ``{itype: (N, N)}``, zero
+    where no contact was seen (contacts-spec.md section 5: SeqDance's training target, not
+    GetContacts' frame frequency). ``cells``: ``"listed"`` (the authors' MD script, the
+    default) counts a line only at ``(residue of atom 1, residue of atom 2)`` in the order
+    GetContacts lists the two atoms, so a pair's lines split between the two cells (their
+    3tvj_I reference fills 133 cells above and 132 below the diagonal); ``"both"`` counts it
+    at both cells (a symmetric matrix, the sum of the two ``listed`` cells). Lines of other
+    types are ignored; a line naming a residue not in ``residues`` raises ``KeyError``.
     """
+    if cells not in INTERACTION_CELLS:
+        raise ValueError(f"cells must be one of {', '.join(INTERACTION_CELLS)} (got {cells!r})")
     index = {key: i for i, key in enumerate(residues)}
     slot = {itype: k for k, itype in enumerate(itypes)}
     counts = np.zeros((len(itypes), len(residues), len(residues)))  # (K, N, N)
@@ -136,8 +146,9 @@ def residue_pair_counts(
     if ks:
         k_arr, i_arr, j_arr = np.array(ks), np.array(rows), np.array(cols)
         np.add.at(counts, (k_arr, i_arr, j_arr), 1.0)
-        off = i_arr != j_arr
-        np.add.at(counts, (k_arr[off], j_arr[off], i_arr[off]), 1.0)
+        if cells == "both":
+            off = i_arr != j_arr
+            np.add.at(counts, (k_arr[off], j_arr[off], i_arr[off]), 1.0)
     counts /= max(n_frames, 1)
     return {itype: counts[k] for itype, k in slot.items()}
 

@@ -13,7 +13,9 @@ in chunks with MDTraj, so memory does not grow with its length:
 * C-alpha correlation: the 3N x 3N coordinate covariance reduced to N x N by the trace of
   each 3x3 block, normalised by ``sqrt(msf_i msf_j)``;
 * nine interaction channels: mean number of atom-level contact lines per frame for each
-  residue pair (GetContacts rules; contacts-spec.md section 5), symmetric.
+  residue pair (GetContacts rules; contacts-spec.md section 5), each line counted at the one
+  cell (atom 1's residue, atom 2's residue) as the authors' script (``interaction_cells=
+  "both"``: at both cells, symmetric).
 
 Residues are identified by chain and residue number, never by ``resid - 1``. C-alpha-only
 (coarse-grained) trajectories give RMSF and correlation; the rest is marked missing.
@@ -326,10 +328,12 @@ def _select(top, selection: str, available: np.ndarray | None = None) -> _Select
 class _Interactions:
     """Residue-pair contact counts summed over chunks (native detector)."""
 
-    def __init__(self, detector, keys: list[tuple[str, str]]) -> None:
+    def __init__(self, detector, keys: list[tuple[str, str]], cells: str = "listed") -> None:
+        from functools import partial
+
         from seqdance.features.getcontacts import residue_pair_counts
 
-        self._count = residue_pair_counts
+        self._count = partial(residue_pair_counts, cells=cells)
         self.detector = detector
         self.keys = keys
         self.sums = {k: np.zeros((len(keys), len(keys))) for k in INTERACTIONS}
@@ -351,7 +355,11 @@ def _pair_counts(count_fn, lines, keys, n_frames: int, source: str) -> dict[str,
         ) from None
 
 
-def _contacts_from_tsv(path: Path, keys, n_frames: int, stride: int) -> dict[str, np.ndarray]:
+def _contacts_from_tsv(
+    path: Path, keys, n_frames: int, stride: int, cells: str = "listed"
+) -> dict[str, np.ndarray]:
+    from functools import partial
+
     from seqdance.features.getcontacts import read_contacts, residue_pair_counts
 
     header, lines = read_contacts(path)
@@ -361,7 +369,8 @@ def _contacts_from_tsv(path: Path, keys, n_frames: int, stride: int) -> dict[str
             f"{n_frames} (stride {stride})"
         )
     try:
-        return _pair_counts(residue_pair_counts, lines, keys, n_frames, str(path))
+        count = partial(residue_pair_counts, cells=cells)
+        return _pair_counts(count, lines, keys, n_frames, str(path))
     except ValueError as exc:  # a malformed atom label
         raise InputFileError(f"{path}: {_one_line(exc)}") from None
 
@@ -396,6 +405,7 @@ def md_features(
     selection: str = "protein",
     chunk_size: int = DEFAULT_CHUNK,
     progress: bool = False,
+    interaction_cells: str = "listed",
 ) -> MDFeatures:
     """MD features of the protein residues of one trajectory.
 
@@ -417,6 +427,9 @@ def md_features(
         Use every ``stride``-th frame.
     selection : str
         MDTraj selection, intersected with ``protein`` (waters, ions, ligands are dropped).
+    interaction_cells : "listed" or "both"
+        Each contact line at one cell in GetContacts' atom order (the authors) or at both
+        (symmetric); see :func:`seqdance.features.getcontacts.residue_pair_counts`.
 
     Returns
     -------
@@ -471,7 +484,7 @@ def md_features(
     if want_native:
         detector = _make_detector(prepared, sel.atoms, reference.xyz[0], source.reference_xyz)
         warnings.extend(getattr(detector, "warnings", []))
-        interactions = _Interactions(detector, keys_all)
+        interactions = _Interactions(detector, keys_all, interaction_cells)
     if sel.coarse:
         warnings.append(
             "C-alpha-only trajectory: only rmsf and corr are computed; SASA, secondary "
@@ -538,7 +551,7 @@ def md_features(
     rows = sel.rows
     pair: dict[str, np.ndarray] = {}
     if contacts_path is not None:
-        counts = _contacts_from_tsv(contacts_path, keys_all, n_frames, stride)
+        counts = _contacts_from_tsv(contacts_path, keys_all, n_frames, stride, interaction_cells)
         for k in INTERACTIONS:
             pair[k] = counts[k][np.ix_(rows, rows)]
     elif interactions is not None:

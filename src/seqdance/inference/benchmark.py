@@ -145,6 +145,10 @@ def read_assays(path: str | os.PathLike, limit: int | None = None) -> list[Assay
         if not csvs:
             raise InputFileError(f"{path}: no assay (X.csv with X.fasta beside it)")
         return [read_proteingym_assay(p) for p in csvs[:limit]]
+    from seqdance.inference.megascale import is_tsuboyama, read_tsuboyama
+
+    if is_tsuboyama(path):  # the published Tsuboyama2023_Dataset2_Dataset3 table
+        return read_tsuboyama(path)[:limit]
     if is_megascale(path):
         return read_megascale(path)[:limit]
     if path.is_file():
@@ -193,8 +197,10 @@ def score_assay(
     mlm=None,
     token_budget: int = 4096,
     autocast=None,
+    score_options: dict | None = None,
 ):
-    """Score one assay; a DataFrame with ``mutant``, ``target`` and one column per score."""
+    """Score one assay; a DataFrame with ``mutant``, ``target`` and one column per score.
+    ``score_options``: more keywords of ``score_mutants`` (``residues_only``, ``window``)."""
     import pandas as pd
 
     from seqdance.inference.mutations import build_mutant_set, format_mutant
@@ -215,8 +221,13 @@ def score_assay(
     if properties:
         columns.update(
             score_mutants(
-                model, mutants, properties, token_budget=token_budget, autocast=autocast
-            ).columns()
+                model,
+                mutants,
+                properties,
+                token_budget=token_budget,
+                autocast=autocast,
+                **(score_options or {}),
+            ).columns()  # fmt: skip
         )
     for method in baselines:
         key = LLR_PREFIX + method.replace("-", "_")
@@ -261,6 +272,7 @@ def run_benchmark(
     token_budget: int = 4096,
     progress: bool = False,
     autocast=None,
+    score_options: dict | None = None,
 ) -> BenchmarkResult:
     """Score every assay, write ``scores/{assay}.csv``, ``summary.csv`` and ``summary.png``.
 
@@ -284,6 +296,7 @@ def run_benchmark(
                 mlm=mlm,
                 token_budget=token_budget,
                 autocast=autocast,
+                score_options=score_options,
             )
         except SeqDanceError as exc:  # a bad assay does not stop the others
             skipped.append(f"{assay.name}: {exc}")

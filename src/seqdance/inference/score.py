@@ -3,11 +3,17 @@
 For a wild type and a mutant of the same length and every output channel P
 (seqdance-facts.md section 6)::
 
-    score_P = mean over the protein's residues (pair channels: residue pairs) of
+    score_P = mean over all T = L + 2 output positions (pair channels: all T x T) of
               |P_mut - P_wt| / (|P_wt| + 0.01)
 
-Special tokens are excluded. Larger = bigger predicted change = usually less fit or
-less stable, so scores correlate *negatively* with fitness (see docs/scoring.md).
+This is the authors' notebook (``zero_shot_mutation.ipynb``): the mean runs over the model's
+whole output, the ``<cls>`` and ``<eos>`` rows (and their pairs) included, and a sequence of
+any length runs in one pass (ESM2's rotary positions have no maximum). Options:
+``residues_only`` averages over the protein's residues (residue pairs) only; ``window`` cuts
+sequences longer than it into overlapping windows merged as ``predict`` does (windowed scores
+are residue means, so ``window`` needs ``residues_only``). Larger = bigger predicted change =
+usually less fit or less stable, so scores correlate *negatively* with fitness (see
+docs/scoring.md).
 
 The authors' notebook then summarises per *feature* (``ss``, ``chi``, ``phi``, ``psi`` as
 one score each: the mean over their channels, which equals the mean over all elements;
@@ -31,7 +37,6 @@ import torch
 from seqdance.errors import SeqDanceError
 from seqdance.inference.mutations import MutantSet
 from seqdance.model.alphabet import batch_encode, check_sequence
-from seqdance.model.config import MAX_RESIDUES
 from seqdance.schema import PAIR_CHANNELS, PAIR_FEATURES, RESIDUE_CHANNELS, RESIDUE_FEATURES
 from seqdance.utils.hub import require_hub
 
@@ -173,18 +178,23 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+def _positions(length: int, residues_only: bool) -> slice:
+    """The output rows a score averages over: residues ``1..L`` or all ``T = L + 2`` tokens."""
+    return slice(1, length + 1) if residues_only else slice(0, length + 2)
+
+
 @torch.no_grad()
-def _forward(model, sequences: Sequence[str], res_idx, pair_idx, autocast=None):
-    """Residue (B, L, Cr) and pair (B, L, L, Cp) outputs (float32, special tokens removed)
-    of equal-length sequences, or None for a kind not asked for."""
+def _forward(model, sequences: Sequence[str], res_idx, pair_idx, autocast=None,
+             residues_only: bool = False):  # fmt: skip
+    """Residue (B, P, Cr) and pair (B, P, P, Cp) outputs (float32) of equal-length sequences
+    at the scored positions P (all T tokens, or the L residues), None for a kind not asked."""
     ids, mask = batch_encode(sequences)
     device = _device(model)
     # only the trunk in low precision: the heads' outputs stay float32 (see the model)
     out = model(ids.to(device), mask.to(device), pair=bool(pair_idx), trunk_autocast=autocast)
-    n = len(sequences[0])
-    real = slice(1, n + 1)
-    res = out.residue[:, real][..., res_idx].float() if res_idx else None  # (B, L, Cr)
-    pair = out.pair[:, real, real][..., pair_idx].float() if pair_idx else None  # (B, L, L, Cp)
+    rows = _positions(len(sequences[0]), residues_only)
+    res = out.residue[:, rows][..., res_idx].float() if res_idx else None  # (B, P, Cr)
+    pair = out.pair[:, rows, rows][..., pair_idx].float() if pair_idx else None  # (B, P, P, Cp)
     return res, pair
 
 
@@ -209,9 +219,10 @@ def score_sequences(
     properties: Sequence[str],
     *,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
-    window: int = MAX_RESIDUES,
+    window: int | None = None,
     eps: float = EPSILON,
     autocast: torch.dtype | None = None,
+    residues_only: bool = False,
 ) -> np.ndarray:
     """Relative-change score of every sequence against ``wild_type``, per channel.
 
@@ -226,8 +237,9 @@ def score_sequences(
         Channel names (``seqdance.schema.resolve_properties``).
     token_budget : int
         Tokens per forward pass (batch size x (L + 2)).
-    window : int
-        Longest sequence one pass takes; longer ones use overlapping windows.
+    window : int, optional
+        None (the authors): every sequence in one pass. Else the longest sequence one pass
+        takes; longer ones use overlapping windows (needs ``residues_only``).
     autocast : torch.dtype, optional
         Low precision (e.g. bfloat16) for the trunk's matrix products. Sequences that fit
         one window (and float32 weights) use differential inference
@@ -236,6 +248,8 @@ def score_sequences(
         everything else in float32, so the small wild-type/mutant differences survive the
         rounding. Longer, windowed sequences run their trunk under ``torch.autocast``
         (heads in float32).
+    residues_only : bool
+        Average over the L residues (L x L pairs) instead of all T = L + 2 output positions.
 
     Returns
     -------
@@ -255,7 +269,13 @@ def score_sequences(
     index = {s: i for i, s in enumerate(unique)}
     n_cols = len(res_idx) + len(pair_idx)
     out = np.zeros((len(unique), n_cols), dtype=np.float64)
-    if length > window:
+    windowed = window is not None and length > window
+    if windowed and not residues_only:
+        raise SeqDanceError(
+            f"the wild type has {length} residues, more than the window ({window}): windowed "
+            "scores average over residues only; pass residues_only (--residues-only) or no window"
+        )
+    if windowed:
         device = _device(model)
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
             # the wild type first, then each mutant reduced as soon as it completes, so
@@ -268,12 +288,12 @@ def score_sequences(
     else:
         if autocast is not None and _all_float32(model):
             # low precision on differences from the float32 wild type (differential.py)
-            forward = _differential(model, wild_type, res_idx, pair_idx, autocast)
+            forward = _differential(model, wild_type, res_idx, pair_idx, autocast, residues_only)
         else:
-            forward = _plain(model, res_idx, pair_idx, autocast)
+            forward = _plain(model, res_idx, pair_idx, autocast, residues_only)
         wt_res, wt_pair = forward([wild_type], wild_type=True)
-        wt_res = wt_res[0] if wt_res is not None else None  # (L, Cr)
-        wt_pair = wt_pair[0] if wt_pair is not None else None  # (L, L, Cp)
+        wt_res = wt_res[0] if wt_res is not None else None  # (P, Cr)
+        wt_pair = wt_pair[0] if wt_pair is not None else None  # (P, P, Cp)
         batch = max(1, token_budget // (length + 2))
         for start in range(0, len(unique), batch):
             chunk = unique[start : start + batch]
@@ -286,16 +306,16 @@ def _all_float32(model) -> bool:
     return all(p.dtype == torch.float32 for p in model.parameters())
 
 
-def _plain(model, res_idx, pair_idx, autocast):
+def _plain(model, res_idx, pair_idx, autocast, residues_only: bool = False):
     """``forward(sequences, wild_type=False)`` -> (residue, pair) by ``_forward``."""
 
     def forward(sequences, wild_type: bool = False):
-        return _forward(model, sequences, res_idx, pair_idx, autocast)
+        return _forward(model, sequences, res_idx, pair_idx, autocast, residues_only)
 
     return forward
 
 
-def _differential(model, wild_type: str, res_idx, pair_idx, dtype):
+def _differential(model, wild_type: str, res_idx, pair_idx, dtype, residues_only: bool = False):
     """Like :func:`_plain`, by differential inference: the wild type in float32 (its
     activations kept), then each batch's trunk Linears on the differences in ``dtype``."""
     from seqdance.inference.differential import differential_forward, wild_type_activations
@@ -304,11 +324,11 @@ def _differential(model, wild_type: str, res_idx, pair_idx, dtype):
     device = _device(model)
     ids = torch.tensor(encode(wild_type), dtype=torch.long, device=device)  # (T,)
     reference, wt_out = wild_type_activations(model, ids, pair=bool(pair_idx))
-    real = slice(1, len(wild_type) + 1)
+    rows = _positions(len(wild_type), residues_only)
 
     def select(out):
-        res = out.residue[:, real][..., res_idx] if res_idx else None  # (B, L, Cr)
-        pair = out.pair[:, real, real][..., pair_idx] if pair_idx else None  # (B, L, L, Cp)
+        res = out.residue[:, rows][..., res_idx] if res_idx else None  # (B, P, Cr)
+        pair = out.pair[:, rows, rows][..., pair_idx] if pair_idx else None  # (B, P, P, Cp)
         return res, pair
 
     def forward(sequences, wild_type: bool = False):
@@ -372,9 +392,10 @@ def score_mutants(
     properties: Sequence[str],
     *,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
-    window: int = MAX_RESIDUES,
+    window: int | None = None,
     eps: float = EPSILON,
     autocast: torch.dtype | None = None,
+    residues_only: bool = False,
 ) -> MutationScores:
     """Score a checked :class:`MutantSet` (see :func:`score_sequences`, :func:`summarise`)."""
     channels = ordered_channels(properties)
@@ -387,6 +408,7 @@ def score_mutants(
         window=window,
         eps=eps,
         autocast=autocast,
+        residues_only=residues_only,
     )
     return summarise(channels, scores)
 
@@ -456,13 +478,15 @@ def esm_log_probs(
     method: str,
     *,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
-    window: int = MAX_RESIDUES,
+    window: int | None = None,
 ) -> dict[int, np.ndarray]:
     """ESM2 log-probabilities (33,) at each 0-based ``position`` of the wild type.
 
     ``wt-marginal``: one pass over the unmasked wild type; ``masked-marginal``: one pass per
-    position with that position masked (batched). Sequences longer than ``window`` use the
-    window of ``plan_windows`` in which the position sits farthest from a cut.
+    position with that position masked (batched). One pass at any length by default (the
+    authors' notebook; ESM2's rotary positions have no maximum); with ``window``, sequences
+    longer than it use the window of ``plan_windows`` in which the position sits farthest
+    from a cut.
     """
     from seqdance.inference.windows import DEFAULT_MIN_OVERLAP, plan_windows
     from seqdance.model.alphabet import MASK_ID, encode
@@ -470,7 +494,8 @@ def esm_log_probs(
     if method not in BASELINES:
         raise SeqDanceError(f"unknown baseline {method!r}; known: {', '.join(BASELINES)}")
     wild_type = check_sequence("wild type", wild_type)
-    plan = plan_windows(len(wild_type), window, min(DEFAULT_MIN_OVERLAP, window // 4))  # as predict
+    width = window or len(wild_type)
+    plan = plan_windows(len(wild_type), width, min(DEFAULT_MIN_OVERLAP, width // 4))  # as predict
     best: dict[int, int] = {}  # position -> window index
     for pos in positions:
         scores = [w.weights()[pos - w.start] if w.start <= pos < w.stop else -1.0 for w in plan]
@@ -507,7 +532,7 @@ def esm_llr(
     method: str,
     *,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
-    window: int = MAX_RESIDUES,
+    window: int | None = None,
 ) -> np.ndarray:
     """Log-likelihood ratio ``log p(mt) - log p(wt)`` per mutant, summed over its
     substitutions (0 for the wild type). Shape (N,). Larger = predicted fitter."""

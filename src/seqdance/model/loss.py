@@ -1,19 +1,36 @@
-"""Training loss: per-protein masked RMSE of each output feature (seqdance-facts.md section 4).
+"""Training loss: per-protein masked RMSE of each loss term (seqdance-facts.md section 4).
 
-For every feature (a block of channels in ``seqdance.schema``) and every protein, the RMSE
-over the valid elements (target != -1, element-wise) of that feature; proteins without a
-valid element are left out of that feature's batch mean; the loss is the weighted sum of
-the per-feature batch means.
+A *term* (``seqdance.schema.loss_terms``) is a block of output channels with one weight: every
+schema feature, except that the authors' loss splits the NMA bands into six terms
+(``nma_res1..3``, ``nma_pair1..3``; ``nma_bands=False`` pools them into ``nma_res``/``nma_pair``).
+
+For every term and every protein, the RMSE over the valid elements of that term; the loss is
+the weighted sum over terms of the mean of that RMSE over the batch's proteins. Which elements
+are valid (``mask``):
+
+- ``"residue"`` (the authors' ``calculate_loss``, the default): a residue (pair) is valid for
+  the terms of a data source when the first channel that source stores is not -1
+  (``sasa_mean``/``vdw`` for MD, ``nma_res1``/``nma_pair1`` for NMA); every channel of a valid
+  residue then counts, -1 entries included (chi bins of Gly/Ala, phi of the first and psi of
+  the last residue are stored as -1, so the model is pulled towards -1 there);
+- ``"element"`` (ours): every element whose target is not -1, so undefined angles are left out.
+
+Proteins without a valid element of a term are left out of that term's batch mean (the
+authors' loss would be NaN for them; they never occur in their data).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
-from seqdance.schema import MISSING, PAIR_FEATURES, RESIDUE_FEATURES, Feature
+from seqdance.schema import MISSING, LossTerm, loss_terms
+
+LossMask = Literal["residue", "element"]
+LOSS_MASKS: tuple[str, ...] = ("residue", "element")
 
 
 @dataclass
@@ -27,43 +44,62 @@ class SeqDanceTargets:
     pair: torch.Tensor | None = None
 
 
-def _feature_index(features: tuple[Feature, ...], device) -> torch.Tensor:
-    return torch.tensor(
-        [i for i, f in enumerate(features) for _ in f.channels], dtype=torch.long, device=device
-    )
+def _channel_maps(terms: tuple[LossTerm, ...], channels: int, device) -> tuple[torch.Tensor, ...]:
+    """(term index of each channel, anchor channel of each channel), both shape (C,)."""
+    term_of = torch.empty(channels, dtype=torch.long)
+    anchor_of = torch.empty(channels, dtype=torch.long)
+    for i, term in enumerate(terms):
+        term_of[term.slice] = i
+        anchor_of[term.slice] = term.anchor
+    return term_of.to(device), anchor_of.to(device)
 
 
-def per_protein_rmse(
-    pred: torch.Tensor, target: torch.Tensor, features: tuple[Feature, ...]
+def valid_mask(target: torch.Tensor, terms: tuple[LossTerm, ...], mask: LossMask) -> torch.Tensor:
+    """Which target elements count, shape of ``target`` (see the module docstring)."""
+    if mask == "element":
+        return target != MISSING
+    if mask != "residue":
+        raise ValueError(f"unknown loss mask {mask!r}; use one of {', '.join(LOSS_MASKS)}")
+    _, anchor_of = _channel_maps(terms, target.shape[-1], target.device)
+    return target.index_select(-1, anchor_of) != MISSING
+
+
+def term_rmse(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    terms: tuple[LossTerm, ...],
+    mask: LossMask = "residue",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """RMSE per protein and feature over valid elements.
+    """RMSE per protein and term over the valid elements.
 
     Parameters
     ----------
     pred, target : Tensor, shape=(B, ..., C)
         Activated predictions and targets; ``target == -1`` marks missing elements.
-    features : tuple of Feature
-        The C channels grouped into F features.
+    terms : tuple of LossTerm
+        The K terms that the C channels form (``seqdance.schema.loss_terms``).
+    mask : "residue" or "element"
 
     Returns
     -------
-    rmse : Tensor, shape=(B, F)
-        0 where a protein has no valid element of a feature.
-    valid : BoolTensor, shape=(B, F)
-        Whether a protein has any valid element of a feature.
+    rmse : Tensor, shape=(B, K)
+        0 where a protein has no valid element of a term.
+    valid : BoolTensor, shape=(B, K)
+        Whether a protein has any valid element of a term.
     """
     batch, channels = pred.shape[0], pred.shape[-1]
-    mask = target != MISSING
-    sq = torch.where(mask, (pred - target.to(pred.dtype)) ** 2, torch.zeros_like(pred))
+    target = target.to(pred.dtype)
+    ok = valid_mask(target, terms, mask)  # (B, ..., C)
+    sq = torch.where(ok, (pred - target) ** 2, torch.zeros_like(pred))
     sq_sum = sq.reshape(batch, -1, channels).sum(1)  # (B, C)
-    count = mask.reshape(batch, -1, channels).sum(1).to(pred.dtype)  # (B, C)
-    index = _feature_index(features, pred.device)
-    n_features = len(features)
-    feat_sq = torch.zeros(batch, n_features, dtype=pred.dtype, device=pred.device)
-    feat_sq = feat_sq.index_add(1, index, sq_sum)  # (B, F)
-    feat_n = torch.zeros_like(feat_sq).index_add(1, index, count)  # (B, F)
-    valid = feat_n > 0
-    rmse = torch.sqrt(feat_sq / feat_n.clamp(min=1) + torch.finfo(pred.dtype).tiny)
+    count = ok.reshape(batch, -1, channels).sum(1).to(pred.dtype)  # (B, C)
+    term_of, _ = _channel_maps(terms, channels, pred.device)
+    n_terms = len(terms)
+    term_sq = torch.zeros(batch, n_terms, dtype=pred.dtype, device=pred.device)
+    term_sq = term_sq.index_add(1, term_of, sq_sum)  # (B, K)
+    term_n = torch.zeros_like(term_sq).index_add(1, term_of, count)  # (B, K)
+    valid = term_n > 0
+    rmse = torch.sqrt(term_sq / term_n.clamp(min=1) + torch.finfo(pred.dtype).tiny)
     return torch.where(valid, rmse, torch.zeros_like(rmse)), valid
 
 
@@ -72,8 +108,11 @@ def masked_rmse_loss(
     pair: torch.Tensor | None,
     targets: SeqDanceTargets,
     weights: Mapping[str, float] | None = None,
+    *,
+    mask: LossMask = "residue",
+    nma_bands: bool = True,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Weighted sum over features of the batch-mean per-protein RMSE.
+    """Weighted sum over terms of the batch-mean per-protein RMSE.
 
     Parameters
     ----------
@@ -82,30 +121,34 @@ def masked_rmse_loss(
     pair : Tensor, shape=(B, T, T, 13) or None
         Activated pair predictions.
     targets : SeqDanceTargets
-    weights : mapping of feature name to weight, optional
+    weights : mapping of term name to weight, optional
         Missing names weigh 1.
+    mask : "residue" (the authors') or "element"
+    nma_bands : bool
+        Six NMA terms (the authors') or two pooled ones.
 
     Returns
     -------
     loss : Tensor, shape=()
-    per_feature : dict of feature name to Tensor, shape=()
-        Batch-mean RMSE of each feature that had valid elements.
+    per_term : dict of term name to Tensor, shape=()
+        Batch-mean RMSE of each term that had valid elements.
     """
     weights = weights or {}
-    per_feature: dict[str, torch.Tensor] = {}
-    for pred, target, features in (
-        (residue, targets.residue, RESIDUE_FEATURES),
-        (pair, targets.pair, PAIR_FEATURES),
+    per_term: dict[str, torch.Tensor] = {}
+    for pred, target, kind in (
+        (residue, targets.residue, "residue"),
+        (pair, targets.pair, "pair"),
     ):
         if pred is None or target is None:
             continue
-        rmse, valid = per_protein_rmse(pred, target, features)
-        n_valid = valid.sum(0)  # (F,)
-        mean = rmse.sum(0) / n_valid.clamp(min=1)  # (F,)
-        for i, feature in enumerate(features):
+        terms = loss_terms(kind, nma_bands)  # type: ignore[arg-type]
+        rmse, valid = term_rmse(pred, target, terms, mask)
+        n_valid = valid.sum(0)  # (K,)
+        mean = rmse.sum(0) / n_valid.clamp(min=1)  # (K,)
+        for i, term in enumerate(terms):
             if n_valid[i] > 0:
-                per_feature[feature.name] = mean[i]
-    if not per_feature:
+                per_term[term.name] = mean[i]
+    if not per_term:
         raise ValueError("no valid target element in the batch")
-    loss = sum(weights.get(name, 1.0) * value for name, value in per_feature.items())
-    return loss, per_feature
+    loss = sum(weights.get(name, 1.0) * value for name, value in per_term.items())
+    return loss, per_term

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from seqdance.data.dataset import DatasetConfig, ProteinDataset, collate
 from seqdance.errors import SeqDanceError
-from seqdance.schema import DATA_GROUPS
+from seqdance.schema import DataGroup
 
 _MASK = (1 << 63) - 1
 
@@ -67,8 +67,8 @@ class GroupBatches(Dataset):
         self.members: dict[str, list[int]] = {}
         for i, group in enumerate(dataset.groups):
             self.members.setdefault(group, []).append(i)
-        # schema order, so that every rank iterates the groups alike
-        self.groups = [g.name for g in DATA_GROUPS if g.name in self.members]
+        # group-table order, so that every rank iterates the groups alike
+        self.groups = [g.name for g in dataset.group_table if g.name in self.members]
         if not self.groups:
             raise SeqDanceError("the training set has no proteins")
 
@@ -91,7 +91,7 @@ class GroupBatches(Dataset):
         self, seed: int, start: int, stop: int, batch_size: int, accum_steps: int, rank: int
     ) -> Iterator[BatchRequest]:
         """Requests of updates ``start..stop-1`` in the order the loop consumes them."""
-        ids = {g.name: i for i, g in enumerate(DATA_GROUPS)}
+        ids = {g.name: i for i, g in enumerate(self.dataset.group_table)}
         for step in range(start, stop):
             for micro in range(accum_steps):
                 for group in self.groups:
@@ -104,10 +104,12 @@ def phase_loader(
     label: str | None,
     crop_size: int,
     clamp: float | None,
+    groups: tuple[DataGroup, ...] | None = None,
 ) -> GroupBatches:
-    """The training proteins of ``root`` read with one phase's crop size."""
+    """The training proteins of ``root`` read with one phase's crop size; ``groups``: the data
+    group table (default: every published source, :data:`seqdance.schema.DATA_GROUPS`)."""
     config = DatasetConfig(crop_size=crop_size, random_crop=True, clamp=clamp)
-    return GroupBatches(ProteinDataset(root, label=label, config=config))
+    return GroupBatches(ProteinDataset(root, label=label, config=config, group_table=groups))
 
 
 def iterate_batches(

@@ -1,10 +1,10 @@
 """Typed training configuration: dataclasses, loaded from YAML, overridden by ``key.sub=value``.
 
-A configuration file holds the sections of :class:`Config` (``data``, ``model``, ``optim``,
-``train``) plus ``seed`` and ``out_dir``. Command-line overrides address any field by its dotted
-path (``train.max_steps=40``, ``model.freeze_trunk=true``, ``train.phases.0.crop_size=512``);
-values are read as YAML scalars and converted to the field's type. Unknown keys are errors that
-list the known ones.
+A configuration file holds the sections of :class:`Config` (``data``, ``loss``, ``model``,
+``optim``, ``train``) plus ``seed`` and ``out_dir``. Command-line overrides address any field by
+its dotted path (``train.max_steps=40``, ``model.freeze_trunk=true``,
+``train.phases.0.crop_size=512``); values are read as YAML scalars and converted to the
+field's type. Unknown keys are errors that list the known ones.
 """
 
 from __future__ import annotations
@@ -19,17 +19,56 @@ from typing import Any, Literal
 from seqdance.errors import InputFileError, SeqDanceError
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Kind = Literal["md", "nma"]
+
+
+@dataclass
+class GroupConfig:
+    """One data group: the dataset ``sources`` drawn as one batch per micro-step."""
+
+    name: str = ""
+    sources: list[str] = field(default_factory=list)
+    kind: Kind = "md"
+
+
+def _default_groups() -> list[GroupConfig]:
+    from seqdance.schema import TRAINING_GROUPS
+
+    return [GroupConfig(g.name, list(g.sources), g.source_kind) for g in TRAINING_GROUPS]
 
 
 @dataclass
 class DataConfig:
-    """Where the training data lives (a ``seqdance dataset build`` folder) and how it is read."""
+    """Where the training data lives (a ``seqdance dataset build`` folder) and how it is read.
+
+    ``groups``: the data groups, each drawn once per micro-step. Default: the authors' training
+    loader (the MD group from ATLAS, GPCRmd and PED; mdCATH proteins are not trained on).
+    Proteins whose source is in no group are left out.
+    """
 
     dir: str = ""
     label: str | None = "train"  # index label used for training; None: every protein
-    loss_weights: str | None = None  # default: DIR/loss_weights.json (computed if absent)
-    clamp: float | None = 2.0  # targets clamped to [-clamp, clamp], as the authors' loader
+    loss_weights: str | None = None  # deprecated alias of loss.weights (a file path)
+    clamp: float | None = None  # clamp targets to [-clamp, clamp]; None: never (the authors)
     num_workers: int = 0  # DataLoader worker processes per rank
+    groups: list[GroupConfig] = field(default_factory=_default_groups)
+
+
+@dataclass
+class LossConfig:
+    """The training loss (``seqdance.model.loss``).
+
+    ``weights``: ``authors`` (the authors' published table, shipped), a ``.csv`` in the authors'
+    layout (rows = terms, columns = groups), a ``.json`` of ``seqdance dataset weights``, or
+    ``dataset`` (DIR/loss_weights.json, computed from the training proteins when absent).
+    ``mask``: ``residue`` (the authors: a residue/pair counts, all channels, when the first
+    channel its source stores is not -1) or ``element`` (every element that is not -1).
+    ``nma_bands``: six NMA terms nma_res1..3, nma_pair1..3 (the authors) or two pooled ones.
+    """
+
+    weights: str = "authors"
+    mask: Literal["residue", "element"] = "residue"
+    nma_bands: bool = True
 
 
 @dataclass
@@ -104,6 +143,7 @@ class Config:
     """A complete training run."""
 
     data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -151,6 +191,12 @@ class Config:
             problems.append("optim: lr > 0, warmup_steps >= 0 and 0 < decay_fraction <= 1")
         if o.clip_value is not None and o.clip_value <= 0:
             problems.append("optim.clip_value must be > 0 or null")
+        names = [g.name for g in self.data.groups]
+        if not names or any(not n for n in names) or len(set(names)) != len(names):
+            problems.append("data.groups: one or more groups, each with a unique name")
+        sources = [s.lower() for g in self.data.groups for s in g.sources]
+        if len(set(sources)) != len(sources):
+            problems.append("data.groups: a source is listed in two groups")
         if self.model.freeze_trunk and not (self.model.trunk_weights or self.model.init_from):
             problems.append(
                 "model.freeze_trunk=true needs model.trunk_weights (pretrained ESM2) "

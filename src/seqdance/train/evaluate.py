@@ -2,8 +2,11 @@
 
 Every protein of the split (default ``test``) is read once with an N-terminal crop (default
 1,024 tokens), predicted, and scored with the training loss's per-protein masked RMSE of each
-feature. Reported: the mean over proteins of each feature's RMSE per data group and over all
-groups, and per group the mean weighted loss when loss weights are available.
+loss term (same mask and NMA terms as the loss; default the authors'). The groups are those of
+the authors' evaluation script (:data:`seqdance.schema.DATA_GROUPS`: its MD group includes
+mdCATH, unlike their training loader). Reported: the mean over proteins of each term's RMSE
+per data group and over all groups, and per group the mean weighted loss when loss weights are
+available.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ import torch
 
 from seqdance.data.dataset import DatasetConfig, ProteinDataset, collate
 from seqdance.errors import SeqDanceError
-from seqdance.model.loss import per_protein_rmse
-from seqdance.schema import DATA_GROUPS, PAIR_FEATURES, RESIDUE_FEATURES
+from seqdance.model.loss import term_rmse
+from seqdance.schema import DATA_GROUPS, loss_terms
 from seqdance.utils.io import atomic_path
 
 
@@ -29,7 +32,9 @@ class EvalConfig:
     label: str | None = "test"  # None: every protein
     crop_size: int = 1024  # N-terminal window, special tokens included
     batch_size: int = 1
-    clamp: float | None = 2.0
+    clamp: float | None = None  # the authors never clip targets
+    mask: str = "residue"  # the loss's mask (seqdance.model.loss)
+    nma_bands: bool = True  # six NMA terms (the authors) or two pooled
 
 
 @torch.no_grad()
@@ -40,13 +45,13 @@ def evaluate_model(
     loss_weights: dict[str, dict[str, float]] | None = None,
     progress: bool = False,
 ) -> dict:
-    """Per-feature and per-group RMSE of ``model`` (a ``SeqDanceModel``) on a dataset split.
+    """Per-term and per-group RMSE of ``model`` (a ``SeqDanceModel``) on a dataset split.
 
     Returns
     -------
     dict
-        ``n_proteins`` {group: n}; ``features`` {feature: mean RMSE over all proteins that
-        measure it}; ``groups`` {group: {"rmse": {feature: mean RMSE}, "loss": mean weighted
+        ``n_proteins`` {group: n}; ``features`` {term: mean RMSE over all proteins that
+        measure it}; ``groups`` {group: {"rmse": {term: mean RMSE}, "loss": mean weighted
         loss or None}}.
     """
     from tqdm.auto import tqdm
@@ -61,7 +66,9 @@ def evaluate_model(
         raise SeqDanceError(f"{data_dir}: no proteins labelled {config.label!r} to evaluate")
     device = next(model.parameters()).device
     model.eval()
-    names = [f.name for f in (*RESIDUE_FEATURES, *PAIR_FEATURES)]
+    res_terms = loss_terms("residue", config.nma_bands)
+    pair_terms = loss_terms("pair", config.nma_bands)
+    names = [t.name for t in (*res_terms, *pair_terms)]
     result: dict = {"label": config.label, "crop_size": config.crop_size, "n_proteins": {},
                     "features": {}, "groups": {}}  # fmt: skip
     total_sum = torch.zeros(len(names), dtype=torch.float64)
@@ -81,12 +88,12 @@ def evaluate_model(
         for start in range(0, len(members), config.batch_size):
             batch = collate([dataset[i] for i in members[start : start + config.batch_size]])
             out = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-            res_rmse, res_ok = per_protein_rmse(
-                out.residue.float(), batch["res"].to(device), RESIDUE_FEATURES
-            )  # (B, F_res)
-            pair_rmse, pair_ok = per_protein_rmse(
-                out.pair.float(), batch["pair"].to(device), PAIR_FEATURES
-            )  # (B, F_pair)
+            res_rmse, res_ok = term_rmse(
+                out.residue.float(), batch["res"].to(device), res_terms, config.mask
+            )  # (B, K_res)
+            pair_rmse, pair_ok = term_rmse(
+                out.pair.float(), batch["pair"].to(device), pair_terms, config.mask
+            )  # (B, K_pair)
             rmse = torch.cat([res_rmse, pair_rmse], 1).double().cpu()  # (B, F)
             ok = torch.cat([res_ok, pair_ok], 1).cpu()  # (B, F)
             rmse_sum += torch.where(ok, rmse, 0.0).sum(0)

@@ -3,9 +3,10 @@
 Per update ``n`` (1-based): the learning rate is ``learning_rate(n)``; dropout is seeded from
 (seed, n, rank); every data group contributes ``accum_steps`` micro-batches (batches drawn as a
 pure function of the same numbers, :mod:`seqdance.train.batches`); each micro-batch's loss is
-the masked per-protein RMSE loss of C's model with the group's loss weights, divided by
-``accum_steps``; gradients are all-reduced only on the last micro-batch (``no_sync``), unscaled,
-clipped by value and applied by AdamW. Only rank 0 logs and writes.
+the masked per-protein RMSE loss of C's model with the group's loss weights (the config's
+``loss`` section: weight table, mask, NMA terms; default the authors'), divided by
+``accum_steps``; gradients are all-reduced only on the last micro-batch (``no_sync``),
+unscaled, clipped by value and applied by AdamW. Only rank 0 logs and writes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import torch
 
 from seqdance.errors import SeqDanceError
-from seqdance.schema import PAIR_FEATURES, RESIDUE_FEATURES
+from seqdance.schema import DataGroup, loss_term_names
 from seqdance.train.batches import iterate_batches, phase_loader, stream_seed
 from seqdance.train.checkpoint import (
     STATE_FILE,
@@ -49,7 +50,8 @@ from seqdance.utils.io import atomic_path
 
 LOG_FILE = "log.jsonl"
 CONFIG_FILE = "config.yaml"
-FEATURE_NAMES = tuple(f.name for f in (*RESIDUE_FEATURES, *PAIR_FEATURES))
+# every loss term of both NMA layouts (bands first): the per-term columns of the log
+FEATURE_NAMES = tuple(dict.fromkeys((*loss_term_names(True), *loss_term_names(False))))
 
 
 def build_optimizer(params, optim) -> torch.optim.AdamW:
@@ -163,16 +165,42 @@ class _Trainer:
             enable_ffn_checkpointing(model)
         return model.to(self.device)
 
-    def _loss_weights(self) -> dict[str, dict[str, float]]:
-        from seqdance.data.weights import WEIGHTS_FILE, LossWeights, compute_loss_weights
+    def group_table(self) -> tuple[DataGroup, ...]:
+        """The data groups of ``data.groups`` as schema ``DataGroup`` s."""
+        return tuple(DataGroup(g.name, tuple(g.sources), g.kind) for g in self.config.data.groups)
 
-        path = Path(self.config.data.loss_weights or Path(self.config.data.dir) / WEIGHTS_FILE)
-        if path.is_file():
-            return LossWeights.load(path).weights
-        if self.config.data.loss_weights:
-            raise SeqDanceError(f"data.loss_weights: no such file {path}")
-        self._echo(f"{path} not found: computing loss weights from the training proteins")
-        return compute_loss_weights(self.config.data.dir, label=self.config.data.label).weights
+    def _loss_weights(self) -> dict[str, dict[str, float]]:
+        """``{group: {term: weight}}`` as ``loss.weights`` says, checked against the groups."""
+        from seqdance.data.weights import (
+            AUTHORS_WEIGHTS,
+            WEIGHTS_FILE,
+            check_weights_cover,
+            compute_loss_weights,
+            load_weights,
+        )
+
+        spec = self.config.data.loss_weights or self.config.loss.weights
+        bands = self.config.loss.nma_bands
+        if spec == "authors":
+            weights, where = load_weights(AUTHORS_WEIGHTS), "the authors' loss weights"
+        elif spec == "dataset":
+            path = Path(self.config.data.dir) / WEIGHTS_FILE
+            where = str(path)
+            if path.is_file():
+                weights = load_weights(path)
+            else:
+                self._echo(f"{path} not found: computing loss weights from the training proteins")
+                weights = compute_loss_weights(
+                    self.config.data.dir, label=self.config.data.label, nma_bands=bands
+                ).weights
+        else:
+            path = Path(spec)
+            if not path.is_file():
+                raise SeqDanceError(f"loss.weights: no such file {path}")
+            weights, where = load_weights(path), str(path)
+        groups = {g.name: g.kind for g in self.config.data.groups}
+        check_weights_cover(weights, groups, bands, where)
+        return weights
 
     # -- output --------------------------------------------------------------------------
     def _echo(self, message: str) -> None:
@@ -273,8 +301,9 @@ class _Trainer:
                 if phase.until_step is not None:
                     stop = min(stop, phase.until_step)
                 batches = phase_loader(
-                    cfg.data.dir, cfg.data.label, phase.crop_size, cfg.data.clamp
-                )
+                    cfg.data.dir, cfg.data.label, phase.crop_size, cfg.data.clamp,
+                    self.group_table(),
+                )  # fmt: skip
                 stream = iterate_batches(
                     batches, cfg.seed, step, stop, phase.batch_size, phase.accum_steps,
                     self.env.rank, cfg.data.num_workers,
@@ -353,7 +382,10 @@ class _Trainer:
         residue = out.residue.float()  # (B, T, 50)
         pair = out.pair.float()  # (B, T, T, 13)
         try:
-            return masked_rmse_loss(residue, pair, targets, weights[group])
+            return masked_rmse_loss(
+                residue, pair, targets, weights[group],
+                mask=self.config.loss.mask, nma_bands=self.config.loss.nma_bands,
+            )  # fmt: skip
         except ValueError as exc:
             names = ", ".join(batch["names"])
             raise SeqDanceError(f"batch of {names}: {exc}") from None
