@@ -278,6 +278,7 @@ def test_authors_loss_on_a_training_batch(dataset, tmp_path):
     # the authors' training groups: mdCATH (5xnd) is not drawn from
     names = {g: sorted(batches.dataset.names[i] for i in m) for g, m in batches.members.items()}
     assert names == {GROUP_MD: ["3tvj_I"], GROUP_NMA: ["2KCF", "2g3r"]}
+    assert batches.dataset.left_out == {"mdCATH": 1}  # named in training's note
     seen = set()
     for request in batches.requests(0, 0, 2, 2, 1, 0):
         batch = batches[request]

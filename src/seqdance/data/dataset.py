@@ -125,6 +125,7 @@ class ProteinDataset(Dataset):
             if "label" not in index.columns:
                 raise InputFileError(f"{index_path}: index has no 'label' column (run split)")
             index = index[index["label"] == label]
+        self.left_out: dict[str, int] = {}
         if group_table is None:
             self.group_table: tuple[DataGroup, ...] = DATA_GROUPS
             index = index.assign(group=[group_of_source(str(s)).name for s in index["source"]])
@@ -132,7 +133,10 @@ class ProteinDataset(Dataset):
             self.group_table = tuple(group_table)
             found = [find_group(str(s), self.group_table) for s in index["source"]]
             index = index.assign(group=[g.name if g is not None else None for g in found])
-            index = index[index["group"].notna()]
+            outside = index["group"].isna()
+            # proteins whose source is in no group of the table: {source: count}
+            self.left_out = index.loc[outside, "source"].astype(str).value_counts().to_dict()
+            index = index[~outside]
         if groups is not None:
             index = index[index["group"].isin(list(groups))]
         self.index = index.reset_index(drop=True)

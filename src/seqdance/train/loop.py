@@ -308,6 +308,12 @@ class _Trainer:
                     batches, cfg.seed, step, stop, phase.batch_size, phase.accum_steps,
                     self.env.rank, cfg.data.num_workers,
                 )  # fmt: skip
+                if step == start and batches.dataset.left_out:
+                    counts = ", ".join(f"{n} from {s}" for s, n in batches.dataset.left_out.items())
+                    self._echo(
+                        f"note: training proteins in no data group are left out ({counts}); "
+                        "add their source to data.groups to train on them"
+                    )
                 n_micro = phase.accum_steps * len(batches.groups)
                 for update in range(step, stop):
                     lr = learning_rate(
