@@ -277,6 +277,21 @@ def record_from_h5(h5, name: str) -> ProteinRecord:
     )
 
 
+def open_h5(path: str | os.PathLike):
+    """Open an HDF5 file for reading; a missing, truncated or damaged one is named in one line."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such dataset file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:  # "truncated file: eof = ...", "file signature not found"
+        reason = " ".join(str(exc).split())
+        reason = reason.split("(", 1)[1].rstrip(")") if "(" in reason else reason
+        raise InputFileError(f"{path}: not a readable HDF5 file ({reason})") from None
+
+
 def dataset_paths(root: str | os.PathLike) -> tuple[Path, Path]:
     """``(features.h5, index.csv)`` of a dataset folder, or of a ``.h5`` file (index beside it)."""
     root = Path(root)
