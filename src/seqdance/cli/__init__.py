@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     except Terminated:
         typer.echo("Terminated.", err=True)
         sys.exit(143)
+    if code == 130:  # Typer turns Ctrl-C into exit status 130 itself
+        typer.echo("Aborted.", err=True)
     sys.exit(code if isinstance(code, int) else 0)
 
 
