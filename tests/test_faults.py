@@ -105,16 +105,17 @@ def train_args(dataset: Path, out_dir: Path, *extra: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def small_disk(path: Path, free_bytes: int):
-    """A real 1 MiB tmpfs at ``path`` with about ``free_bytes`` left (skip where not allowed)."""
+def small_disk(path: Path, free_bytes: int | None, size: str = "1m"):
+    """A real tmpfs of ``size`` at ``path`` with about ``free_bytes`` left (None: all of it);
+    skipped where mounting is not allowed."""
     path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
                           capture_output=True)  # fmt: skip
     if done.returncode != 0:
         pytest.skip("cannot mount a tmpfs here (not root)")
     try:
         stat = os.statvfs(path)
-        filler = stat.f_bavail * stat.f_frsize - free_bytes
+        filler = 0 if free_bytes is None else stat.f_bavail * stat.f_frsize - free_bytes
         if filler > 0:
             with open(path / "filler", "wb") as fh:
                 fh.write(b"\0" * filler)
@@ -653,6 +654,32 @@ def test_dataset_merge_into_a_full_disk(dataset, tmp_path, capsys):
         code, err = cli(["dataset", "merge", dataset / "features.h5", "-o", out], capsys)
         assert code == 1 and one_error_line(err).startswith("error: No space left on device")
         assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
+def test_dataset_build_when_the_disk_fills_during_the_merge(tmp_path):
+    """The staged proteins fit (about 0.8 MB), the merged features.h5 does not: one line,
+    exit 1 (it was a segmentation fault at exit), no temporary, the staging kept to resume."""
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(
+        "name,source,kind,topology,trajectory,structure,label\n"
+        f"3tvj_I,ATLAS,md,{TVJ / '3tvj_I.pdb'},{TVJ / '3tvj_I_10frames.dcd'},,train\n"
+        f"5xnd,mdCATH,md,{XND / '5xnd_topology.pdb'},{XND / '5xnd_6frames.dcd'},,test\n"
+        f"2g3r,proteinflow_pdb,nma,,,{NMA / '2g3r.pdb'},train\n"
+    )
+    with small_disk(tmp_path / "disk", None, size="1200k") as disk:
+        out = disk / "ds"
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        done = subprocess.run(
+            [sys.executable, "-m", "seqdance", "dataset", "build", str(manifest), "-o", str(out),
+             "--no-progress"], capture_output=True, text=True, env=env, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        assert one_error_line(done.stderr) == (
+            f"error: No space left on device: {out / 'features.h5'}"
+        )
+        assert "Exception ignored" not in done.stderr
+        assert sorted(p.name for p in out.iterdir()) == [".build.lock", "staging"]
+        assert no_temporaries(out) == []
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except OSError as exc:  # missing, unreadable or unwritable files; a full disk
         typer.echo(f"error: {os_error_line(exc)}", err=True)
+        if argv is None:  # the console command, not a caller in this process
+            _exit_past_failed_hdf5_writes(1)
         sys.exit(1)
     except UnicodeDecodeError as exc:  # a reader without its own check met a binary file
         typer.echo(f"error: an input file is not UTF-8 text ({exc.reason} at byte {exc.start})",
@@ -89,6 +91,26 @@ def main(argv: list[str] | None = None) -> None:
     if code == 130:  # Typer turns Ctrl-C into exit status 130 itself
         typer.echo("Aborted.", err=True)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _exit_past_failed_hdf5_writes(code: int) -> None:
+    """Exit at once if HDF5 still holds a file whose write failed (a full disk).
+
+    HDF5 cannot close such a file (its flush fails again); at interpreter exit its library
+    shutdown then crashed with a segmentation fault (exit 139) after our error line. The
+    temporary file is already removed; skipping that shutdown is all that is left to do.
+    """
+    h5py = sys.modules.get("h5py")
+    if h5py is None:
+        return
+    try:
+        names = [os.fsdecode(f.name) for f in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE)]
+    except Exception:  # noqa: BLE001 - nothing to learn: exit normally
+        return
+    if any(not os.path.exists(name) for name in names):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def os_error_line(exc: OSError) -> str:
