@@ -581,20 +581,77 @@ def test_truncated_dcd_is_named(tmp_path, capsys):
     assert "the header promises 10 frames, the file holds 4 complete frames" in warned[0]
 
 
-def test_nan_coordinate_in_one_frame_is_refused(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def half_xtc(tmp_path_factory) -> Path:
+    """The 10-frame 3tvj_I trajectory as XTC, cut inside its 6th frame."""
+    import mdtraj
+
+    folder = tmp_path_factory.mktemp("xtc")
+    traj = mdtraj.load(str(TVJ / "3tvj_I_10frames.dcd"), top=str(TVJ / "3tvj_I.pdb"))
+    traj.save_xtc(str(folder / "full.xtc"))
+    data = (folder / "full.xtc").read_bytes()
+    half = folder / "half.xtc"
+    half.write_bytes(data[: len(data) // 2 + 7])
+    return half
+
+
+@pytest.mark.parametrize("command", ["features md", "contacts"])
+def test_truncated_xtc_is_named(command, half_xtc, tmp_path, capsys):
+    top = TVJ / "3tvj_I.pdb"
+    if command == "contacts":
+        args = ["contacts", "-t", top, "-x", half_xtc, "-o", tmp_path / "c.tsv", "--no-progress"]
+    else:
+        args = ["features", "md", "-t", top, "-x", half_xtc, "-o", tmp_path / "x", "--no-progress"]
+    code, err = cli(args, capsys)
+    assert code == 0
+    warned = [ln for ln in err.splitlines() if ": truncated:" in ln]
+    assert warned == [
+        f"warning: {half_xtc}: truncated: 7 bytes of a partial frame after frame 5; "
+        "5 complete frames used"
+    ]
+
+
+def test_dataset_build_names_a_truncated_dcd(tmp_path, capsys):
+    dcd = tmp_path / "half.dcd"
+    data = (TVJ / "3tvj_I_10frames.dcd").read_bytes()
+    dcd.write_bytes(data[: len(data) // 2])
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "name,source,kind,topology,trajectory,structure,label\n"
+        f"3tvj_I,ATLAS,md,{TVJ / '3tvj_I.pdb'},{dcd},,train\n"
+    )
+    code, err = cli(["dataset", "build", manifest, "-o", tmp_path / "ds", "--no-progress"], capsys)
+    assert code == 0
+    warned = [ln for ln in err.splitlines() if ": truncated:" in ln]
+    assert len(warned) == 1 and warned[0].startswith(f"warning: 3tvj_I: {dcd}: truncated: ")
+    assert "the header promises 10 frames, the file holds 4 complete frames" in warned[0]
+
+
+@pytest.fixture(scope="module")
+def nan_dcd(tmp_path_factory) -> Path:
+    """3tvj_I's 10 frames with one NaN coordinate in frame 7."""
     import mdtraj
 
     traj = mdtraj.load(str(TVJ / "3tvj_I_10frames.dcd"), top=str(TVJ / "3tvj_I.pdb"))
     traj.xyz[6, 17, 1] = np.nan
-    dcd = tmp_path / "nan.dcd"
+    dcd = tmp_path_factory.mktemp("nan") / "nan.dcd"
     traj.save_dcd(str(dcd))
-    out = tmp_path / "out" / "x"
-    args = ["features", "md", "-t", TVJ / "3tvj_I.pdb", "-x", dcd, "-o", out, "--no-progress"]
+    return dcd
+
+
+@pytest.mark.parametrize("command", ["features md", "contacts"])
+def test_nan_coordinate_in_one_frame_is_refused(command, nan_dcd, tmp_path, capsys):
+    top = TVJ / "3tvj_I.pdb"
+    out = tmp_path / "out"
+    if command == "contacts":
+        args = ["contacts", "-t", top, "-x", nan_dcd, "-o", out / "c.tsv", "--no-progress"]
+    else:
+        args = ["features", "md", "-t", top, "-x", nan_dcd, "-o", out / "x", "--no-progress"]
     code, err = cli(args, capsys)
     assert code == 1 and one_error_line(err) == (
-        f"error: {dcd}: frame 7 has NaN or infinite coordinates (1 such frame(s) in this chunk)"
+        f"error: {nan_dcd}: frame 7 has NaN or infinite coordinates (1 such frame(s) in this chunk)"
     )
-    assert not out.parent.exists() or not any(out.parent.iterdir())
+    assert not out.exists() or not any(out.iterdir())
 
 
 # -- output groups: full disks and signals ---------------------------------------------------------
