@@ -256,6 +256,18 @@ def test_evaluate_device_is_checked(device, message, model_dir, dataset, tmp_pat
     assert code == 1 and one_error_line(err) == message and not out.exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
+def test_predict_cuda_without_gpu_is_one_line(model_dir, tmp_path, capsys):
+    fasta = tmp_path / "a.fasta"
+    fasta.write_text(">a\nACDEFGHIK\n")
+    out = tmp_path / "out"
+    code, err = cli(["predict", fasta, "-m", model_dir, "-o", out, "--device", "cuda"], capsys)
+    assert code == 1 and one_error_line(err) == (
+        "error: device 'cuda': no CUDA device is available on this machine"
+    )
+    assert not out.exists()
+
+
 # -- training: nothing written on a refused start, the lock, leftovers, damaged checkpoints --------
 
 

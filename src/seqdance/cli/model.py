@@ -31,15 +31,10 @@ class DType(str, Enum):
 def _load(model: str, arch: str | None, device: Device, dtype: DType):
     import torch
 
-    from seqdance.errors import SeqDanceError
     from seqdance.model import load_model
+    from seqdance.train.distributed import DistEnv, pick_device
 
-    if device is Device.auto:
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device is Device.cuda and not torch.cuda.is_available():
-        raise SeqDanceError("--device cuda: no CUDA device is available")
-    else:
-        name = device.value
+    name = pick_device(device.value, DistEnv())  # the one device picker (train, evaluate too)
     torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     return load_model(model, arch=arch, device=name, dtype=torch_dtype[dtype.value])
 
