@@ -35,7 +35,9 @@ class Terminated(BaseException):
     """SIGTERM, raised in the main process so that ``finally`` blocks remove temporaries."""
 
 
-def _install_sigterm(main_pid: int) -> None:
+def _install_sigterm(main_pid: int):
+    """Make SIGTERM raise :class:`Terminated` here; returns the handler it replaced."""
+
     def handler(signum, frame):  # noqa: ARG001
         if os.getpid() != main_pid:  # a forked worker: die as SIGTERM asks
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -44,9 +46,9 @@ def _install_sigterm(main_pid: int) -> None:
         raise Terminated
 
     try:
-        signal.signal(signal.SIGTERM, handler)
+        return signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread (an embedding application): leave it alone
-        pass
+        return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,7 +59,15 @@ def main(argv: list[str] | None = None) -> None:
     errors (exit 1). SIGINT exits 130 and SIGTERM 143, after ``finally`` blocks have removed
     temporary files.
     """
-    _install_sigterm(os.getpid())
+    previous = _install_sigterm(os.getpid())
+    try:
+        _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         code = app(args=argv, prog_name="seqdance", standalone_mode=False)
     except _click.NoArgsIsHelpError as exc:
