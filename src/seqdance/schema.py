@@ -224,4 +224,6 @@ def resolve_properties(names: str | list[str] | tuple[str, ...] | None) -> tuple
         else:
             known = ", ".join(f.name for f in FEATURES)
             raise ValueError(f"unknown property {name!r}; use a channel name or one of: {known}")
+    if not out:
+        raise ValueError("no property named (give channel or feature names, comma-separated)")
     return tuple(dict.fromkeys(out))

@@ -329,12 +329,11 @@ def map_columns(num_layers: int, num_heads: int) -> list[str]:
 
 
 def select_proteins(data_dir: str | os.PathLike, config: AttentionConfig, window: int):
-    import h5py
-
     from seqdance.data.store import (
         STORED_CHANNELS,
         dataset_paths,
         kind_of_widths,
+        open_h5,
         pair_key,
         read_index,
         res_key,
@@ -356,7 +355,7 @@ def select_proteins(data_dir: str | os.PathLike, config: AttentionConfig, window
     if index.empty:
         raise SeqDanceError(f"{index_path}: no proteins with label {config.label!r}")
     proteins = []
-    with h5py.File(h5_path, "r") as h5:
+    with open_h5(h5_path) as h5:
         for name, seq in zip(index["name"], index["modify_seq"], strict=True):
             if res_key(name) not in h5 or pair_key(name) not in h5:
                 raise InputFileError(f"{h5_path}: protein {name!r} of the index is not stored")
@@ -389,13 +388,12 @@ def iter_protein_metrics(
     ``metrics`` as :func:`attention_metrics`; ``n_pairs``: compared pairs per property.
     Proteins longer than the model window are cropped to their N-terminal 1,022 residues.
     """
-    import h5py
-
+    from seqdance.data.store import open_h5
     from seqdance.inference.predict import iter_outputs
     from seqdance.model.config import MAX_RESIDUES
 
     h5_path, proteins = select_proteins(data_dir, config, MAX_RESIDUES)
-    with h5py.File(h5_path, "r") as h5:
+    with open_h5(h5_path) as h5:
         for index, output in iter_outputs(
             model,
             [p.sequence for p in proteins],

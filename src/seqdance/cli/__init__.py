@@ -6,6 +6,8 @@ stderr and a non-zero exit status, never a traceback.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import typer
@@ -21,24 +23,107 @@ from seqdance.cli import train as _train  # noqa: F401  (registers commands)
 from seqdance.cli.app import app
 from seqdance.errors import SeqDanceError
 
+try:  # Typer >= 0.2x carries its own copy of Click
+    from typer._click import exceptions as _click
+except ImportError:  # pragma: no cover - older Typer on Click
+    from click import exceptions as _click
+
 __all__ = ["app", "main"]
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main process so that ``finally`` blocks remove temporaries."""
+
+
+def _install_sigterm(main_pid: int):
+    """Make SIGTERM raise :class:`Terminated` here; returns the handler it replaced."""
+
+    def handler(signum, frame):  # noqa: ARG001
+        if os.getpid() != main_pid:  # a forked worker: die as SIGTERM asks
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (an embedding application): leave it alone
+        return None
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``seqdance`` console command.
 
-    Typer (standalone mode) reports usage errors itself and exits; our own user errors and
-    file-system errors propagate out of it and are printed here as one line.
+    Every failure a user can cause ends as one ``error: ...`` line on stderr: usage errors
+    (an unknown option, a value out of range; exit 2), our own user errors and file-system
+    errors (exit 1). SIGINT exits 130 and SIGTERM 143, after ``finally`` blocks have removed
+    temporary files.
     """
+    previous = _install_sigterm(os.getpid())
     try:
-        app(args=argv, prog_name="seqdance")
+        _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> None:
+    try:
+        code = app(args=argv, prog_name="seqdance", standalone_mode=False)
+    except _click.NoArgsIsHelpError as exc:
+        if exc.ctx is not None:
+            typer.echo(exc.ctx.get_help())
+        sys.exit(2)
+    except _click.UsageError as exc:  # out-of-range values, unknown options
+        typer.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(2)
+    except _click.ClickException as exc:
+        typer.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(exc.exit_code or 1)
     except SeqDanceError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except OSError as exc:  # missing, unreadable or unwritable files
-        where = f": {exc.filename}" if exc.filename else ""
-        typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
+    except OSError as exc:  # missing, unreadable or unwritable files; a full disk
+        typer.echo(f"error: {os_error_line(exc)}", err=True)
+        if argv is None:  # the console command, not a caller in this process
+            _exit_past_failed_hdf5_writes(1)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except UnicodeDecodeError as exc:  # a reader without its own check met a binary file
+        typer.echo(f"error: an input file is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                   err=True)  # fmt: skip
+        sys.exit(1)
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("Aborted.", err=True)
         sys.exit(130)
+    except Terminated:
+        typer.echo("Terminated.", err=True)
+        sys.exit(143)
+    if code == 130:  # Typer turns Ctrl-C into exit status 130 itself
+        typer.echo("Aborted.", err=True)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _exit_past_failed_hdf5_writes(code: int) -> None:
+    """Exit at once if HDF5 still holds a file whose write failed (a full disk).
+
+    HDF5 cannot close such a file (its flush fails again); at interpreter exit its library
+    shutdown then crashed with a segmentation fault (exit 139) after our error line. The
+    temporary file is already removed; skipping that shutdown is all that is left to do.
+    """
+    h5py = sys.modules.get("h5py")
+    if h5py is None:
+        return
+    try:
+        names = [os.fsdecode(f.name) for f in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE)]
+    except Exception:  # noqa: BLE001 - nothing to learn: exit normally
+        return
+    if any(not os.path.exists(name) for name in names):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def os_error_line(exc: OSError) -> str:
+    """An ``OSError`` as one line: what went wrong and the file it concerns."""
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or ' '.join(str(exc).split())}{where}"

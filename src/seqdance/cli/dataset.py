@@ -57,6 +57,9 @@ def build(
         interaction_cells="both" if symmetric_interactions else "listed",
     )
     report = build_dataset(manifest, out, config)
+    for name, warnings in report.warnings.items():
+        for warning in warnings:
+            typer.echo(f"warning: {name}: {warning}", err=True)
     for name, reason in report.failed.items():
         typer.echo(f"error: {name}: {reason}", err=True)
     typer.echo(

@@ -31,15 +31,10 @@ class DType(str, Enum):
 def _load(model: str, arch: str | None, device: Device, dtype: DType):
     import torch
 
-    from seqdance.errors import SeqDanceError
     from seqdance.model import load_model
+    from seqdance.train.distributed import DistEnv, pick_device
 
-    if device is Device.auto:
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device is Device.cuda and not torch.cuda.is_available():
-        raise SeqDanceError("--device cuda: no CUDA device is available")
-    else:
-        name = device.value
+    name = pick_device(device.value, DistEnv())  # the one device picker (train, evaluate too)
     torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     return load_model(model, arch=arch, device=name, dtype=torch_dtype[dtype.value])
 
@@ -78,6 +73,7 @@ def predict_command(
         write_pair_npz,
         write_residue_tsv,
     )
+    from seqdance.utils.io import output_group
 
     records = read_fasta(fasta)  # every record checked before any work starts
     pdb_records = _records_in_structure(pdb, records) if pdb is not None else set()
@@ -91,21 +87,25 @@ def predict_command(
     )
     for index, result in outputs:
         record = records[index]
-        write_residue_tsv(out / f"{record.id}.residue.tsv", record.sequence, result.residue)
-        write_pair_npz(out / f"{record.id}.pair.npz", result.pair)
-        if attention:
-            write_attention_npz(out / f"{record.id}.attention.npz", result.attentions)
-        if plots:
-            from seqdance.inference.plots import plot_pairs, plot_profiles
+        # a record's files (tsv, npz, plots, pdb) appear together or not at all
+        with output_group() as group:
+            at = group.path
+            write_residue_tsv(at(out / f"{record.id}.residue.tsv"), record.sequence,
+                              result.residue)  # fmt: skip
+            write_pair_npz(at(out / f"{record.id}.pair.npz"), result.pair)
+            if attention:
+                write_attention_npz(at(out / f"{record.id}.attention.npz"), result.attentions)
+            if plots:
+                from seqdance.inference.plots import plot_pairs, plot_profiles
 
-            plot_profiles(out / f"{record.id}.profiles.png", record.id, result.residue)
-            plot_pairs(out / f"{record.id}.pairs.png", record.id, result.pair)
-        if record.id in pdb_records:
-            from seqdance.inference.bfactor import write_bfactors
-            from seqdance.schema import RESIDUE_CHANNELS
+                plot_profiles(at(out / f"{record.id}.profiles.png"), record.id, result.residue)
+                plot_pairs(at(out / f"{record.id}.pairs.png"), record.id, result.pair)
+            if record.id in pdb_records:
+                from seqdance.inference.bfactor import write_bfactors
+                from seqdance.schema import RESIDUE_CHANNELS
 
-            rmsf = result.residue[:, RESIDUE_CHANNELS.index("rmsf_nor")]
-            write_bfactors(pdb, out / f"{record.id}.rmsf.pdb", record.sequence, rmsf)
+                rmsf = result.residue[:, RESIDUE_CHANNELS.index("rmsf_nor")]
+                write_bfactors(pdb, at(out / f"{record.id}.rmsf.pdb"), record.sequence, rmsf)
     typer.echo(f"{len(records)} records written to {out}", err=True)
 
 

@@ -68,6 +68,7 @@ class BuildReport:
     merged: list[str] = field(default_factory=list)  # added to features.h5 in this run
     skipped: list[str] = field(default_factory=list)  # already stored or staged before
     failed: dict[str, str] = field(default_factory=dict)  # name -> one-line reason
+    warnings: dict[str, list[str]] = field(default_factory=dict)  # name -> e.g. truncated files
 
     @property
     def ok(self) -> bool:
@@ -80,6 +81,14 @@ class BuildReport:
 def extract_record(row: ManifestRow, stride: int = 1, cells: str = "listed") -> ProteinRecord:
     """Extract one manifest row's features in stored layout (``cells``: MD interaction cells,
     see :func:`seqdance.features.getcontacts.residue_pair_counts`)."""
+    return _extract(row, stride, cells)[0]
+
+
+def _extract(
+    row: ManifestRow, stride: int = 1, cells: str = "listed"
+) -> tuple[ProteinRecord, list[str]]:
+    """The record and the extraction's warnings (a truncated trajectory, say)."""
+    warnings: list[str] = []
     problem = row.problem()
     if problem:
         raise SeqDanceError(problem)
@@ -89,6 +98,7 @@ def extract_record(row: ManifestRow, stride: int = 1, cells: str = "listed") -> 
         topology, trajectory = _md_input(row)
         md = md_features(topology, trajectory, contacts=row.contacts, stride=stride,
                          interaction_cells=cells)  # fmt: skip
+        warnings = list(md.warnings)
         res, pair = encode_md(md.residues, md.pair)
         sequence = md.sequence
     else:
@@ -103,7 +113,8 @@ def extract_record(row: ManifestRow, stride: int = 1, cells: str = "listed") -> 
                 f"manifest sequence has {len(row.sequence)} residues, the files {len(sequence)}"
             )
         sequence = row.sequence
-    return ProteinRecord(row.name, sequence, row.source, row.kind, res, pair, label=row.label)  # type: ignore[arg-type]
+    record = ProteinRecord(row.name, sequence, row.source, row.kind, res, pair, label=row.label)  # type: ignore[arg-type]
+    return record, warnings
 
 
 def _md_input(row: ManifestRow):
@@ -127,15 +138,22 @@ def stage_row(
     row: ManifestRow, out_dir: str | os.PathLike, stride: int = 1, cells: str = "listed"
 ) -> int:
     """Extract one row and stage it as ``out_dir/staging/{name}.npz``; returns its length."""
-    record = extract_record(row, stride=stride, cells=cells)
+    return _stage(row, out_dir, stride, cells)[0]
+
+
+def _stage(
+    row: ManifestRow, out_dir: str | os.PathLike, stride: int = 1, cells: str = "listed"
+) -> tuple[int, list]:
+    """:func:`stage_row`, also returning the extraction's warnings for the build report."""
+    record, warnings = _extract(row, stride=stride, cells=cells)
     write_staged(record, staging_path(out_dir, row.name))
-    return record.length
+    return record.length, warnings
 
 
 def _stage_row_safely(row: ManifestRow, out_dir: str, stride: int, cells: str) -> TaskResult:
     """Dask task: never raises, so that one bad protein does not fail the whole graph."""
     try:
-        return TaskResult(row, value=stage_row(row, out_dir, stride, cells))
+        return TaskResult(row, value=_stage(row, out_dir, stride, cells))
     except Exception as exc:  # noqa: BLE001
         return TaskResult(row, error=describe_error(exc))
 
@@ -180,7 +198,7 @@ def _run_dask(rows: list[ManifestRow], out_dir: Path, config: BuildConfig) -> li
 
 def _run_local(rows: list[ManifestRow], out_dir: Path, config: BuildConfig) -> list[TaskResult]:
     fn: Callable = partial(
-        stage_row, out_dir=out_dir, stride=config.stride, cells=config.interaction_cells
+        _stage, out_dir=out_dir, stride=config.stride, cells=config.interaction_cells
     )
     return run_batch(fn, rows, workers=config.workers, desc="build", progress=config.progress)
 
@@ -310,6 +328,8 @@ def _build(rows: list[ManifestRow], out_dir: Path, config: BuildConfig) -> Build
         for result in runner(todo, out_dir, config):
             if result.ok:
                 report.built.append(result.item.name)
+                if result.value[1]:
+                    report.warnings[result.item.name] = result.value[1]
             else:
                 report.failed[result.item.name] = result.error
 

@@ -125,8 +125,9 @@ def protein_problems(
 
 def check_dataset(root: str | os.PathLike, progress: bool = False) -> CheckReport:
     """Check a dataset folder (``features.h5`` + ``index.csv``); returns every problem found."""
-    import h5py
     from tqdm.auto import tqdm
+
+    from seqdance.data.store import open_h5
 
     features_path, index_path = dataset_paths(root)
     if not features_path.is_file():
@@ -150,11 +151,7 @@ def check_dataset(root: str | os.PathLike, progress: bool = False) -> CheckRepor
     sequences = dict(zip(names, index["modify_seq"], strict=True)) if "modify_seq" in index else {}
     sources = dict(zip(names, index["source"], strict=True)) if "source" in index else {}
 
-    try:
-        h5 = h5py.File(features_path, "r")
-    except OSError as exc:
-        raise InputFileError(f"{features_path}: not a readable HDF5 file ({exc})") from None
-    with h5:
+    with open_h5(features_path) as h5:
         in_h5 = stored_names(h5)
         stored = set(in_h5)
         lone = sorted(k for k in h5.keys() if k.rsplit("_", 2)[0] not in stored)

@@ -152,9 +152,9 @@ class ProteinDataset(Dataset):
     # h5py handles cannot cross processes: each DataLoader worker opens its own.
     def _file(self):
         if self._h5 is None or self._pid != os.getpid():
-            import h5py
+            from seqdance.data.store import open_h5
 
-            self._h5 = h5py.File(self.features_path, "r")
+            self._h5 = open_h5(self.features_path)
             self._pid = os.getpid()
         return self._h5
 

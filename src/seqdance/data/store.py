@@ -17,8 +17,11 @@ columns) and ``kind, length, group``. Each residue dataset also carries ``kind``
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,7 +232,7 @@ def merge_into(
     import h5py
 
     features_path = Path(features_path)
-    with atomic_path(features_path) as tmp:
+    with h5_write_errors(features_path), atomic_path(features_path) as tmp:
         with h5py.File(tmp, "w") as dst:
             if existing and features_path.exists():
                 with h5py.File(features_path, "r") as src:
@@ -277,6 +280,43 @@ def record_from_h5(h5, name: str) -> ProteinRecord:
     )
 
 
+@contextlib.contextmanager
+def h5_write_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Turn HDF5's write failures into an ``OSError`` that names ``path`` (one CLI line).
+
+    h5py reports a full disk as ``RuntimeError: ... errno = 28 ...`` (dozens of lines), or an
+    ``OSError`` without a file name.
+    """
+    try:
+        yield
+    except (RuntimeError, OSError) as exc:
+        text = " ".join(str(exc).split())
+        code = getattr(exc, "errno", None)
+        match = re.search(r"errno = (\d+)", text)
+        if code is None and match:
+            code = int(match.group(1))
+        if code is None and "No space left" in text:
+            code = errno.ENOSPC
+        if code is None or (isinstance(exc, OSError) and exc.filename):
+            raise
+        raise OSError(code, os.strerror(code), str(path)) from None
+
+
+def open_h5(path: str | os.PathLike):
+    """Open an HDF5 file for reading; a missing, truncated or damaged one is named in one line."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such dataset file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:  # "truncated file: eof = ...", "file signature not found"
+        reason = " ".join(str(exc).split())
+        reason = reason.split("(", 1)[1].rstrip(")") if "(" in reason else reason
+        raise InputFileError(f"{path}: not a readable HDF5 file ({reason})") from None
+
+
 def dataset_paths(root: str | os.PathLike) -> tuple[Path, Path]:
     """``(features.h5, index.csv)`` of a dataset folder, or of a ``.h5`` file (index beside it)."""
     root = Path(root)
@@ -306,7 +346,7 @@ def merge_files(parts: list[str | os.PathLike], out: str | os.PathLike) -> list[
             if key in owner:
                 raise SeqDanceError(f"{key} is in both {owner[key]} and {part}")
             owner[key] = part
-    with atomic_path(out) as tmp:
+    with h5_write_errors(out), atomic_path(out) as tmp:
         with h5py.File(tmp, "w") as dst:
             for part in map(Path, parts):
                 with h5py.File(part, "r") as src:

@@ -191,20 +191,22 @@ def compute_loss_weights(
 ) -> LossWeights:
     """Loss weights of a built dataset from its ``label`` proteins (all if None, or if no
     protein has a label). ``max_proteins`` caps the proteins read per group (random, seeded)."""
-    import h5py
     from tqdm.auto import tqdm
+
+    from seqdance.data.store import open_h5
 
     features_path, index_path = dataset_paths(root)
     index = read_index(index_path)
     if label is not None and "label" in index.columns and (index["label"] == label).any():
         index = index[index["label"] == label]
     else:
+        _check_unlabelled(index, label, index_path)
         label = None
     index = index.assign(group=[group_of_source(str(s)).name for s in index["source"]])
     rng = np.random.default_rng(seed)
 
     result = LossWeights(weights={}, label=label)
-    with h5py.File(features_path, "r") as h5:
+    with open_h5(features_path) as h5:
         for group in DATA_GROUPS:
             names = list(index.loc[index["group"] == group.name, "name"])
             if not names:
@@ -213,9 +215,9 @@ def compute_loss_weights(
                 names = list(rng.choice(names, size=max_proteins, replace=False))
             per_protein: dict[str, list[float]] = {}
             for name in tqdm(names, desc=group.name, unit="protein", disable=not progress):
-                values = protein_baselines(
-                    h5[res_key(name)][()], h5[pair_key(name)][()], group.source_kind, nma_bands
-                )
+                res, pair = h5[res_key(name)][()], h5[pair_key(name)][()]
+                _check_protein(res, pair, group.source_kind, name, features_path)
+                values = protein_baselines(res, pair, group.source_kind, nma_bands)
                 for feature, value in values.items():
                     per_protein.setdefault(feature, []).append(value)
             rmse = {
@@ -301,3 +303,25 @@ def check_weights_cover(
             problems.append(f"{group}: no weight for {', '.join(missing)}")
     if problems:
         raise SeqDanceError(f"{where}: " + "; ".join(problems))
+
+
+def _check_unlabelled(index, label: str | None, index_path) -> None:
+    """Falling back to every protein is right only when the index labels none of them."""
+    if label is None or "label" not in index.columns:
+        return
+    labels = {str(v) for v in index["label"].dropna() if str(v).strip()}
+    if labels:
+        raise SeqDanceError(
+            f"{index_path}: no protein labelled {label!r} (labels: {', '.join(sorted(labels))})"
+        )
+
+
+def _check_protein(res, pair, kind: str, name: str, features_path) -> None:
+    """Refuse data that ``seqdance dataset check`` rejects (a weight from it would be wrong)."""
+    from seqdance.data.check import protein_problems
+
+    problems = protein_problems(res, pair, None, kind)
+    if problems:
+        raise SeqDanceError(
+            f"{features_path}: protein {name}: {problems[0]} (run `seqdance dataset check`)"
+        )

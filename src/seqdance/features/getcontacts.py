@@ -77,14 +77,17 @@ def read_contacts(path: str | os.PathLike) -> tuple[ContactsHeader, Iterator[Con
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
-    with open(path) as fh:
-        first = fh.readline().rstrip("\n")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            first = fh.readline().rstrip("\n")
+    except UnicodeDecodeError:
+        raise InputFileError(f"{path}: not a GetContacts TSV (not UTF-8 text)") from None
     if not first.startswith("# total_frames"):
         raise InputFileError(f"{path}: not a GetContacts TSV (no '# total_frames' header)")
     header = _parse_header(first, path)
 
     def lines() -> Iterator[ContactLine]:
-        with open(path) as fh:
+        with open(path, encoding="utf-8", errors="replace") as fh:
             for number, raw in enumerate(fh, start=1):
                 if raw.startswith("#") or not raw.strip():
                     continue

@@ -150,6 +150,7 @@ def compute_nma(coords: np.ndarray, sequence: str = "") -> NMAFeatures:
     n = len(coords)
     if n < 4:
         raise ValueError(f"{n} C-alpha atoms are too few for normal mode analysis (need >= 4)")
+    _check_network(coords)
 
     gnm_vals, gnm_vecs = _modes(prody.GNM, kirchhoff_matrix(coords), "setKirchhoff")
     gnm_bands = band_split(gnm_vals)
@@ -161,6 +162,22 @@ def compute_nma(coords: np.ndarray, sequence: str = "") -> NMAFeatures:
     gnm_msf = gnm_band_fluctuations(gnm_vals, gnm_vecs, gnm_bands)  # (3, N)
     anm_cor = anm_band_correlations(anm_vals, anm_vecs, anm_bands)  # (3, N, N)
     return NMAFeatures(gnm_msf=gnm_msf, anm_cor=anm_cor, sequence=sequence)
+
+
+def _check_network(coords: np.ndarray) -> None:
+    """Say what is wrong with C-alpha coordinates the normal modes cannot be computed from."""
+    if not np.isfinite(coords).all():
+        raise ValueError("C-alpha coordinates contain NaN or infinite values")
+    n = len(coords)
+    if np.ptp(coords, axis=0).max() == 0:
+        raise ValueError(f"all {n} C-alpha atoms are at one point (no structure to analyse)")
+    _, first, counts = np.unique(coords, axis=0, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        i = int(first[np.argmax(counts > 1)])
+        raise ValueError(
+            f"{int((counts[counts > 1]).sum())} C-alpha atoms share positions "
+            f"(e.g. residue {i + 1}); overlapping atoms give no normal modes"
+        )
 
 
 # ----------------------------------------------------------------------------- files

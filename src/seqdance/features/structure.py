@@ -50,6 +50,8 @@ def read_calphas(path: str | os.PathLike, chain: str | None = None) -> CAlphaCha
 
     prody.LOGGER.verbosity = "none"
     path = Path(path)
+    if path.is_dir():
+        raise InputFileError(f"{path}: is a folder, not a structure file (give PDB/mmCIF files)")
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
     name = path.name.lower().removesuffix(".gz")

@@ -398,6 +398,7 @@ class FrameSource:
         structure = self._structure[1]
         for block in reader(np.asarray(atoms), chunk):
             n = len(block.xyz)
+            _check_finite(block.xyz, label, position)
             idx = np.arange(position, position + n)
             position += n
             if count:
@@ -426,6 +427,17 @@ class FrameSource:
             extra = f" ({self.skip} skipped at the start)" if self.skip else ""
             out.append(f"{r.label}: {r.read:,} frames read, {r.used:,} used{extra}")
         return out
+
+
+def _check_finite(xyz: np.ndarray, label: str, first: int) -> None:
+    """NaN or infinite coordinates (a damaged frame) are an error naming file and frame."""
+    finite = np.isfinite(xyz).all(axis=(1, 2))  # (n_frames,)
+    if not finite.all():
+        frame = first + int(np.argmin(finite)) + 1
+        raise InputFileError(
+            f"{label}: frame {frame} has NaN or infinite coordinates "
+            f"({int((~finite).sum())} such frame(s) in this chunk)"
+        )
 
 
 def _mdtraj_reader(path: Path, topology, n_frames: int | None, kind: str):

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from seqdance.errors import InputFileError, SeqDanceError
-from seqdance.utils.io import atomic_path, save_figure
+from seqdance.utils.io import output_group, save_figure
 
 SCORE_COLUMNS = ("DMS_score", "score")
 MEGASCALE_COLUMNS = ("name", "name_wt", "mutant", "ddg_exp", "dg_exp", "sequence")
@@ -74,14 +74,17 @@ def read_proteingym_assay(csv: str | os.PathLike, fasta: str | os.PathLike | Non
     fasta = Path(fasta) if fasta is not None else csv.with_suffix(".fasta")
     if not fasta.is_file():
         raise InputFileError(f"{csv}: no wild-type FASTA {fasta.name} next to it")
-    wild_type = read_fasta(fasta)[0].sequence
+    records = read_fasta(fasta)
+    if len(records) != 1:
+        raise InputFileError(f"{fasta}: {len(records)} records; the wild type must be the only one")
+    wild_type = records[0].sequence
     table = _read_csv(csv)
     score_col = next((c for c in SCORE_COLUMNS if c in table.columns), None)
     if score_col is None:
         raise InputFileError(f"{csv}: no score column (expected one of {', '.join(SCORE_COLUMNS)})")
     if "mutant" not in table.columns and "mutated_sequence" not in table.columns:
         raise InputFileError(f"{csv}: no 'mutant' or 'mutated_sequence' column")
-    target = np.asarray(table[score_col], dtype=np.float64)
+    target = _numeric_column(table, score_col, csv)
     keep = np.isfinite(target)
     use_text = "mutant" in table.columns
     column = table["mutant" if use_text else "mutated_sequence"]
@@ -94,6 +97,20 @@ def read_proteingym_assay(csv: str | os.PathLike, fasta: str | os.PathLike | Non
         mutants=values if use_text else None,
         mutated_sequences=None if use_text else values,
     )
+
+
+def _numeric_column(table, column: str, path: Path) -> np.ndarray:
+    """A score column as float64; text that is not a number is an error naming the row."""
+    import pandas as pd
+
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.isnan(values) & table[column].notna().to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise InputFileError(
+            f"{path}: column {column}, row {row + 2}: {table[column].iloc[row]!r} is not a number"
+        )
+    return values
 
 
 def read_megascale(path: str | os.PathLike) -> list[Assay]:
@@ -141,7 +158,14 @@ def read_assays(path: str | os.PathLike, limit: int | None = None) -> list[Assay
     """Assays of a ProteinGym-style folder (sorted by name) or a mega-scale CSV file."""
     path = Path(path)
     if path.is_dir():
-        csvs = sorted(p for p in path.glob("*.csv") if p.with_suffix(".fasta").is_file())
+        csvs = sorted(path.glob("*.csv"))
+        alone = [p.name for p in csvs if not p.with_suffix(".fasta").is_file()]
+        if csvs and alone:
+            raise InputFileError(
+                f"{path}: no wild-type FASTA for {', '.join(alone[:3])}"
+                + (f" and {len(alone) - 3} more" if len(alone) > 3 else "")
+                + " (each X.csv needs X.fasta beside it)"
+            )
         if not csvs:
             raise InputFileError(f"{path}: no assay (X.csv with X.fasta beside it)")
         return [read_proteingym_assay(p) for p in csvs[:limit]]
@@ -283,36 +307,36 @@ def run_benchmark(
 
     out_dir = Path(out_dir)
     (out_dir / "scores").mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = []
-    skipped: list[str] = []
-    for assay in tqdm(assays, desc="benchmark", unit="assay", disable=not progress):
-        assay = subsample(assay, max_variants)
-        try:
-            frame = score_assay(
-                model,
-                assay,
-                properties,
-                baselines=baselines,
-                mlm=mlm,
-                token_budget=token_budget,
-                autocast=autocast,
-                score_options=score_options,
-            )
-        except SeqDanceError as exc:  # a bad assay does not stop the others
-            skipped.append(f"{assay.name}: {exc}")
-            continue
-        with atomic_path(out_dir / "scores" / f"{assay.name}.csv") as tmp:
-            frame.to_csv(tmp, index=False)
-        rows.extend(evaluate(frame, assay.name))
-    if not rows:
-        raise SeqDanceError("no assay could be scored; " + "; ".join(skipped[:3]))
-    result = BenchmarkResult(rows, medians(rows), skipped)
-    summary = pd.DataFrame(
-        result.rows + result.medians, columns=["assay", "property", "spearman", "n"]
-    )
-    with atomic_path(out_dir / SUMMARY_NAME) as tmp:
-        summary.to_csv(tmp, index=False)
-    plot_summary(result, out_dir / PLOT_NAME)
+    # scores/*.csv, summary.csv and summary.png appear together or not at all
+    with output_group() as group:
+        rows: list[dict] = []
+        skipped: list[str] = []
+        for assay in tqdm(assays, desc="benchmark", unit="assay", disable=not progress):
+            assay = subsample(assay, max_variants)
+            try:
+                frame = score_assay(
+                    model,
+                    assay,
+                    properties,
+                    baselines=baselines,
+                    mlm=mlm,
+                    token_budget=token_budget,
+                    autocast=autocast,
+                    score_options=score_options,
+                )
+            except SeqDanceError as exc:  # a bad assay does not stop the others
+                skipped.append(f"{assay.name}: {exc}")
+                continue
+            frame.to_csv(group.path(out_dir / "scores" / f"{assay.name}.csv"), index=False)
+            rows.extend(evaluate(frame, assay.name))
+        if not rows:
+            raise SeqDanceError("no assay could be scored; " + "; ".join(skipped[:3]))
+        result = BenchmarkResult(rows, medians(rows), skipped)
+        summary = pd.DataFrame(
+            result.rows + result.medians, columns=["assay", "property", "spearman", "n"]
+        )
+        summary.to_csv(group.path(out_dir / SUMMARY_NAME), index=False)
+        plot_summary(result, group.path(out_dir / PLOT_NAME))
     return result
 
 

@@ -66,8 +66,13 @@ def parse_fasta(text: str, source: str = "FASTA") -> list[FastaRecord]:
 def read_fasta(path: str | os.PathLike) -> list[FastaRecord]:
     """Read and check a FASTA file (see :func:`parse_fasta`)."""
     path = Path(path)
+    if path.is_dir():
+        raise InputFileError(f"{path}: is a folder, not a FASTA file")
+    data = path.read_bytes()
     try:
-        text = path.read_text()
+        text = data.decode("utf-8-sig")  # a byte-order mark (Windows editors) is not content
     except UnicodeDecodeError as exc:
-        raise InputFileError(f"{path}: not a text FASTA file") from exc
+        raise InputFileError(
+            f"{path}: not a text FASTA file (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
     return parse_fasta(text, source=str(path))

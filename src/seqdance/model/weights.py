@@ -32,6 +32,7 @@ import torch
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.model.config import ARCHITECTURES, Esm2Architecture, SeqDanceConfig, get_architecture
 from seqdance.model.seqdance import SeqDanceModel
+from seqdance.model.validate import check_model_config, check_model_path, quiet_torch_load
 from seqdance.utils.hub import require_hub
 from seqdance.utils.io import atomic_path
 
@@ -88,6 +89,8 @@ def load_model(
         Hugging Face cache folder (default: the hub's own).
     """
     path = Path(spec)
+    if not path.exists() and os.path.lexists(path):
+        check_model_path(str(spec))  # symlink loop or dangling symlink: one line
     if path.is_dir():
         config, state = _read_folder(path)
     elif path.is_file():
@@ -95,6 +98,7 @@ def load_model(
     elif path.suffix in CHECKPOINT_SUFFIXES or str(spec).startswith((".", "/", "~")):
         raise InputFileError(f"model file or folder not found: {spec}")
     elif re.fullmatch(r"[\w.-]+/[\w.-]+", str(spec)):
+        check_model_path(str(spec))  # a local path gone wrong is not a hub id
         config, state = _read_folder(fetch_from_hub(str(spec), cache_dir=cache_dir))
         if config is None:
             config = _config_for_hub(str(spec), state)
@@ -143,6 +147,7 @@ def _read_folder(folder: Path) -> tuple[SeqDanceConfig | None, dict[str, torch.T
             raise InputFileError(f"{config_path}: not valid JSON ({exc})") from exc
         if not isinstance(data, dict):
             raise InputFileError(f"{config_path}: expected a JSON object")
+        check_model_config(data, config_path)
         config = SeqDanceConfig.from_dict(data)
     for name in (WEIGHTS_NAME, LEGACY_WEIGHTS_NAME):
         if (folder / name).is_file():
@@ -158,7 +163,7 @@ def _read_checkpoint(path: Path) -> tuple[SeqDanceConfig | None, dict[str, torch
 
             obj = load_file(str(path))
         else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            obj = quiet_torch_load(path)  # no torch UserWarning on stderr
     except Exception as exc:  # truncated, corrupt, or not a weights-only pickle
         if isinstance(exc, pickle.UnpicklingError) and "weights_only" in str(exc):
             # torch's own advice here is to turn weights_only off: never for untrusted files

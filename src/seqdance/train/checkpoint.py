@@ -129,9 +129,40 @@ def load_trainer_state(folder: str | os.PathLike) -> dict[str, Any]:
     """The ``trainer_state.pt`` of a checkpoint folder (weights-only unpickling)."""
     path = Path(folder) / STATE_FILE
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        from seqdance.model.validate import quiet_torch_load
+
+        return quiet_torch_load(path)
     except FileNotFoundError:
         raise InputFileError(f"{path}: no trainer state in the checkpoint") from None
     except Exception as exc:
         reason = " ".join(str(exc).split())[:200]
         raise InputFileError(f"{path}: cannot read the trainer state ({reason})") from exc
+
+
+def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A checkpoint's ``model.safetensors``; a missing or damaged file is named in one line."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: no model weights in the checkpoint")
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # SafetensorError: truncated or not a safetensors file
+        reason = " ".join(str(exc).split())[:200]
+        raise InputFileError(
+            f"{path}: damaged model weights ({reason}); remove this checkpoint folder to "
+            "resume from the one before"
+        ) from None
+
+
+def remove_stale_temporaries(out_dir: str | os.PathLike) -> list[Path]:
+    """Remove ``.step_N.tmp-PID``/``.step_N.old-PID`` folders left by a killed run.
+
+    Call only while holding the training lock: then no other process is writing them.
+    """
+    root = Path(out_dir) / CHECKPOINTS_DIR
+    stale = sorted(root.glob(".step_*.tmp-*")) + sorted(root.glob(".step_*.old-*"))
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale

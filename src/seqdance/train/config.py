@@ -10,6 +10,7 @@ field's type. Unknown keys are errors that list the known ones.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -186,7 +187,16 @@ class Config:
                 previous = phase.until_step
             elif i != len(t.phases) - 1:
                 problems.append(f"train.phases.{i}.until_step: only the last phase may be open")
+        for key, value in (("data.num_workers", self.data.num_workers), ("seed", self.seed)):
+            if value < 0:
+                problems.append(f"{key} must be >= 0 (got {value})")
+        if self.data.clamp is not None and self.data.clamp <= 0:
+            problems.append(f"data.clamp must be > 0 or null (got {self.data.clamp})")
         o = self.optim
+        if o.total_steps is not None and o.total_steps < 1:
+            problems.append(f"optim.total_steps must be >= 1 or null (got {o.total_steps})")
+        if not (0 <= o.betas[0] < 1 and 0 <= o.betas[1] < 1) or o.eps <= 0 or o.weight_decay < 0:
+            problems.append("optim: 0 <= betas < 1, eps > 0 and weight_decay >= 0")
         if o.lr <= 0 or o.warmup_steps < 0 or not 0 < o.decay_fraction <= 1:
             problems.append("optim: lr > 0, warmup_steps >= 0 and 0 < decay_fraction <= 1")
         if o.clip_value is not None and o.clip_value <= 0:
@@ -197,6 +207,13 @@ class Config:
         sources = [s.lower() for g in self.data.groups for s in g.sources]
         if len(set(sources)) != len(sources):
             problems.append("data.groups: a source is listed in two groups")
+        m = self.model
+        for key in ("layers", "hidden", "heads", "ffn"):
+            value = getattr(m, key)
+            if value is not None and value < 1:
+                problems.append(f"model.{key} must be >= 1 or null (got {value})")
+        if not 0 <= m.dropout < 1:
+            problems.append(f"model.dropout must be in [0, 1) (got {m.dropout})")
         if self.model.freeze_trunk and not (self.model.trunk_weights or self.model.init_from):
             problems.append(
                 "model.freeze_trunk=true needs model.trunk_weights (pretrained ESM2) "
@@ -233,7 +250,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         if not path.is_file():
             raise InputFileError(f"config file not found: {path}")
         try:
-            loaded = yaml.safe_load(path.read_text())
+            loaded = yaml.safe_load(read_utf8(path))
         except yaml.YAMLError as exc:
             where = getattr(exc, "problem_mark", None)
             line = f" (line {where.line + 1})" if where is not None else ""
@@ -243,6 +260,17 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         data = loaded or {}
     config = Config.from_dict(data)
     return apply_overrides(config, overrides)
+
+
+def read_utf8(path: Path) -> str:
+    """A text file's contents; a file that is not UTF-8 is an :class:`InputFileError`."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
 
 
 def apply_overrides(config: Config, overrides: list[str] | tuple[str, ...]) -> Config:
@@ -332,18 +360,22 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)  # 2e5 in YAML
+        # integers are integers: 1.5, 1e30 and 2.0 are refused (a float count is a typo)
         raise SeqDanceError(f"config {where}: expected an integer, got {value!r}")
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as a string
+            number = float(value)
+        elif isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise SeqDanceError(f"config {where}: expected a number, got {value!r}")
+        if number is None:
+            raise SeqDanceError(f"config {where}: expected a number, got {value!r}")
+        if not math.isfinite(number):
+            raise SeqDanceError(f"config {where}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)

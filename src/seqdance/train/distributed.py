@@ -39,14 +39,37 @@ def env_from_environment() -> DistEnv:
 
 
 def pick_device(spec: str, env: DistEnv) -> torch.device:
-    """``auto``: ``cuda:LOCAL_RANK`` when CUDA is available, else the CPU."""
+    """``auto``: ``cuda:LOCAL_RANK`` when CUDA is available, else the CPU.
+
+    ``cpu``, ``cuda``, ``cuda:N`` (and ``mps`` where present) are checked against the machine:
+    a device that is not there is a :class:`SeqDanceError`, not a library traceback.
+    """
+    from seqdance.errors import SeqDanceError
+
+    spec = str(spec).strip()
     if spec == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", env.local_rank % torch.cuda.device_count())
         return torch.device("cpu")
-    device = torch.device(spec)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", env.local_rank % torch.cuda.device_count())
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, ValueError):
+        raise SeqDanceError(
+            f"device {spec!r}: unknown (use auto, cpu, cuda or cuda:N)"
+        ) from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise SeqDanceError(f"device {spec!r}: no CUDA device is available on this machine")
+        if device.index is None:
+            device = torch.device("cuda", env.local_rank % count)
+        elif device.index >= count:
+            raise SeqDanceError(f"device {spec!r}: this machine has {count} CUDA device(s)")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise SeqDanceError(f"device {spec!r}: MPS is not available on this machine")
+    elif device.type != "cpu":
+        raise SeqDanceError(f"device {spec!r}: unknown (use auto, cpu, cuda or cuda:N)")
     return device
 
 

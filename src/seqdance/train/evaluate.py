@@ -96,6 +96,7 @@ def evaluate_model(
             )  # (B, K_pair)
             rmse = torch.cat([res_rmse, pair_rmse], 1).double().cpu()  # (B, F)
             ok = torch.cat([res_ok, pair_ok], 1).cpu()  # (B, F)
+            _check_finite(rmse, ok, batch["names"], names, data_dir)
             rmse_sum += torch.where(ok, rmse, 0.0).sum(0)
             rmse_n += ok.sum(0)
             if weight is not None:
@@ -122,3 +123,14 @@ def write_metrics(metrics: dict, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     return Path(path)
+
+
+def _check_finite(rmse: torch.Tensor, ok: torch.Tensor, proteins, names, data_dir) -> None:
+    """A NaN/inf target (data ``dataset check`` rejects) is an error naming the protein."""
+    bad = ok & ~torch.isfinite(rmse)  # (B, F)
+    if bool(bad.any()):
+        b, f = (int(i) for i in bad.nonzero()[0])
+        raise SeqDanceError(
+            f"{data_dir}: protein {proteins[b]} has non-finite {names[f]} values "
+            "(run `seqdance dataset check`)"
+        )

@@ -29,6 +29,8 @@ from seqdance.train.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
     load_trainer_state,
+    load_weights_file,
+    remove_stale_temporaries,
     rng_states,
     save_checkpoint,
     set_rng_states,
@@ -49,6 +51,7 @@ from seqdance.train.schedule import learning_rate
 from seqdance.utils.io import atomic_path
 
 LOG_FILE = "log.jsonl"
+TRAIN_LOCK = ".train.lock"
 CONFIG_FILE = "config.yaml"
 # every loss term of both NMA layouts (bands first): the per-term columns of the log
 FEATURE_NAMES = tuple(dict.fromkeys((*loss_term_names(True), *loss_term_names(False))))
@@ -89,9 +92,38 @@ def train(config: Config, resume: bool = False) -> TrainResult:
     device = pick_device(config.train.device, env)
     init_process_group(env, device)
     try:
-        return _Trainer(config, env, device).run(resume)
+        check_training_data(config)  # before anything is written to out_dir
+        with training_lock(config.out_dir, env.is_main):
+            return _Trainer(config, env, device).run(resume)
     finally:
         destroy_process_group(env)
+
+
+def check_training_data(config: Config) -> None:
+    """Open the training proteins once (label present, files readable) before writing."""
+    phase_loader(config.data.dir, config.data.label, config.train.phases[0].crop_size,
+                 config.data.clamp)  # fmt: skip
+
+
+@contextlib.contextmanager
+def training_lock(out_dir: str, is_main: bool):
+    """Hold ``out_dir/.train.lock`` (rank 0) so that two runs never write one ``out_dir``.
+
+    The kernel releases it when the process ends, ``kill -9`` included.
+    """
+    if not is_main:
+        yield
+        return
+    import fcntl
+
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(out_dir) / TRAIN_LOCK, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise SeqDanceError(f"another training run is writing {out_dir}") from None
+        remove_stale_temporaries(out_dir)
+        yield
 
 
 def precision_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -153,12 +185,11 @@ class _Trainer:
         torch.manual_seed(self.config.seed)  # same initial weights on every rank
         model = build_model(self.config.model)
         if state is not None:
-            from safetensors.torch import load_file
-
             from seqdance.model.weights import WEIGHTS_NAME, load_state_dict_checked
 
             folder = Path(state["folder"])
-            load_state_dict_checked(model, load_file(str(folder / WEIGHTS_NAME)), str(folder))
+            tensors = load_weights_file(folder / WEIGHTS_NAME)
+            load_state_dict_checked(model, tensors, str(folder))
         if self.config.train.pair_chunk_elements:
             model.chunk_elements = self.config.train.pair_chunk_elements
         if self.config.train.activation_checkpointing:

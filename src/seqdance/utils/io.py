@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,67 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+class OutputGroup:
+    """Files that appear together or not at all; see :func:`output_group`."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Path, Path]] = []  # (temporary, final)
+
+    def path(self, final: str | os.PathLike) -> Path:
+        """A temporary path to write ``final``'s contents to (same folder, same suffix)."""
+        final = Path(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        suffix = "".join(final.suffixes[-1:])
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{suffix}",
+                                   dir=final.parent)  # fmt: skip
+        os.close(fd)
+        self.pending.append((Path(tmp), final))
+        return Path(tmp)
+
+
+@contextlib.contextmanager
+def output_group() -> Iterator[OutputGroup]:
+    """Write a record's several outputs under temporary names; rename them all at the end.
+
+    If the block fails (an error, a full disk, Ctrl-C, SIGTERM through the CLI) no output of
+    the group appears and every temporary is removed. The renames run with SIGINT/SIGTERM
+    held back, and a rename that fails undoes the ones before it.
+    """
+    group = OutputGroup()
+    try:
+        yield group
+        with signals_deferred():
+            done: list[Path] = []
+            try:
+                for tmp, final in group.pending:
+                    if tmp.is_file():
+                        os.chmod(tmp, 0o666 & ~_umask())
+                    os.replace(tmp, final)
+                    done.append(final)
+            except BaseException:
+                for final in done:
+                    final.unlink(missing_ok=True)
+                raise
+    finally:
+        for tmp, _ in group.pending:
+            tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while the block runs (they are handled right after)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, ValueError, OSError):  # no POSIX signal masks here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _umask() -> int:
