@@ -61,7 +61,8 @@ def stock_trunk(model):
                      add_pooling_layer=False)  # fmt: skip
     trunk.config._attn_implementation = "eager"  # every map returned
     missing, unexpected = trunk.load_state_dict(model.esm2.state_dict(), strict=False)
-    left = [k for k in missing + unexpected if not k.endswith("inv_freq")]
+    unused = ("inv_freq", "position_embeddings.weight")  # rebuilt / never read (rotary ESM2)
+    left = [k for k in missing + unexpected if not k.endswith(unused)]
     if left:
         raise RuntimeError(f"trunk weights do not fit transformers' EsmModel: {left[:5]}")
     param = next(model.esm2.parameters())

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from helpers import TINY, naive_forward
+from helpers import TINY, load_naive_model, naive_forward
 from seqdance.errors import SeqDanceError
 from seqdance.model import SeqDanceConfig, SeqDanceModel
 from seqdance.model.alphabet import TOKENS, batch_encode, check_sequence, encode
@@ -101,12 +101,8 @@ def test_residue_only_path_and_attention_maps(model):
     with torch.no_grad():
         full = model(ids, mask, return_attentions=True, return_logits=True)
         light = model(ids, mask, pair=False)
-        esm = model.esm2
-        esm.config._attn_implementation = "eager"
-        try:
-            ref = esm(input_ids=ids, attention_mask=mask, output_attentions=True).attentions
-        finally:
-            esm.config._attn_implementation = "sdpa"
+        trunk = load_naive_model().stock_trunk(model)  # transformers' EsmModel, eager
+        ref = trunk(input_ids=ids, attention_mask=mask, output_attentions=True).attentions
     assert light.pair is None
     torch.testing.assert_close(light.residue, full.residue, atol=1e-5, rtol=0)
     assert full.attentions.shape == (3, 2, 4, ids.shape[1], ids.shape[1])
@@ -194,14 +190,20 @@ def test_seqdance_init_is_xavier_and_esmdance_trunk_is_frozen():
     assert (model.esm2.encoder.emb_layer_norm_after.weight == 1).all()
     for name in ("res_pred_nn.0", "res_pred_nn.4", "res_transform_nn.4", "pair_middle_linear"):
         assert model.get_submodule(name).bias.abs().sum() == 0
-    # dropout 0.1 in the heads only: ESM2's configs (the authors' trunk) have none
+    # dropout 0.1 in the heads and, as the authors' randomize_model sets it, in every
+    # dropout of the SeqDance trunk; trunk_dropout=0 is the named alternative
     assert model.res_pred_nn[3].p == 0.1 and model.res_transform_nn[3].p == 0.1
-    assert model.esm2.encoder.layer[0].output.dropout.p == 0.0
-    assert model.esm2.config.attention_probs_dropout_prob == 0.0
+    trunk_rates = {m.p for m in model.esm2.modules() if isinstance(m, torch.nn.Dropout)}
+    assert trunk_rates == {0.1} and len(model.esm2.encoder.layer[0].get_submodule(
+        "attention.self").dropout.__dict__) > 0  # fmt: skip
+    no_trunk = SeqDanceModel(SeqDanceConfig(arch=TINY, trunk_dropout=0.0))
+    assert {m.p for m in no_trunk.esm2.modules() if isinstance(m, torch.nn.Dropout)} == {0.0}
+    assert no_trunk.res_pred_nn[3].p == 0.1
     frozen = SeqDanceModel(SeqDanceConfig(arch=TINY, variant="esmdance")).train()
     assert not any(p.requires_grad for p in frozen.esm2.parameters())
     assert all(p.requires_grad for n, p in frozen.named_parameters() if not n.startswith("esm2"))
     assert not frozen.esm2.training and frozen.res_pred_nn.training
+    assert {m.p for m in frozen.esm2.modules() if isinstance(m, torch.nn.Dropout)} == {0.0}
 
 
 def test_35m_architecture_matches_naive_over_several_row_blocks():

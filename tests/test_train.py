@@ -15,12 +15,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from helpers import load_naive_model
 from seqdance.cli import main
 from seqdance.data.build import BuildConfig, build_dataset
 from seqdance.data.dataset import DatasetConfig, ProteinDataset, collate
 from seqdance.data.weights import WEIGHTS_FILE, LossWeights, compute_loss_weights
 from seqdance.errors import SeqDanceError
 from seqdance.model.loss import SeqDanceTargets, masked_rmse_loss
+from seqdance.model.pair_grad import PairMiddle, TrainingForward
 from seqdance.model.weights import load_model
 from seqdance.schema import MISSING, PAIR_FEATURES, RESIDUE_FEATURES
 from seqdance.train.batches import GroupBatches, stream_seed
@@ -29,7 +31,6 @@ from seqdance.train.config import Config, apply_overrides, load_config
 from seqdance.train.evaluate import EvalConfig, evaluate_model
 from seqdance.train.loop import train
 from seqdance.train.modeling import build_model, enable_ffn_checkpointing
-from seqdance.train.pair_grad import PairMiddle, TrainingForward
 from seqdance.train.schedule import learning_rate
 
 ROOT = Path(__file__).parents[1]
@@ -252,7 +253,7 @@ def test_loss_falls_logs_and_checkpoints(straight):
 
 
 def test_training_frees_its_step_buffers(dataset, tmp_path):
-    from seqdance.train import pair_grad
+    from seqdance.model import pair_grad
     from seqdance.utils.workspace import WORKSPACE
 
     train(tiny(dataset, tmp_path / "run", "train.max_steps=2", "train.save_every=2"))
@@ -313,7 +314,8 @@ def test_frozen_trunk_stays_frozen(dataset, tmp_path):
 
     tiny_model = build_model(load_config(CONFIGS / "tiny.yaml").model)
     trunk_dir = tmp_path / "esm2_tiny"
-    EsmModel(tiny_model.config.esm_config(), add_pooling_layer=False).save_pretrained(trunk_dir)
+    hf_config = load_naive_model().hf_config
+    EsmModel(hf_config(tiny_model.config.arch), add_pooling_layer=False).save_pretrained(trunk_dir)
     saved = EsmModel.from_pretrained(trunk_dir, add_pooling_layer=False).state_dict()
     reference = {k: v for k, v in saved.items() if k.endswith(("weight", "bias"))}
     assert len(reference) > 30

@@ -133,10 +133,13 @@ class RotaryEmbedding(nn.Module):
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding of x (B, H, T, D) with tables (T, D): ``x cos + rotate_half(x) sin``."""
+    """Rotary embedding of x (B, H, T, D) with tables (T, D): ``x cos + rotate_half(x) sin``,
+    computed in float32 (at least) and returned in x's dtype."""
+    dtype = x.dtype
+    x = x.to(torch.promote_types(dtype, torch.float32))
     half = x.shape[-1] // 2
     rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return (x * cos.to(x.dtype)) + (rotated * sin.to(x.dtype))
+    return ((x * cos) + (rotated * sin)).to(dtype)
 
 
 class Embeddings(nn.Module):

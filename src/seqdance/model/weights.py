@@ -56,7 +56,8 @@ TOLERATED_UNEXPECTED = tuple(
         r"pooler\..+",  # built by EsmModel(add_pooling_layer=True); unused
         r"embeddings\.position_embeddings\.weight",  # absolute positions; ESM2 is rotary
         r"embeddings\.position_ids",
-        r"encoder\.layer\.\d+\.attention\.self\.rotary_embeddings\.inv_freq",  # now shared
+        # per layer in 4.48 (``layer.*`` as transformers 5 writes it back); now shared
+        r"encoder\.layer\.(\d+|\*)\.attention\.self\.rotary_embeddings\.inv_freq",
     )
 )
 # Trunk keys our trunk has and a file may lack; their values are rebuilt or unused.
@@ -195,8 +196,18 @@ def _read_checkpoint(path: Path) -> tuple[SeqDanceConfig | None, dict[str, torch
                 break
     if not isinstance(obj, dict) or not _is_state_dict(obj):
         raise InputFileError(f"{path}: not a state dict of tensors")
-    state = {k.removeprefix("module."): v for k, v in obj.items()}  # DDP-wrapped saves
+    state = {_modern_name(k.removeprefix("module.")): v for k, v in obj.items()}  # DDP saves
     return config, state
+
+
+def _modern_name(key: str) -> str:
+    """LayerNorm ``gamma``/``beta`` (BERT's old names, which transformers 5's
+    ``save_pretrained`` writes again) -> ``weight``/``bias``."""
+    if key.endswith("LayerNorm.gamma"):
+        return key[: -len("gamma")] + "weight"
+    if key.endswith("LayerNorm.beta"):
+        return key[: -len("beta")] + "bias"
+    return key
 
 
 def _is_state_dict(obj: dict) -> bool:
