@@ -25,7 +25,7 @@ hf_config = load_naive_model().hf_config
 
 
 def _randomise(module: torch.nn.Module, seed: int) -> None:
-    """Every parameter random (biases, LayerNorms, embeddings too), so nothing is trivially equal."""
+    """Every parameter random (biases, LayerNorms, embeddings too): nothing trivially equal."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in module.named_parameters():

@@ -474,6 +474,33 @@ def test_fine_tuning_starts_from_the_given_model(straight, dataset, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_config_less_checkpoint_needs_the_variant_to_fine_tune(tmp_path):
+    """An authors' ``update_N.pt`` (state dict only) does not say SeqDance or ESMDance:
+    fine-tuning it without model.freeze_trunk is a one-line error, not a silent SeqDance."""
+    base = load_config(CONFIGS / "tiny.yaml").model
+    torch.manual_seed(0)
+    source = build_model(base)
+    path = tmp_path / "update_5.pt"
+    torch.save(source.state_dict(), path)
+    cfg = load_config(CONFIGS / "tiny.yaml", [f"model.init_from={path}"]).model
+    with pytest.raises(SeqDanceError, match=r"no config .* set model\.freeze_trunk"):
+        build_model(cfg)
+    for freeze in (True, False):
+        overrides = [f"model.init_from={path}", f"model.freeze_trunk={freeze}"]
+        cfg = load_config(CONFIGS / "tiny.yaml", overrides).model
+        model = build_model(cfg)
+        assert model.config.freeze_trunk is freeze
+        assert all(p.requires_grad is not freeze for n, p in model.esm2.named_parameters()
+                   if not n.startswith("contact_head"))  # fmt: skip
+        assert all(torch.equal(v, source.state_dict()[k]) for k, v in model.state_dict().items())
+    # a saved model with its config keeps its own variant when the option is unset
+    frozen = load_config(CONFIGS / "tiny.yaml", [f"model.init_from={path}",
+                                                 "model.freeze_trunk=true"]).model  # fmt: skip
+    folder = build_model(frozen).save_pretrained(tmp_path / "esmdance")
+    cfg = load_config(CONFIGS / "tiny.yaml", [f"model.init_from={folder}"]).model
+    assert build_model(cfg).config.freeze_trunk
+
+
 def test_worker_processes_read_the_same_batches(dataset, tmp_path):
     runs = {}
     for workers in (0, 2):

@@ -23,17 +23,18 @@ HERE = Path(__file__).parent
 ROOT = HERE.parents[2]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-from helpers import TINY  # noqa: E402
 from naive_model import hf_config, naive_forward, stock_trunk  # noqa: E402
-from test_esm2_reference import _batch, _randomise  # noqa: E402
 
+from helpers import TINY  # noqa: E402
 from seqdance.model import SeqDanceConfig, SeqDanceModel  # noqa: E402
+from test_esm2_reference import _batch, _randomise  # noqa: E402
 
 
 def main() -> None:
     version = transformers.__version__
     ids, mask = _batch()
-    origin = {"transformers": version, "torch": torch.__version__, "written_by": __doc__.split("\n")[0]}
+    origin = {"transformers": version, "torch": torch.__version__,
+              "written_by": "tests/data/esm2_versions/make_fixtures.py"}  # fmt: skip
 
     folder = HERE / f"mlm_{version}"
     mlm = transformers.EsmForMaskedLM(hf_config(TINY))
