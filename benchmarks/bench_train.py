@@ -86,7 +86,8 @@ def naive_loss(residue, pair, res_t, pair_t):
     return total
 
 
-def measure(variant: str, tokens: int, batch: int, repeats: int, threads: int = 1) -> dict:
+def measure(variant: str, tokens: int, batch: int, repeats: int, threads: int = 1,
+            trunk_dropout: float | None = None) -> dict:
     import torch
 
     sys.path.insert(0, str(HERE))
@@ -101,7 +102,8 @@ def measure(variant: str, tokens: int, batch: int, repeats: int, threads: int = 
 
     torch.manual_seed(0)
     torch.set_num_threads(threads)
-    model = SeqDanceModel(SeqDanceConfig()).train()  # ESM2-35M, random init
+    # ESM2-35M, random init; trunk dropout None: the authors' (0.1, as the heads)
+    model = SeqDanceModel(SeqDanceConfig(trunk_dropout=trunk_dropout)).train()
     model.esm2.contact_head.requires_grad_(False)
     trunk = None
     if variant == "naive":  # the stock transformers trunk (eager maps, five-operation GELU)
@@ -150,6 +152,7 @@ def measure(variant: str, tokens: int, batch: int, repeats: int, threads: int = 
         "peak_rss_gib": peak_kib / 2**20,
         "step_gib": (peak_kib - base_kib) / 2**20,  # peak growth over the step (incl. AdamW)
         "threads": torch.get_num_threads(),
+        "trunk_dropout": model.config.trunk_dropout_rate,  # the naive trunk: the same
     }
 
 
@@ -167,10 +170,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="variants to run (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--trunk-dropout", type=float, default=None,
+                        help="trunk dropout (default: the authors', 0.1 for SeqDance)")
     args = parser.parse_args()
     if args.one:
         variant, tokens, batch, repeats = args.one
-        print(json.dumps(measure(variant, int(tokens), int(batch), int(repeats), args.threads)))
+        row = measure(variant, int(tokens), int(batch), int(repeats), args.threads,
+                      args.trunk_dropout)  # fmt: skip
+        print(json.dumps(row))
         return
     rows = {}
     for variant, tokens, batch in CASES:
