@@ -47,7 +47,7 @@ def embeddings(model, table) -> np.ndarray:
     for seq in table["sequence"]:
         ids, mask = batch_encode([seq])
         with torch.no_grad():
-            hidden = model.esm2(input_ids=ids, attention_mask=mask).last_hidden_state
+            hidden = model.esm2(input_ids=ids, attention_mask=mask)
         rows.append(hidden[0, 1 : len(seq) + 1].double().mean(0).numpy())
     return np.stack(rows)  # (N, E)
 

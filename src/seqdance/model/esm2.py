@@ -40,6 +40,7 @@ from torch import nn
 
 from seqdance.model.alphabet import MASK_ID, PAD_ID, VOCAB_SIZE
 from seqdance.model.attention import AttentionReadout
+from seqdance.model.heads import attention_logits
 
 Mode = Literal["sdpa", "maps", "readout"]
 MASK_RATIO_TRAIN = 0.15 * 0.8  # ESM2's masked fraction during its pre-training
@@ -283,11 +284,8 @@ def _read(readout: Readout, probs: torch.Tensor, index: int, heads: int) -> None
     if readout.keep is not None:
         readout.keep.append(probs)
     if readout.acc is not None:
-        batch, _, tokens, _ = probs.shape
         w = readout.weight[:, index * heads : (index + 1) * heads]  # (P, H)
-        flat = probs.reshape(batch, heads, tokens * tokens)  # (B, H, T*T)
-        part = torch.matmul(w.to(probs.dtype), flat).view(batch, -1, tokens, tokens)
-        readout.acc.add_(part.to(readout.acc.dtype))  # (B, P, T, T)
+        readout.acc.add_(attention_logits(probs, w).to(readout.acc.dtype))  # (B, P, T, T)
 
 
 class Encoder(nn.Module):

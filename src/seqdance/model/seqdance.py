@@ -237,7 +237,3 @@ class SeqDanceModel(nn.Module):
 
         return load_model(spec, **kwargs)
 
-
-def init_trunk_xavier(trunk: nn.Module) -> None:
-    """SeqDance's random trunk (see :func:`seqdance.model.esm2.init_xavier`)."""
-    init_xavier(trunk)
