@@ -194,8 +194,9 @@ def test_seqdance_init_is_xavier_and_esmdance_trunk_is_frozen():
     # dropout of the SeqDance trunk; trunk_dropout=0 is the named alternative
     assert model.res_pred_nn[3].p == 0.1 and model.res_transform_nn[3].p == 0.1
     trunk_rates = {m.p for m in model.esm2.modules() if isinstance(m, torch.nn.Dropout)}
-    assert trunk_rates == {0.1} and len(model.esm2.encoder.layer[0].get_submodule(
-        "attention.self").dropout.__dict__) > 0  # fmt: skip
+    layer = model.esm2.encoder.layer[0]
+    assert trunk_rates == {0.1} and layer.attention.self.dropout.p == 0.1  # on the maps
+    assert layer.attention.output.dropout.p == layer.output.dropout.p == 0.1
     no_trunk = SeqDanceModel(SeqDanceConfig(arch=TINY, trunk_dropout=0.0))
     assert {m.p for m in no_trunk.esm2.modules() if isinstance(m, torch.nn.Dropout)} == {0.0}
     assert no_trunk.res_pred_nn[3].p == 0.1
