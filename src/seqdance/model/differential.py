@@ -100,8 +100,8 @@ class _Record(Tape):
     def __init__(self) -> None:
         self.layers: list[LayerActivations] = []
 
-    def linear(self, layer, slot, x, weight, bias):
-        return F.linear(x, weight, bias)
+    def linear(self, layer, slot, x, weights):
+        return F.linear(x, *weights())
 
     def after_layer(self, layer, acts):
         self.layers.append(LayerActivations(**{k: v[0] for k, v in acts.items()}))
@@ -116,11 +116,10 @@ class _Delta(Tape):
         self.reference, self.dtype = reference, dtype
         self.low = _low_weights(model, reference, dtype) if dtype is not None else None
 
-    def linear(self, layer, slot, x, weight, bias):
+    def linear(self, layer, slot, x, weights):
         ref = self.reference.layers[layer]
         x_name, y_name = self._SLOTS[slot]
-        if self.low is not None:
-            weight = self.low[layer][slot]
+        weight = self.low[layer][slot] if self.low is not None else weights()[0]
         return _delta_linear(x, getattr(ref, x_name), getattr(ref, y_name), weight, self.dtype)
 
 

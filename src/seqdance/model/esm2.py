@@ -90,12 +90,13 @@ class Esm2Config:
 class Tape:
     """What a trunk pass does at each Linear; the plain pass uses none.
 
-    ``linear(layer, slot, x, weight, bias)`` returns the Linear's output for ``x`` (B, T, K);
-    ``slot`` is 0 (fused q, k, v), 1 (attention output), 2 (FFN in) or 3 (FFN out).
+    ``linear(layer, slot, x, weights)`` returns the Linear's output for ``x`` (B, T, K);
+    ``slot`` is 0 (fused q, k, v), 1 (attention output), 2 (FFN in) or 3 (FFN out);
+    ``weights()`` gives the full-precision (weight, bias) when the tape needs them.
     ``after_layer(layer, acts)`` sees the layer's activations (name -> (B, T, X) tensor).
     """
 
-    def linear(self, layer: int, slot: int, x, weight, bias) -> torch.Tensor:
+    def linear(self, layer: int, slot: int, x, weights) -> torch.Tensor:
         raise NotImplementedError
 
     def after_layer(self, layer: int, acts: dict[str, torch.Tensor]) -> None:
@@ -162,13 +163,18 @@ class Embeddings(nn.Module):
         return (x * attention_mask.unsqueeze(-1)).to(x.dtype)  # padding rows zeroed
 
 
+class _Dense(nn.Linear):
+    def weight_and_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.weight, self.bias
+
+
 class _Linear(nn.Module):
     """A holder with one ``dense`` Linear (and the dropout after it): transformers'
     ``EsmSelfOutput`` / ``EsmIntermediate`` / ``EsmOutput`` key layout."""
 
     def __init__(self, n_in: int, n_out: int, dropout: float | None = None) -> None:
         super().__init__()
-        self.dense = nn.Linear(n_in, n_out)
+        self.dense = _Dense(n_in, n_out)
         if dropout is not None:
             self.dropout = nn.Dropout(dropout)
 
@@ -217,13 +223,13 @@ class Esm2Layer(nn.Module):
             sa = attn.self
             q, k, v = sa.query(h), sa.key(h), sa.value(h)  # (B, T, E) each
         else:
-            qkv = tape.linear(self.index, 0, h, *self.qkv_weights())  # (B, T, 3E)
+            qkv = tape.linear(self.index, 0, h, self.qkv_weights)  # (B, T, 3E)
             q, k, v = qkv.chunk(3, dim=-1)
         context = self.attend(q, k, v, rope, key_bias, mode, readout)  # (B, T, E)
         if tape is None:
             attn_out = out.dense(context)
         else:
-            attn_out = tape.linear(self.index, 1, context, *_wb(out.dense))
+            attn_out = tape.linear(self.index, 1, context, out.dense.weight_and_bias)
         x = x + out.dropout(attn_out)
         h2 = self.LayerNorm(x)  # (B, T, E)
         if tape is None:
@@ -232,9 +238,9 @@ class Esm2Layer(nn.Module):
 
                 return x + checkpoint(self.feed_forward, h2, use_reentrant=False)
             return x + self.feed_forward(h2)
-        inter = tape.linear(self.index, 2, h2, *_wb(self.intermediate.dense))  # (B, T, F)
+        inter = tape.linear(self.index, 2, h2, self.intermediate.dense.weight_and_bias)  # (B, T, F)
         act = F.gelu(inter)
-        ffn_out = tape.linear(self.index, 3, act, *_wb(self.output.dense))  # (B, T, E)
+        ffn_out = tape.linear(self.index, 3, act, self.output.dense.weight_and_bias)  # (B, T, E)
         acts = {"ln_attn": h, "qkv": qkv, "context": context, "attn_out": attn_out,
                 "ln_ffn": h2, "inter": inter, "act": act, "ffn_out": ffn_out}  # fmt: skip
         tape.after_layer(self.index, acts)
@@ -275,17 +281,20 @@ class Esm2Layer(nn.Module):
         return context.transpose(1, 2).reshape(batch, tokens, width)  # (B, T, E)
 
 
-def _wb(linear: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
-    return linear.weight, linear.bias
-
-
 def _read(readout: Readout, probs: torch.Tensor, index: int, heads: int) -> None:
     """Add one layer's share of the pair logits, ``W[:, heads] @ probs``, into ``acc``."""
     if readout.keep is not None:
         readout.keep.append(probs)
     if readout.acc is not None:
+        acc = readout.acc  # (B, P, T, T)
         w = readout.weight[:, index * heads : (index + 1) * heads]  # (P, H)
-        readout.acc.add_(attention_logits(probs, w).to(readout.acc.dtype))  # (B, P, T, T)
+        if acc.dtype == probs.dtype and acc.is_contiguous():  # in place, no (B, P, T, T) temporary
+            batch, _, tokens, _ = probs.shape
+            acc.view(batch, -1, tokens * tokens).baddbmm_(
+                w.to(probs.dtype).expand(batch, -1, -1), probs.reshape(batch, heads, -1)
+            )
+        else:
+            acc.add_(attention_logits(probs, w).to(acc.dtype))
 
 
 class Encoder(nn.Module):
