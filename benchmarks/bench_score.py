@@ -12,7 +12,7 @@ single mutants of the Stiffler 2015 scan. Variants:
 - fast, ``sasa_mean,psi``: residue channels only (no pair head, fused attention), in fp32
   and bf16;
 - bf16 (what ``--dtype bf16`` does): differential inference
-  (``seqdance.inference.differential``: the wild type in fp32, each mutant's trunk Linears
+  (``seqdance.model.differential``: the wild type in fp32, each mutant's trunk Linears
   in bf16 on its difference from the wild type), compared with fp32 by Spearman over the
   mutants, per channel and for every combined column; for reference the same agreement of
   plain trunk autocast (``SeqDanceModel.forward(trunk_autocast=bfloat16)``, the path
@@ -98,9 +98,9 @@ def exact_scores(model, wild_type: str, sequences: list[str], token_budget: int)
 
     import torch
 
-    from seqdance.inference.differential import differential_forward, wild_type_activations
     from seqdance.inference.score import _reduce
     from seqdance.model.alphabet import batch_encode, encode
+    from seqdance.model.differential import differential_forward, wild_type_activations
 
     exact = copy.deepcopy(model).double()
     reference, wt = wild_type_activations(exact, torch.tensor(encode(wild_type)))

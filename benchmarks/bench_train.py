@@ -5,7 +5,7 @@ One step = forward (pair head included) + loss + backward + gradient clipping + 
 - ``ours``: what ``seqdance train`` runs: ``SeqDanceModel`` (one-kernel GELU in the trunk's
   feed-forward blocks) whose trunk attention
   (``seqdance.model.attention.AttentionReadout``) adds each layer's maps into the pair logits and
-  keeps none for the backward pass, through ``seqdance.train.pair_grad.TrainingForward`` (pair
+  keeps none for the backward pass, through ``seqdance.model.pair_grad.TrainingForward`` (pair
   head in row blocks with a hand-written backward that keeps one (N, N, A) tensor), the
   vectorised masked per-protein RMSE loss of ``seqdance.model.loss`` and fused AdamW.
 - ``model``: the same, but plain autograd through ``SeqDanceModel.forward`` (the inference
@@ -86,34 +86,37 @@ def naive_loss(residue, pair, res_t, pair_t):
     return total
 
 
-def measure(variant: str, tokens: int, batch: int, repeats: int, threads: int = 1) -> dict:
+def measure(variant: str, tokens: int, batch: int, repeats: int, threads: int = 1,
+            trunk_dropout: float | None = None) -> dict:
     import torch
 
     sys.path.insert(0, str(HERE))
-    from naive_model import naive_forward
+    from naive_model import naive_forward, stock_trunk
 
     from seqdance.model.config import SeqDanceConfig
     from seqdance.model.loss import SeqDanceTargets, masked_rmse_loss
+    from seqdance.model.pair_grad import TrainingForward
     from seqdance.model.seqdance import SeqDanceModel
     from seqdance.train.config import OptimConfig
     from seqdance.train.loop import build_optimizer
-    from seqdance.train.pair_grad import TrainingForward
 
     torch.manual_seed(0)
     torch.set_num_threads(threads)
-    model = SeqDanceModel(SeqDanceConfig()).train()  # ESM2-35M, random init
+    # ESM2-35M, random init; trunk dropout None: the authors' (0.1, as the heads)
+    model = SeqDanceModel(SeqDanceConfig(trunk_dropout=trunk_dropout)).train()
     model.esm2.contact_head.requires_grad_(False)
+    trunk = None
+    if variant == "naive":  # the stock transformers trunk (eager maps, five-operation GELU)
+        trunk = stock_trunk(model)
+        trunk.contact_head.requires_grad_(False)
+        del model.esm2  # the naive step trains the stock trunk's copy of the weights
     params = [p for p in model.parameters() if p.requires_grad]
+    if trunk is not None:
+        params += [p for p in trunk.parameters() if p.requires_grad]
     if variant == "naive":  # the textbook optimizer: a loop of small kernels per tensor
         optimizer = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.98), weight_decay=0.01)
     else:  # what seqdance train builds: the same AdamW with the fused kernel
         optimizer = build_optimizer(params, OptimConfig())
-    if variant == "naive":  # the stock transformers trunk: its GELU as five tensor operations
-        from transformers.models.esm.modeling_esm import EsmIntermediate
-
-        for module in model.esm2.modules():
-            if isinstance(module, EsmIntermediate):
-                module.__class__ = EsmIntermediate
     input_ids, mask, res_t, pair_t = make_batch(tokens, batch)
     forward = naive_forward.__wrapped__  # the reference forward without its no_grad
     trainer = TrainingForward(model)
@@ -123,7 +126,7 @@ def measure(variant: str, tokens: int, batch: int, repeats: int, threads: int = 
             out = (trainer if variant == "ours" else model)(input_ids, mask)
             loss, _ = masked_rmse_loss(out.residue, out.pair, SeqDanceTargets(res_t, pair_t))
         else:
-            residue, pair, _ = forward(model, input_ids, mask)
+            residue, pair, _ = forward(model, input_ids, mask, trunk)
             loss = naive_loss(residue, pair, res_t, pair_t)
         loss.backward()
         torch.nn.utils.clip_grad_value_(params, 0.5)
@@ -149,6 +152,7 @@ def measure(variant: str, tokens: int, batch: int, repeats: int, threads: int = 
         "peak_rss_gib": peak_kib / 2**20,
         "step_gib": (peak_kib - base_kib) / 2**20,  # peak growth over the step (incl. AdamW)
         "threads": torch.get_num_threads(),
+        "trunk_dropout": model.config.trunk_dropout_rate,  # the naive trunk: the same
     }
 
 
@@ -166,10 +170,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="variants to run (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--trunk-dropout", type=float, default=None,
+                        help="trunk dropout (default: the authors', 0.1 for SeqDance)")
     args = parser.parse_args()
     if args.one:
         variant, tokens, batch, repeats = args.one
-        print(json.dumps(measure(variant, int(tokens), int(batch), int(repeats), args.threads)))
+        row = measure(variant, int(tokens), int(batch), int(repeats), args.threads,
+                      args.trunk_dropout)  # fmt: skip
+        print(json.dumps(row))
         return
     rows = {}
     for variant, tokens, batch in CASES:

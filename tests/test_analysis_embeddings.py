@@ -46,7 +46,7 @@ def _trunk_means(model, table, rows_of) -> np.ndarray:
     for seq in table["sequence"]:
         ids, mask = batch_encode([seq])
         with torch.no_grad():
-            hidden = model.esm2(input_ids=ids, attention_mask=mask).last_hidden_state
+            hidden = model.esm2(input_ids=ids, attention_mask=mask)
         rows.append(hidden[0, rows_of(len(seq))].double().mean(0).numpy())
     return np.stack(rows)  # (N, E)
 

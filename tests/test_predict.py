@@ -138,11 +138,15 @@ def test_long_sequences_are_windowed_and_merged(model):
 # -- embed ------------------------------------------------------------------------------
 def test_embeddings_equal_the_trunk_last_hidden_state(model):
     seqs = [r.sequence for r in parse_fasta(FASTA)]
+    pytest.importorskip("transformers")  # the reference trunk
+    from helpers import load_naive_model
+
+    trunk = load_naive_model().stock_trunk(model)  # transformers' EsmModel, same weights
     got = dict(embed(model, seqs))
     for i, seq in enumerate(seqs):
         ids, mask = batch_encode([seq])
         with torch.no_grad():
-            hidden = model.esm2(input_ids=ids, attention_mask=mask).last_hidden_state[0, 1:-1]
+            hidden = trunk(input_ids=ids, attention_mask=mask).last_hidden_state[0, 1:-1]
         np.testing.assert_allclose(got[i], hidden.numpy(), atol=1e-5)
 
 

@@ -297,7 +297,11 @@ def test_score_mutants_columns(tiny_model, tem1_mutants, tem1_reference_all):
 
 
 # -- ESM2 baselines ------------------------------------------------------------------------
-def _direct_log_probs(mlm, ids):
+def _direct_log_probs(folder, ids):
+    """The reference: transformers' own EsmForMaskedLM on the same folder."""
+    from transformers import EsmForMaskedLM
+
+    mlm = EsmForMaskedLM.from_pretrained(folder).eval()
     t = torch.tensor([ids])
     with torch.no_grad():
         return torch.log_softmax(mlm(input_ids=t).logits[0].float(), dim=-1).numpy()
@@ -306,7 +310,7 @@ def _direct_log_probs(mlm, ids):
 def test_esm_llr_wt_and_masked(tiny_mlm, tem1):
     mlm = load_masked_lm(str(tiny_mlm))
     mutants = build_mutant_set(tem1, ["H24C", "P25A:E26D", "wt"], offset=TEM1_OFFSET)
-    wt_lp = _direct_log_probs(mlm, encode(tem1))  # (T, 33)
+    wt_lp = _direct_log_probs(tiny_mlm, encode(tem1))  # (T, 33)
 
     def llr(logp_at, subs):
         return sum(
@@ -323,7 +327,7 @@ def test_esm_llr_wt_and_masked(tiny_mlm, tem1):
     def masked(i):
         ids = encode(tem1)
         ids[i + 1] = MASK_ID
-        return _direct_log_probs(mlm, ids)[i + 1]
+        return _direct_log_probs(tiny_mlm, ids)[i + 1]
 
     got = esm_llr(mlm, mutants, "masked-marginal", token_budget=600)  # 2 per batch
     expected = [llr(masked, subs) for subs in mutants.substitutions]
@@ -335,7 +339,7 @@ def test_esm_llr_windows(tiny_mlm, tem1):
     mutants = build_mutant_set(tem1, ["W286A"], offset=TEM1_OFFSET)
     # window 100: the last residue is scored in the last window (residues 163..262)
     got = esm_llr(mlm, mutants, "wt-marginal", window=100)
-    lp = _direct_log_probs(mlm, encode(tem1[163:]))[100]
+    lp = _direct_log_probs(tiny_mlm, encode(tem1[163:]))[100]
     assert got[0] == pytest.approx(lp[TOKEN_ID["A"]] - lp[TOKEN_ID["W"]], rel=1e-4)
 
 

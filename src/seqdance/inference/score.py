@@ -38,7 +38,6 @@ from seqdance.errors import SeqDanceError
 from seqdance.inference.mutations import MutantSet
 from seqdance.model.alphabet import batch_encode, check_sequence
 from seqdance.schema import PAIR_CHANNELS, PAIR_FEATURES, RESIDUE_CHANNELS, RESIDUE_FEATURES
-from seqdance.utils.hub import require_hub
 
 EPSILON = 0.01  # keeps |P_wt| + eps away from zero (authors' value)
 COMBINE_EPS = 1e-8  # authors' guard in weights and logarithms
@@ -419,44 +418,12 @@ DEFAULT_ESM_MODEL = "facebook/esm2_t12_35M_UR50D"
 
 
 def load_masked_lm(spec: str, *, device: str | torch.device = "cpu", dtype=None):
-    """An ``EsmForMaskedLM`` from a local ``save_pretrained`` folder or a hub id (the local
-    Hugging Face cache first; the hub only when reachable, else a one-line error)."""
-    import re
-    from pathlib import Path
+    """ESM2 with its masked-LM head (``seqdance.model.esm2.Esm2ForMaskedLM``) from a local
+    ``save_pretrained`` folder of ``EsmForMaskedLM`` or a hub id (the local Hugging Face
+    cache first; the hub only when reachable, else a one-line error)."""
+    from seqdance.model.weights import load_masked_lm as load
 
-    from transformers import EsmForMaskedLM
-
-    from seqdance.errors import InputFileError
-    from seqdance.model.alphabet import VOCAB_SIZE
-
-    path = Path(spec)
-    if path.is_dir():
-        try:
-            model = EsmForMaskedLM.from_pretrained(path)
-        except (OSError, ValueError, KeyError) as exc:
-            reason = " ".join(str(exc).split())[:200]
-            raise InputFileError(f"{spec}: not an EsmForMaskedLM folder ({reason})") from exc
-    elif re.fullmatch(r"[\w.-]+/[\w.-]+", str(spec)) and not path.exists():
-        try:
-            model = EsmForMaskedLM.from_pretrained(str(spec), local_files_only=True)
-        except Exception:
-            require_hub(
-                f"ESM2 model {spec!r} is not in the local Hugging Face cache",
-                "pass a local folder written by save_pretrained",
-            )
-            try:
-                model = EsmForMaskedLM.from_pretrained(str(spec))
-            except Exception as exc:
-                reason = " ".join(str(exc).split())[:200]
-                raise SeqDanceError(f"cannot download {spec!r}: {reason}") from None
-    else:
-        raise InputFileError(f"ESM2 model not found: {spec} (a folder or a hub id)")
-    if model.config.vocab_size != VOCAB_SIZE:
-        raise SeqDanceError(
-            f"{spec}: vocabulary of {model.config.vocab_size} tokens, not ESM2's {VOCAB_SIZE}"
-        )
-    model.eval()
-    return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
+    return load(spec, device=device, dtype=dtype)
 
 
 @torch.no_grad()
@@ -465,7 +432,7 @@ def _log_probs(mlm, batch_ids: list[list[int]], where: list[int]):
     those of every token (B, T, V)."""
     device = next(mlm.parameters()).device
     ids = torch.tensor(batch_ids, dtype=torch.long, device=device)  # (B, T)
-    logits = mlm(input_ids=ids, attention_mask=torch.ones_like(ids)).logits  # (B, T, V)
+    logits = mlm(ids, torch.ones_like(ids))  # (B, T, V)
     logp = torch.log_softmax(logits.float(), dim=-1)  # (B, T, V)
     rows = torch.arange(len(batch_ids), device=device)
     return logp[rows, torch.tensor(where, device=device)], logp

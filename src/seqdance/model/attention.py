@@ -16,21 +16,15 @@ d = p * m / (1 - rate) (m the keep mask), context c = d v and readout r = W d:
     g_s = p * (g_d * m / (1 - rate) - rowsum(g_d * d))
     g_q = g_s k                    g_k = g_s^T q
 
-The trunk reaches it through ``transformers``' attention interface (registered as
-``"seqdance_readout"``); :func:`readout_attention` switches a model's trunk to it for one
-forward pass.
+The trunk uses it in its ``"readout"`` attention mode
+(:meth:`seqdance.model.esm2.Esm2Layer.attend`).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 
 from seqdance.utils.workspace import WORKSPACE
-
-IMPLEMENTATION = "seqdance_readout"
 
 
 class AttentionReadout(torch.autograd.Function):
@@ -135,72 +129,3 @@ def _readout(probs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     batch, heads, tokens, _ = probs.shape
     w = weight.to(probs.dtype).expand(batch, -1, -1)  # (B, P, H)
     return torch.bmm(w, probs.view(batch, heads, -1)).view(batch, -1, tokens, tokens)
-
-
-class _ReadoutState:
-    """What the attention function needs besides its arguments, for one forward pass."""
-
-    def __init__(self, acc, weight, key_bias, layer_index, heads):
-        self.acc = acc  # (B, P, T, T) pair logits, updated in place
-        self.weight = weight  # (P, layers * heads)
-        self.key_bias = key_bias  # (B, 1, 1, T) or None
-        self.layer_index = layer_index  # attention module -> layer number
-        self.heads = heads
-
-
-_STATE: list[_ReadoutState] = []
-
-
-def _attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """``transformers`` attention-interface function (q already scaled by ESM: scaling 1)."""
-    if not _STATE:
-        raise RuntimeError("seqdance readout attention used outside readout_attention()")
-    state = _STATE[-1]
-    if scaling not in (None, 1.0):
-        query = query * scaling
-    index = state.layer_index[id(module)]
-    w = state.weight[:, index * state.heads : (index + 1) * state.heads]  # (P, H)
-    context, readout = AttentionReadout.apply(query, key, value, state.key_bias, w, float(dropout))
-    state.acc.add_(readout)
-    return context.to(value.dtype).transpose(1, 2), None  # (B, T, H, D)
-
-
-def _register() -> None:
-    from transformers import AttentionInterface
-
-    AttentionInterface.register(IMPLEMENTATION, _attention)
-
-
-@contextlib.contextmanager
-def readout_attention(
-    trunk, acc: torch.Tensor, weight: torch.Tensor, attention_mask: torch.Tensor
-) -> Iterator[None]:
-    """Run ``trunk`` (a ``transformers.EsmModel``) with :class:`AttentionReadout` attention.
-
-    Parameters
-    ----------
-    acc : Tensor, shape=(B, P, T, T)
-        Pair logits, channels first; each layer adds its readout.
-    weight : Tensor, shape=(P, layers * heads)
-        The attention columns of ``pair_pred_linear.weight`` (layer-major, as the maps stack).
-    attention_mask : Tensor, shape=(B, T)
-        1 on real tokens, 0 on padding (padded keys get no attention).
-    """
-    _register()
-    layers = trunk.encoder.layer
-    index = {id(layer.attention.self): i for i, layer in enumerate(layers)}
-    key_bias = None
-    if not bool(attention_mask.all()):
-        key_bias = torch.zeros(attention_mask.shape, dtype=torch.float32, device=acc.device)
-        key_bias.masked_fill_(attention_mask == 0, torch.finfo(torch.float32).min)
-        key_bias = key_bias[:, None, None, :]  # (B, 1, 1, T)
-    heads = trunk.config.num_attention_heads
-    config = trunk.config
-    previous = config._attn_implementation
-    _STATE.append(_ReadoutState(acc, weight, key_bias, index, heads))
-    config._attn_implementation = IMPLEMENTATION
-    try:
-        yield
-    finally:
-        config._attn_implementation = previous
-        _STATE.pop()

@@ -66,11 +66,18 @@ class SeqDanceConfig:
 
     ``variant`` ``seqdance``: the trunk is randomly initialised (Xavier) and trained;
     ``esmdance``: the trunk holds pretrained ESM2 weights and stays frozen.
+
+    ``dropout``: the heads' dropout. ``trunk_dropout``: the trunk's (attention probabilities
+    and both sub-layer outputs of every layer); None, the default, is the authors' choice:
+    the same rate as the heads for SeqDance (their ``randomize_model`` sets every Dropout of
+    the trunk to the training dropout), ESM2's own 0 for ESMDance (whose trunk stays frozen
+    and in eval mode anyway). ``trunk_dropout=0`` is our alternative (docs/differences.md).
     """
 
     arch: Esm2Architecture = field(default_factory=lambda: ARCHITECTURES["esm2_t12_35M_UR50D"])
     variant: Variant = "seqdance"
-    dropout: float = 0.1  # the heads' dropout (the trunk has none, see trunk_dropout)
+    dropout: float = 0.1  # the heads' dropout (and SeqDance's trunk's, see trunk_dropout)
+    trunk_dropout: float | None = None  # None: the authors' (dropout for SeqDance, 0 ESMDance)
     n_residue_outputs: int = N_RESIDUE_OUTPUTS
     n_pair_outputs: int = N_PAIR_OUTPUTS
 
@@ -90,34 +97,30 @@ class SeqDanceConfig:
         return self.variant == "esmdance"
 
     @property
-    def trunk_dropout(self) -> float:
-        """0 for both variants: ESM2's published configs set hidden and attention dropout to
-        0, and the authors build the SeqDance trunk from that config (then re-initialise its
-        weights), so the recipe's dropout 0.1 acts in the heads only."""
-        return 0.0
+    def trunk_dropout_rate(self) -> float:
+        """The trunk's dropout rate (see the class docstring)."""
+        if self.trunk_dropout is not None:
+            return self.trunk_dropout
+        return 0.0 if self.freeze_trunk else self.dropout
 
     def with_variant(self, variant: Variant) -> SeqDanceConfig:
         return replace(self, variant=variant)
 
     def esm_config(self):
-        """The ``transformers.EsmConfig`` of the trunk, built offline."""
-        from transformers import EsmConfig
+        """The trunk's :class:`seqdance.model.esm2.Esm2Config` (ESM2's published settings)."""
+        from seqdance.model.esm2 import Esm2Config
 
-        return EsmConfig(
-            vocab_size=VOCAB_SIZE,
+        return Esm2Config(
             hidden_size=self.arch.hidden_size,
             num_hidden_layers=self.arch.num_layers,
             num_attention_heads=self.arch.num_heads,
             intermediate_size=self.arch.ffn_size,
-            hidden_dropout_prob=self.trunk_dropout,
-            attention_probs_dropout_prob=self.trunk_dropout,
-            max_position_embeddings=MAX_POSITIONS,
-            position_embedding_type="rotary",
+            vocab_size=VOCAB_SIZE,
             layer_norm_eps=1e-5,
-            emb_layer_norm_before=False,
             token_dropout=True,
             mask_token_id=MASK_ID,
             pad_token_id=PAD_ID,
+            dropout=self.trunk_dropout_rate,
         )
 
     # -- config.json -------------------------------------------------------------------
@@ -125,6 +128,8 @@ class SeqDanceConfig:
         """Our ``config.json`` content; also carries the authors' two keys when they apply."""
         out: dict[str, Any] = {"arch": asdict(self.arch), "variant": self.variant}
         out["dropout"] = self.dropout
+        if self.trunk_dropout is not None:
+            out["trunk_dropout"] = self.trunk_dropout
         out["n_residue_outputs"] = self.n_residue_outputs
         out["n_pair_outputs"] = self.n_pair_outputs
         if ARCHITECTURES.get(self.arch.name) == self.arch:
@@ -143,6 +148,8 @@ class SeqDanceConfig:
                     arch=arch,
                     variant=data.get("variant", "seqdance"),
                     dropout=float(data.get("dropout", 0.1)),
+                    trunk_dropout=(None if data.get("trunk_dropout") is None
+                                   else float(data["trunk_dropout"])),
                     n_residue_outputs=int(data.get("n_residue_outputs", N_RESIDUE_OUTPUTS)),
                     n_pair_outputs=int(data.get("n_pair_outputs", N_PAIR_OUTPUTS)),
                 )

@@ -1,25 +1,17 @@
-"""SeqDance/ESMDance: an ESM2 trunk (``transformers.EsmModel``) plus dynamic-property heads."""
+"""SeqDance/ESMDance: an ESM2 trunk (``seqdance.model.esm2``) plus dynamic-property heads."""
 
 from __future__ import annotations
 
-import contextlib
-import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from seqdance.model.attention import readout_attention
 from seqdance.model.config import SeqDanceConfig
-from seqdance.model.heads import (
-    DEFAULT_CHUNK_ELEMENTS,
-    activate,
-    attention_logits,
-    middle_logits,
-    mlp_head,
-)
+from seqdance.model.esm2 import Esm2Model, Readout, init_xavier
+from seqdance.model.heads import DEFAULT_CHUNK_ELEMENTS, activate, middle_logits, mlp_head
 from seqdance.model.loss import SeqDanceTargets, masked_rmse_loss
 from seqdance.schema import PAIR_FEATURES, RESIDUE_FEATURES
 
@@ -58,26 +50,23 @@ class SeqDanceOutput:
 class SeqDanceModel(nn.Module):
     """ESM2 trunk + residue head + pair head, with the authors' state-dict key names.
 
-    Submodules: ``esm2`` (``transformers.EsmModel``, no pooler), ``res_pred_nn``,
+    Submodules: ``esm2`` (:class:`Esm2Model`, ``transformers.EsmModel``'s keys), ``res_pred_nn``,
     ``res_transform_nn``, ``pair_middle_linear``, ``pair_pred_linear``.
     """
 
     def __init__(self, config: SeqDanceConfig | None = None) -> None:
         super().__init__()
-        from transformers import EsmModel
-
         self.config = config = config or SeqDanceConfig()
         arch = config.arch
         width, n_attn = arch.hidden_size, arch.attention_channels
-        self.esm2 = EsmModel(config.esm_config(), add_pooling_layer=False)
-        fuse_ffn_gelu(self.esm2)
+        self.esm2 = Esm2Model(config.esm_config())
         self.res_pred_nn = mlp_head(width, config.n_residue_outputs, config.dropout)
         self.res_transform_nn = mlp_head(width, 2 * width, config.dropout)
         self.pair_middle_linear = nn.Linear(2 * width, n_attn)
         self.pair_pred_linear = nn.Linear(2 * n_attn, config.n_pair_outputs)
         self.chunk_elements = DEFAULT_CHUNK_ELEMENTS
         if not config.freeze_trunk:
-            init_trunk_xavier(self.esm2)
+            init_xavier(self.esm2)
         for name, module in self.named_modules():
             if not name.startswith("esm2") and isinstance(module, nn.Linear):
                 nn.init.zeros_(module.bias)
@@ -92,6 +81,16 @@ class SeqDanceModel(nn.Module):
     @property
     def num_heads(self) -> int:
         return self.config.arch.num_heads
+
+    def set_dropout(self, dropout: float, trunk_dropout: float | None = None) -> None:
+        """New dropout rates (heads; trunk, None for the authors' choice), config included."""
+        from dataclasses import replace
+
+        self.config = replace(self.config, dropout=dropout, trunk_dropout=trunk_dropout)
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Dropout) and not name.startswith("esm2."):
+                module.p = dropout
+        self.esm2.set_dropout(self.config.trunk_dropout_rate)
 
     def train(self, mode: bool = True) -> SeqDanceModel:
         super().train(mode)
@@ -156,8 +155,8 @@ class SeqDanceModel(nn.Module):
             input_ids.device.type, dtype=trunk_autocast, enabled=trunk_autocast is not None
         )
         with low_precision:
-            trunk = self._run_trunk(input_ids, attention_mask, acc, pred_weight[:, n_attn:], keep)
-        hidden = trunk.last_hidden_state  # (B, T, E)
+            hidden = self.run_trunk(input_ids, attention_mask, acc, pred_weight[:, n_attn:], keep)
+        # hidden: (B, T, E)
         if trunk_autocast is not None:
             hidden = hidden.to(self.res_pred_nn[0].weight.dtype)
 
@@ -207,57 +206,22 @@ class SeqDanceModel(nn.Module):
         logits += self.pair_pred_linear.bias
         return activate(logits, PAIR_FEATURES), logits
 
-    def _run_trunk(self, input_ids, attention_mask, acc, attn_weight, keep=None):
-        """The trunk's output; its attention maps are reduced into ``acc`` (B, P, T, T), the
-        pair logits channels first, and, with ``keep`` a list, kept there. Three ways, from
-        cheapest:
+    def run_trunk(self, input_ids, attention_mask, acc=None, attn_weight=None, keep=None):
+        """The trunk's last hidden state (B, T, E); its attention maps are reduced into
+        ``acc`` (B, P, T, T), the pair logits channels first, with ``attn_weight`` (P, A) and,
+        with ``keep`` a list, kept there. Three ways, from cheapest
+        (``seqdance.model.esm2``):
 
         - no pair head, no maps: fused (SDPA) attention;
-        - pair head only: :class:`seqdance.model.attention.AttentionReadout`, which adds each
-          layer's readout into ``acc`` and keeps no maps for the backward pass;
-        - maps wanted: eager attention with forward hooks.
+        - pair head only: ``"readout"`` attention, which adds each layer's readout into
+          ``acc`` and keeps no maps for the backward pass;
+        - maps wanted: ``"maps"`` attention, the probabilities formed and returned.
         """
         if acc is None and keep is None:
-            return self.esm2(input_ids=input_ids, attention_mask=attention_mask)
-        if keep is None:
-            with readout_attention(self.esm2, acc, attn_weight, attention_mask):
-                return self.esm2(input_ids=input_ids, attention_mask=attention_mask)
-        with self._attention_hooks(acc, attn_weight, keep):
-            return self._run_eager(input_ids, attention_mask)
-
-    def _run_eager(self, input_ids, attention_mask):
-        config = self.esm2.config
-        previous = config._attn_implementation
-        config._attn_implementation = "eager"  # the maps are needed: no fused kernel
-        try:
-            return self.esm2(input_ids=input_ids, attention_mask=attention_mask)
-        finally:
-            config._attn_implementation = previous
-
-    @contextlib.contextmanager
-    def _attention_hooks(
-        self, acc: torch.Tensor | None, attn_weight: torch.Tensor, keep: list | None
-    ) -> Iterator[None]:
-        """While active, each layer's attention maps are reduced into ``acc`` and dropped."""
-        handles = []
-        heads = self.num_heads
-        if acc is not None or keep is not None:
-            for index, layer in enumerate(self.esm2.encoder.layer):
-
-                def hook(module, args, output, index=index):
-                    attn = output[1]  # (B, H, T, T)
-                    if keep is not None:
-                        keep.append(attn)
-                    if acc is not None:
-                        w = attn_weight[:, index * heads : (index + 1) * heads]  # (P, H)
-                        acc.add_(attention_logits(attn, w).to(acc.dtype))  # (B, P, T, T)
-
-                handles.append(layer.attention.self.register_forward_hook(hook))
-        try:
-            yield
-        finally:
-            for handle in handles:
-                handle.remove()
+            return self.esm2(input_ids, attention_mask, mode="sdpa")
+        mode = "maps" if keep is not None else "readout"
+        readout = Readout(acc, attn_weight, keep)
+        return self.esm2(input_ids, attention_mask, mode=mode, readout=readout)
 
     # -- persistence ---------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
@@ -273,45 +237,3 @@ class SeqDanceModel(nn.Module):
 
         return load_model(spec, **kwargs)
 
-
-def init_trunk_xavier(trunk: nn.Module) -> None:
-    """SeqDance's random trunk: Xavier-uniform weights (gain 1/sqrt(2) for query, key and
-    value), zero biases, LayerNorm weight 1 and bias 0."""
-    for name, module in trunk.named_modules():
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            leaf = name.rsplit(".", 1)[-1]
-            gain = 1.0 / math.sqrt(2.0) if leaf in ("query", "key", "value") else 1.0
-            nn.init.xavier_uniform_(module.weight, gain=gain)
-            if getattr(module, "bias", None) is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-
-
-def fuse_ffn_gelu(trunk: nn.Module) -> None:
-    """Give every feed-forward block of ``trunk`` the one-kernel exact (erf) GELU.
-
-    ``transformers`` writes ESM's GELU as five tensor operations (``x * 0.5 * (1 +
-    erf(x / sqrt(2)))``), each with its own pass over the (B, T, 4E) activations and its own
-    backward node; ``torch.nn.functional.gelu`` computes the same function in one pass
-    (equal to ~1e-7 relative). The modules and weights stay those of ``transformers``.
-    """
-    from transformers.models.esm.modeling_esm import EsmIntermediate
-
-    for module in trunk.modules():
-        if type(module) is EsmIntermediate:
-            module.__class__ = _FusedGeluIntermediate
-
-
-def _fused_gelu_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.gelu(self.dense(hidden_states))
-
-
-def _make_fused_intermediate():
-    from transformers.models.esm.modeling_esm import EsmIntermediate
-
-    return type("_FusedGeluIntermediate", (EsmIntermediate,), {"forward": _fused_gelu_forward})
-
-
-_FusedGeluIntermediate = _make_fused_intermediate()

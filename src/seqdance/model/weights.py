@@ -14,9 +14,14 @@
 
 State-dict keys are the authors' (``esm2.*`` as in ``transformers.EsmModel``,
 ``res_pred_nn.*``, ``res_transform_nn.*``, ``pair_middle_linear.*``, ``pair_pred_linear.*``).
-Keys that ``transformers`` 4.48 wrote and that the current ``EsmModel`` lacks or names
-differently are accepted (:data:`TOLERATED_UNEXPECTED`, :data:`TOLERATED_MISSING`); any
-other missing or unexpected key, or a shape mismatch, is an error that lists them.
+Keys that ``transformers`` 4.48 wrote and that our trunk lacks or names differently are
+accepted (:data:`TOLERATED_UNEXPECTED`, :data:`TOLERATED_MISSING`); any other missing or
+unexpected key, or a shape mismatch, is an error that lists them.
+
+ESM2 checkpoints themselves (``facebook/esm2_*``, or a folder written by ``transformers``'
+``save_pretrained``) are read by :func:`read_esm2` (``config.json`` and the weights, no
+``transformers`` needed) for a pretrained trunk and for ESM2's masked-LM head
+(:func:`load_masked_lm`).
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from pathlib import Path
 import torch
 
 from seqdance.errors import InputFileError, SeqDanceError
+from seqdance.model.alphabet import VOCAB_SIZE
 from seqdance.model.config import ARCHITECTURES, Esm2Architecture, SeqDanceConfig, get_architecture
+from seqdance.model.esm2 import Esm2Config, Esm2ForMaskedLM
 from seqdance.model.seqdance import SeqDanceModel
 from seqdance.model.validate import check_model_config, check_model_path, quiet_torch_load
 from seqdance.utils.hub import require_hub
@@ -42,22 +49,24 @@ WEIGHTS_NAME = "model.safetensors"
 LEGACY_WEIGHTS_NAME = "pytorch_model.bin"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar", ".safetensors")
 
-# Keys of transformers-4.48 EsmModel files that the current EsmModel has no use for.
+# Trunk keys (after the trunk's prefix) of transformers-4.48 EsmModel files that our trunk
+# has no use for.
 TOLERATED_UNEXPECTED = tuple(
     re.compile(p)
     for p in (
-        r"esm2\.pooler\..+",  # built by EsmModel(add_pooling_layer=True); unused
-        r"esm2\.embeddings\.position_embeddings\.weight",  # absolute positions; ESM2 is rotary
-        r"esm2\.embeddings\.position_ids",
-        r"esm2\.encoder\.layer\.\d+\.attention\.self\.rotary_embeddings\.inv_freq",  # now shared
+        r"pooler\..+",  # built by EsmModel(add_pooling_layer=True); unused
+        r"embeddings\.position_embeddings\.weight",  # absolute positions; ESM2 is rotary
+        r"embeddings\.position_ids",
+        # per layer in 4.48 (``layer.*`` as transformers 5 writes it back); now shared
+        r"encoder\.layer\.(\d+|\*)\.attention\.self\.rotary_embeddings\.inv_freq",
     )
 )
-# Keys the current EsmModel has and a 4.48 file may lack; their values are rebuilt.
+# Trunk keys our trunk has and a file may lack; their values are rebuilt or unused.
 TOLERATED_MISSING = tuple(
     re.compile(p)
     for p in (
-        r"esm2\.rotary_embeddings\.inv_freq",  # a function of the architecture
-        r"esm2\.contact_head\..+",  # ESM2's contact regression; SeqDance does not use it
+        r"rotary_embeddings\.inv_freq",  # a function of the architecture
+        r"contact_head\..+",  # ESM2's contact regression; SeqDance does not use it
     )
 )
 _PER_LAYER_INV_FREQ = TOLERATED_UNEXPECTED[3]
@@ -72,6 +81,7 @@ def load_model(
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
     cache_dir: str | os.PathLike | None = None,
+    require_variant: str | None = None,
 ) -> SeqDanceModel:
     """Build a model from ``spec`` (see the module docstring), in eval mode.
 
@@ -87,6 +97,11 @@ def load_model(
     device, dtype : where and in which precision the model lives.
     cache_dir : path, optional
         Hugging Face cache folder (default: the hub's own).
+    require_variant : str, optional
+        When set (the name of the user's option for it), a file that does not say whether it
+        is SeqDance or ESMDance (a config-less ``update_N.pt``) and no ``variant`` is an error
+        naming that option, instead of the SeqDance default (training must not unfreeze an
+        ESMDance trunk by accident).
     """
     path = Path(spec)
     if not path.exists() and os.path.lexists(path):
@@ -109,6 +124,11 @@ def load_model(
             f"(known hub models: {known})"
         )
     if config is None:
+        if require_variant and variant is None:
+            raise SeqDanceError(
+                f"{spec} has no config saying whether it is SeqDance or ESMDance; set "
+                f"{require_variant}"
+            )
         config = infer_config(state, arch)
     elif arch is not None and get_architecture(arch) != config.arch:
         raise SeqDanceError(
@@ -181,15 +201,32 @@ def _read_checkpoint(path: Path) -> tuple[SeqDanceConfig | None, dict[str, torch
                 break
     if not isinstance(obj, dict) or not _is_state_dict(obj):
         raise InputFileError(f"{path}: not a state dict of tensors")
-    state = {k.removeprefix("module."): v for k, v in obj.items()}  # DDP-wrapped saves
+    state = {_modern_name(k.removeprefix("module.")): v for k, v in obj.items()}  # DDP saves
     return config, state
+
+
+def _modern_name(key: str) -> str:
+    """LayerNorm ``gamma``/``beta`` (BERT's old names, which transformers 5's
+    ``save_pretrained`` writes again) -> ``weight``/``bias``."""
+    if key.endswith("LayerNorm.gamma"):
+        return key[: -len("gamma")] + "weight"
+    if key.endswith("LayerNorm.beta"):
+        return key[: -len("beta")] + "bias"
+    return key
 
 
 def _is_state_dict(obj: dict) -> bool:
     return bool(obj) and all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items())
 
 
-def fetch_from_hub(repo_id: str, cache_dir: str | os.PathLike | None = None) -> Path:
+def fetch_from_hub(
+    repo_id: str,
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    label: str = "",
+    remedy: str = "download the model where the hub is reachable, or pass a local folder or "
+    ".pt file",
+) -> Path:
     """Local folder holding ``config.json`` and ``model.safetensors`` of a hub model.
 
     The cache is tried first; the hub is asked only when the cache lacks the files and
@@ -214,10 +251,7 @@ def fetch_from_hub(repo_id: str, cache_dir: str | os.PathLike | None = None) -> 
         return download(local_only=True)
     except Exception:
         pass
-    require_hub(
-        f"{repo_id!r} is not in the local Hugging Face cache",
-        "download the model where the hub is reachable, or pass a local folder or .pt file",
-    )
+    require_hub(f"{label}{repo_id!r} is not in the local Hugging Face cache", remedy)
     try:
         return download(local_only=False)
     except Exception as exc:
@@ -269,18 +303,33 @@ def infer_config(state: dict[str, torch.Tensor], arch: str | None = None) -> Seq
 
 # -- checked loading -------------------------------------------------------------------
 def load_state_dict_checked(
-    model: SeqDanceModel, state: dict[str, torch.Tensor], source: str = "weights"
+    model: torch.nn.Module,
+    state: dict[str, torch.Tensor],
+    source: str = "weights",
+    trunk: str = "esm2.",
+    optional: tuple[str, ...] = (),
 ) -> None:
-    """Load ``state`` into ``model``; tolerate the 4.48 differences, reject anything else."""
+    """Load ``state`` into ``model``; tolerate the 4.48 differences of the trunk (keys that
+    start with ``trunk``), reject anything else. ``optional``: further keys that may be
+    missing (e.g. a tied decoder)."""
     state = dict(state)
-    per_layer = sorted(k for k in state if _PER_LAYER_INV_FREQ.fullmatch(k))
-    if per_layer and "esm2.rotary_embeddings.inv_freq" not in state:
-        state["esm2.rotary_embeddings.inv_freq"] = state[per_layer[0]]  # keep the saved values
+    inv_freq = f"{trunk}rotary_embeddings.inv_freq"
+    per_layer = sorted(
+        k for k in state if k.startswith(trunk) and _PER_LAYER_INV_FREQ.fullmatch(k[len(trunk):])
+    )
+    if per_layer and inv_freq not in state:
+        state[inv_freq] = state[per_layer[0]]  # keep the saved values
+
+    def tolerated(key: str, patterns) -> bool:
+        return key.startswith(trunk) and _matches(key[len(trunk):], patterns)
+
     expected = model.state_dict()
     unexpected = [k for k in state if k not in expected]
-    bad_unexpected = [k for k in unexpected if not _matches(k, TOLERATED_UNEXPECTED)]
+    bad_unexpected = [k for k in unexpected if not tolerated(k, TOLERATED_UNEXPECTED)]
     missing = [k for k in expected if k not in state]
-    bad_missing = [k for k in missing if not _matches(k, TOLERATED_MISSING)]
+    bad_missing = [
+        k for k in missing if not tolerated(k, TOLERATED_MISSING) and k not in optional
+    ]
     mismatched = [
         f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
         for k, v in expected.items()
@@ -298,6 +347,73 @@ def load_state_dict_checked(
     for key in unexpected:
         del state[key]
     model.load_state_dict(state, strict=False)
+
+
+# -- ESM2 checkpoints (pretrained trunk, masked-LM baseline) ---------------------------------
+def read_esm2(
+    spec: str | os.PathLike, cache_dir: str | os.PathLike | None = None
+) -> tuple[Esm2Config, dict[str, torch.Tensor]]:
+    """``config.json`` and weights of an ESM2 checkpoint: a folder (``transformers``'
+    ``save_pretrained`` layout of ``EsmModel`` or ``EsmForMaskedLM``) or a hub id
+    (``facebook/esm2_t12_35M_UR50D``; the local cache first, the hub only when reachable).
+
+    Returns the config and the state dict with encoder keys unprefixed (``embeddings.*``,
+    ``encoder.*``) and, when present, ``lm_head.*``.
+    """
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        folder = path
+    elif re.fullmatch(r"[\w.-]+/[\w.-]+", str(spec)) and not path.exists():
+        folder = fetch_from_hub(
+            str(spec), cache_dir, label="ESM2 model ",
+            remedy="pass a local folder written by save_pretrained",
+        )  # fmt: skip
+    else:
+        raise InputFileError(f"ESM2 model not found: {spec} (a folder or a hub id)")
+    config_path = folder / CONFIG_NAME
+    if not config_path.is_file():
+        raise InputFileError(f"{spec}: no {CONFIG_NAME} (not an ESM2 model folder)")
+    try:
+        data = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{config_path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict) or "num_hidden_layers" not in data:
+        raise InputFileError(f"{config_path}: not an ESM2 config (no num_hidden_layers)")
+    config = Esm2Config.from_json(data)
+    for name in (WEIGHTS_NAME, LEGACY_WEIGHTS_NAME):
+        if (folder / name).is_file():
+            state = _read_checkpoint(folder / name)[1]
+            break
+    else:
+        raise InputFileError(f"{spec}: no {WEIGHTS_NAME} or {LEGACY_WEIGHTS_NAME} in the folder")
+    if any(k.startswith("esm.") for k in state):  # EsmForMaskedLM: "esm." + encoder keys
+        state = {k.removeprefix("esm."): v for k, v in state.items()}
+    return config, state
+
+
+def load_masked_lm(
+    spec: str | os.PathLike,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> Esm2ForMaskedLM:
+    """ESM2 with its masked-LM head (``EsmForMaskedLM`` weights), in eval mode."""
+    config, state = read_esm2(spec, cache_dir)
+    if config.vocab_size != VOCAB_SIZE:
+        raise SeqDanceError(
+            f"{spec}: vocabulary of {config.vocab_size} tokens, not ESM2's {VOCAB_SIZE}"
+        )
+    if not any(k.startswith("lm_head.") for k in state):
+        raise InputFileError(f"{spec}: no masked-LM head (lm_head.*) in the weights")
+    model = Esm2ForMaskedLM(config)
+    state = {(k if k.startswith("lm_head.") else f"esm.{k}"): v for k, v in state.items()}
+    load_state_dict_checked(
+        model, state, source=str(spec), trunk="esm.", optional=("lm_head.decoder.weight",)
+    )
+    model.lm_head.decoder.weight = model.esm.embeddings.word_embeddings.weight  # tied again
+    model.eval()
+    return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
 
 
 def _short_list(items: list[str], limit: int = 8) -> str:

@@ -78,8 +78,10 @@ class ModelConfig:
 
     ``arch``: an ESM2 name (``esm2_t12_35M_UR50D``, ``35M``) or, with ``layers``, ``hidden``,
     ``heads`` and ``ffn`` all set, the name of a custom architecture.
-    ``freeze_trunk``: ESMDance (the trunk is frozen, only the heads train).
+    ``freeze_trunk``: ESMDance (the trunk is frozen, only the heads train); unset: SeqDance,
+    or with ``init_from`` the variant the model's config names (required when it has none).
     ``trunk_weights``: pretrained ESM2 trunk: a hub id or a local ``transformers`` folder.
+    ``trunk_dropout``: the trunk's dropout; unset: the authors' (``dropout`` for SeqDance).
     ``init_from``: start from a SeqDance/ESMDance model (fine-tuning; any ``--model`` spec).
     """
 
@@ -88,10 +90,11 @@ class ModelConfig:
     hidden: int | None = None
     heads: int | None = None
     ffn: int | None = None
-    freeze_trunk: bool = False
+    freeze_trunk: bool | None = None
     trunk_weights: str | None = None
     init_from: str | None = None
     dropout: float = 0.1
+    trunk_dropout: float | None = None
 
 
 @dataclass

@@ -3,19 +3,10 @@ trunk, or an existing SeqDance/ESMDance model to fine-tune."""
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
-from torch import nn
-
 from seqdance.errors import SeqDanceError
 from seqdance.model.config import Esm2Architecture, SeqDanceConfig, get_architecture
 from seqdance.model.seqdance import SeqDanceModel
 from seqdance.train.config import ModelConfig
-from seqdance.utils.hub import require_hub
-
-# trunk keys our EsmModel has and an ESM2 checkpoint may lack (rebuilt / unused)
-_TRUNK_OPTIONAL = ("rotary_embeddings.inv_freq", "contact_head.")
 
 
 def resolve_architecture(cfg: ModelConfig) -> Esm2Architecture:
@@ -39,11 +30,11 @@ def resolve_architecture(cfg: ModelConfig) -> Esm2Architecture:
 
 def build_model(cfg: ModelConfig) -> SeqDanceModel:
     """A fresh model for training (call ``torch.manual_seed`` first for reproducible weights)."""
-    variant = "esmdance" if cfg.freeze_trunk else "seqdance"
     if cfg.init_from:
         from seqdance.model.weights import load_model
 
-        model = load_model(cfg.init_from, variant=variant)
+        variant = None if cfg.freeze_trunk is None else _variant(cfg.freeze_trunk)
+        model = load_model(cfg.init_from, variant=variant, require_variant="model.freeze_trunk")
         arch = resolve_architecture(cfg)
         if model.config.arch.hidden_size != arch.hidden_size or (
             model.config.arch.num_layers != arch.num_layers
@@ -52,13 +43,15 @@ def build_model(cfg: ModelConfig) -> SeqDanceModel:
                 f"model.init_from {cfg.init_from} is a {model.config.arch.name} model, "
                 f"not model.arch {arch.name}"
             )
-        _set_dropout(model, cfg.dropout)
+        model.set_dropout(cfg.dropout, cfg.trunk_dropout)
     else:
         arch = resolve_architecture(cfg)
-        model = SeqDanceModel(SeqDanceConfig(arch=arch, variant=variant, dropout=cfg.dropout))
+        config = SeqDanceConfig(arch=arch, variant=_variant(bool(cfg.freeze_trunk)),
+                                dropout=cfg.dropout, trunk_dropout=cfg.trunk_dropout)  # fmt: skip
+        model = SeqDanceModel(config)
     if cfg.trunk_weights:
         load_trunk(model, cfg.trunk_weights)
-    if cfg.freeze_trunk:
+    if model.config.freeze_trunk:
         model.esm2.requires_grad_(False)
     # ESM2's contact-regression head is not part of SeqDance: it gets no gradient (DDP would
     # wait for one), so it is left out of training
@@ -66,36 +59,21 @@ def build_model(cfg: ModelConfig) -> SeqDanceModel:
     return model
 
 
-def _set_dropout(model: SeqDanceModel, p: float) -> None:
-    """Heads' dropout to ``p`` (a frozen trunk stays in eval mode, so its dropout never acts)."""
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Dropout) and not name.startswith("esm2"):
-            module.p = p
+def _variant(freeze_trunk: bool) -> str:
+    return "esmdance" if freeze_trunk else "seqdance"
 
 
 def load_trunk(model: SeqDanceModel, spec: str) -> None:
     """Copy pretrained ESM2 weights (hub id or local ``transformers`` folder) into the trunk."""
-    from transformers import EsmModel
+    from seqdance.model.weights import load_state_dict_checked, read_esm2
 
-    local = Path(spec).expanduser()
-    kwargs = {"add_pooling_layer": False}
     try:
-        if local.exists() or spec.startswith(("/", ".", "~")):
-            if not local.is_dir():
-                raise OSError(f"no such folder {local}")
-            trunk = EsmModel.from_pretrained(str(local), **kwargs)
-        else:
-            try:
-                trunk = EsmModel.from_pretrained(spec, **kwargs, local_files_only=True)
-            except OSError:  # not cached: ask the hub, if it answers
-                _check_hub_reachable(spec)
-                trunk = EsmModel.from_pretrained(spec, **kwargs)
-    except (OSError, ValueError) as exc:
-        reason = " ".join(str(exc).split())[:200]
+        got, state = read_esm2(spec)
+    except SeqDanceError as exc:
         raise SeqDanceError(
-            f"model.trunk_weights {spec!r}: cannot load an ESM2 model ({reason})"
+            f"model.trunk_weights {spec!r}: cannot load an ESM2 model ({exc})"
         ) from None
-    got, want = trunk.config, model.config.arch
+    want = model.config.arch
     shape = (got.num_hidden_layers, got.hidden_size, got.num_attention_heads, got.intermediate_size)
     if shape != (want.num_layers, want.hidden_size, want.num_heads, want.ffn_size):
         raise SeqDanceError(
@@ -103,21 +81,8 @@ def load_trunk(model: SeqDanceModel, spec: str) -> None:
             f"{shape[2]}, FFN {shape[3]}; model.arch {want.name} needs {want.num_layers}, "
             f"{want.hidden_size}, {want.num_heads}, {want.ffn_size}"
         )
-    state = trunk.state_dict()
-    expected = model.esm2.state_dict()
-    missing = [k for k in expected if k not in state and not k.startswith(_TRUNK_OPTIONAL)]
-    if missing:
-        shown = ", ".join(missing[:5])
-        raise SeqDanceError(f"model.trunk_weights {spec!r}: missing trunk weights {shown}")
-    model.esm2.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
-
-
-def _check_hub_reachable(spec: str) -> None:
-    """Fail at once, in one line, when the hub cannot be asked (instead of retrying)."""
-    require_hub(
-        f"model.trunk_weights {spec!r} is not in the local Hugging Face cache",
-        "pass a local transformers folder of the ESM2 model",
-    )
+    state = {k: v for k, v in state.items() if not k.startswith("lm_head.")}
+    load_state_dict_checked(model.esm2, state, source=f"model.trunk_weights {spec!r}", trunk="")
 
 
 def enable_ffn_checkpointing(model: SeqDanceModel) -> None:
@@ -127,15 +92,5 @@ def enable_ffn_checkpointing(model: SeqDanceModel) -> None:
     runs (``seqdance.model.attention``), so a recomputation would add it twice; it keeps
     little for the backward pass anyway (q, k, v and the dropout mask).
     """
-    from torch.utils.checkpoint import checkpoint
-
     for layer in model.esm2.encoder.layer:
-        original = layer.feed_forward_chunk
-
-        @functools.wraps(original)
-        def wrapped(attention_output, _original=original):
-            if not attention_output.requires_grad:
-                return _original(attention_output)
-            return checkpoint(_original, attention_output, use_reentrant=False)
-
-        layer.feed_forward_chunk = wrapped
+        layer.checkpoint_ffn = True
