@@ -46,12 +46,19 @@ def scan_command(
     from seqdance.cli.model import _load
     from seqdance.cli.score import _torch_dtype, _wild_type
     from seqdance.inference.benchmark import check_properties
-    from seqdance.inference.scan import parse_positions, plot_columns, plot_scan, run_scan
+    from seqdance.inference.scan import (
+        parse_positions,
+        plot_columns,
+        plot_scan,
+        run_scan,
+        score_columns,
+    )
 
     wild_type = _wild_type(sequence, fasta)
     chosen = parse_positions(positions, len(wild_type), offset)
     channels = check_properties(properties)
     requested = [c.strip() for c in plot.split(",") if c.strip()] if plot else None
+    columns = plot_columns(score_columns(channels), requested)  # checked before any work
     net = _load(model, arch, device, DType.fp32)
     autocast = None if dtype is DType.fp32 else _torch_dtype(dtype)
     result = run_scan(
@@ -65,7 +72,6 @@ def scan_command(
         autocast=autocast,
         progress=progress,
     )
-    columns = plot_columns(result.table, requested)
     plot_scan(result.table, out, columns)
     if result.reused_blocks:
         typer.echo(

@@ -245,10 +245,23 @@ def _read_block(path: Path, rows: int, cols: int) -> np.ndarray | None:
 
 
 # -- heat maps -----------------------------------------------------------------------------
-def plot_columns(table, requested: Sequence[str] | None) -> list[str]:
-    """Score columns to draw: ``requested`` (checked) or the defaults that the scan has
-    (the first score column when none of them)."""
-    scores = [c for c in table.columns if c not in ("position", "wt", "mt", "mutant")]
+def score_columns(properties: Sequence[str]) -> list[str]:
+    """Names of the score columns that scoring ``properties`` gives (as ``seqdance score``):
+    channels, multi-channel summaries, then the combinations when there are 2+ summaries."""
+    from seqdance.inference.score import COMBINATIONS, ordered_channels, summaries_for
+
+    channels = ordered_channels(properties)
+    summaries = summaries_for(channels)
+    names = list(dict.fromkeys([*channels, *(s.name for s in summaries)]))
+    if len(summaries) >= 2:
+        names += [f"{p}_{c}" for p in ("raw", "norm") for c in COMBINATIONS]
+    return names
+
+
+def plot_columns(scores: Sequence[str], requested: Sequence[str] | None) -> list[str]:
+    """Score columns to draw: ``requested`` (checked against ``scores``, the scan's score
+    columns) or the defaults that the scan has (the first score column when none)."""
+    scores = list(scores)
     if requested:
         unknown = [c for c in requested if c not in scores]
         if unknown:
@@ -295,14 +308,13 @@ def plot_heatmap(table, column: str, path: str | os.PathLike, title: str = "") -
     cell = 0.11  # inches per position
     fig_w = max(6.0, width * cell + 2.2)
     panel_h = 2.6 + 0.7  # heat map + mean track
-    fig = plt.figure(figsize=(fig_w, panel_h * n_panels + 0.8))
+    fig = plt.figure(figsize=(fig_w, panel_h * n_panels + 1.1))
     grid = fig.add_gridspec(
         2 * n_panels, 2, height_ratios=[0.7, 2.6] * n_panels, width_ratios=[1, 0.015],
         hspace=0.12, wspace=0.02, left=1.0 / fig_w, right=1 - 1.0 / fig_w,
-        top=1 - 0.5 / fig.get_figheight(), bottom=0.45 / fig.get_figheight(),
+        top=1 - 0.75 / fig.get_figheight(), bottom=0.45 / fig.get_figheight(),
     )  # fmt: skip
-    cmap = plt.get_cmap("magma_r").copy()
-    cmap.set_bad("#d9d9d9")
+    cmap = plt.get_cmap("magma_r").with_extremes(bad="#d9d9d9")
     image = None
     for k in range(n_panels):
         sl = slice(k * PANEL_WIDTH, min(n, (k + 1) * PANEL_WIDTH))
@@ -335,8 +347,11 @@ def plot_heatmap(table, column: str, path: str | os.PathLike, title: str = "") -
     cax = fig.add_subplot(grid[1, 1])
     bar = fig.colorbar(image, cax=cax)
     bar.ax.tick_params(labelsize=6)
-    bar.set_label(f"{column} (relative change)", fontsize=7)
-    fig.suptitle(title or f"{column}: {n} positions x 19 substitutions", fontsize=9)
+    bar.set_label(f"{column} (larger = bigger predicted change)", fontsize=7)
+    height = fig.get_figheight()
+    fig.suptitle(
+        f"{title or column}: {n} positions x 19 substitutions", fontsize=9, y=1 - 0.2 / height
+    )
     return save_figure(fig, path, dpi=110)
 
 
