@@ -252,10 +252,10 @@ def evaluate(frame, assay_name: str, target_bin: np.ndarray | None = None) -> li
             continue
         prediction = orientation(column) * frame[column].to_numpy(np.float64)
         values = assay_metrics(prediction, target, target_bin)
-        rows.append(
-            {"assay": assay_name, "property": column, **{m: values[m] for m in METRICS},
-             "n": values["n"]}
-        )  # fmt: skip
+        row = {"assay": assay_name, "property": column}
+        row.update({m: values[m] for m in METRICS})
+        row["n"] = values["n"]
+        rows.append(row)
     return rows
 
 

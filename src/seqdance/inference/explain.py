@@ -72,21 +72,28 @@ def explain_mutants(
     token_budget: int | None = None,
     window: int | None = None,
 ) -> Explanation:
-    """Run the wild type and each mutant once (float32) and keep every output's change."""
+    """Run the wild type and each mutant once (float32) and keep every output's change.
+
+    ``window``: longest sequence one pass takes (longer ones use the score's overlapping
+    windows); None takes the default of :func:`~seqdance.inference.score.score_sequences`,
+    so that the rows and the numbers are those of the score.
+    """
+    import inspect
+
     import torch
 
     from seqdance.inference import score as sc
-    from seqdance.model.config import MAX_RESIDUES
 
     channels = sc.ordered_channels(properties)
     res_idx, pair_idx = sc._split_channels(channels)
     if not mutants.sequences:
         raise SeqDanceError("no mutant to explain")
     wild_type = mutants.wild_type
-    window = MAX_RESIDUES if window is None else window
+    if window is None:
+        window = inspect.signature(sc.score_sequences).parameters["window"].default
     budget = sc.DEFAULT_TOKEN_BUDGET if token_budget is None else token_budget
     sequences = [wild_type, *mutants.sequences]
-    if len(wild_type) > window:
+    if window is not None and len(wild_type) > window:
         windows = sc._windowed(model, sequences, res_idx, pair_idx, budget, window)
         found = {i: (r, p) for i, r, p in windows}
         res = [found[i][0] for i in range(len(sequences))]
