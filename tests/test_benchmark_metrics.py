@@ -165,7 +165,29 @@ def test_cli_aggregate_proteingym_table(tmp_path, capsys):
     ref = ["--reference", str(REFERENCE), "--out", str(out2)]
     assert run_cli(["benchmark", "--aggregate", str(bad), *ref]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: 1 assay(s) not in the reference file")
+    assert err[-1].startswith("error: none of the 1 assays is in the reference file")
     assert not out2.exists()
+    # our own per-assay table: assays named by file; unknown ones are left out with a warning
+    ours = tmp_path / "summary.csv"
+    pd.DataFrame(
+        {
+            "assay": ["BLAT_ECOLX_Stiffler_2015", "IF1_ECOLI_Kelsic_2016", "OLD_NAME_2019"],
+            "property": "psi",
+            "spearman": [0.1, 0.3, 0.9],
+            "ndcg": [0.5, 0.7, 0.9],
+            "n": 10,
+        }
+    ).to_csv(ours, index=False)
+    out3 = tmp_path / "agg3"
+    samples = ["--bootstrap-samples", "20"]
+    assert (
+        run_cli(["benchmark", "--aggregate", str(ours), *ref[:2], *samples, "--out", str(out3)])
+        == 0
+    )
+    assert "1 assay(s) not in the reference file left out" in capsys.readouterr().err
+    psi = pd.read_csv(out3 / "summary_by_model.csv").set_index("Model_name").loc["psi"]
+    assert psi["Average_Spearman"] == pytest.approx(0.2) and psi["n_assays"] == 2
+    ndcg = pd.read_csv(out3 / "summary_by_model_ndcg.csv").set_index("Model_name").loc["psi"]
+    assert ndcg["Average_NDCG"] == pytest.approx(0.6)
     assert run_cli(["benchmark", "--aggregate", str(DMS_LEVEL), "--out", str(out2)]) == 1
     assert "needs --reference" in capsys.readouterr().err

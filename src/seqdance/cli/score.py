@@ -188,7 +188,13 @@ def benchmark_command(
         if model is not None or assays is not None:
             raise SeqDanceError("--aggregate takes no --model or --assays")
         tables = read_per_assay_table(aggregate)
-        written = write_summaries(tables, ref, out, samples=bootstrap_samples)
+        written, unmatched = write_summaries(tables, ref, out, samples=bootstrap_samples)
+        if unmatched:
+            typer.echo(
+                f"warning: {len(unmatched)} assay(s) not in the reference file left out "
+                f"(e.g. {unmatched[0]})",
+                err=True,
+            )
         typer.echo(f"summaries written: {', '.join(str(p) for p in written)}", err=True)
         return
     if model is None or assays is None:

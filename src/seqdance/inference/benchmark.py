@@ -363,7 +363,7 @@ def run_benchmark(
             matched["assay"] = matched["assay"].map(dms_ids)
             tables = {m: long_to_wide(matched, m) for m in METRICS}
             samples = BOOTSTRAP_SAMPLES if bootstrap_samples is None else bootstrap_samples
-            result.summaries = write_summaries(tables, reference, out_dir, samples=samples)
+            result.summaries, _ = write_summaries(tables, reference, out_dir, samples=samples)
     plot_summary(result, out_dir / PLOT_NAME)
     return result
 

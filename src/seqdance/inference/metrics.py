@@ -265,21 +265,44 @@ def summary_names(metric: str) -> str:
     return "summary_by_model.csv" if metric == "spearman" else f"summary_by_model_{metric}.csv"
 
 
+def match_assays(table, reference):
+    """``table`` with its index renamed to ``DMS_id`` (assays named by ``DMS_id`` or
+    ``DMS_filename``) and the names that the reference does not know, which are dropped."""
+    ids = {}
+    for name in table.index:
+        row = reference_row(reference, str(name))
+        if row is not None:
+            ids[name] = str(row["DMS_id"])
+    unmatched = [str(a) for a in table.index if a not in ids]
+    matched = table.loc[[a for a in table.index if a in ids]].rename(index=ids)
+    return matched, unmatched
+
+
 def write_summaries(
     tables: dict, reference, out_dir: str | os.PathLike, *, samples: int = BOOTSTRAP_SAMPLES
-) -> list[Path]:
-    """:func:`aggregate` every metric's table into ``out_dir`` (written atomically)."""
+) -> tuple[list[Path], list[str]]:
+    """:func:`aggregate` every metric's table into ``out_dir`` (written atomically) over the
+    assays the reference knows; returns the files and the assays left out."""
     from seqdance.utils.io import atomic_path
 
     out_dir = Path(out_dir)
     written = []
-    summaries = {m: aggregate(t, reference, m, samples=samples) for m, t in tables.items()}
+    unmatched: list[str] = []
+    matched = {}
+    for metric, table in tables.items():
+        matched[metric], unmatched = match_assays(table, reference)
+        if matched[metric].empty:
+            raise SeqDanceError(
+                f"none of the {len(table)} assays is in the reference file (e.g. "
+                f"{table.index[0]}); name assays by their ProteinGym DMS_id"
+            )
+    summaries = {m: aggregate(t, reference, m, samples=samples) for m, t in matched.items()}
     for metric, summary in summaries.items():
         path = out_dir / summary_names(metric)
         with atomic_path(path) as tmp:
             summary.to_csv(tmp, index=False)
         written.append(path)
-    return written
+    return written, unmatched
 
 
 def check_metric_names(names: Sequence[str]) -> None:
