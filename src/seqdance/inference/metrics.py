@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -303,9 +302,3 @@ def write_summaries(
             summary.to_csv(tmp, index=False)
         written.append(path)
     return written, unmatched
-
-
-def check_metric_names(names: Sequence[str]) -> None:
-    bad = [n for n in names if n not in METRICS]
-    if bad:
-        raise SeqDanceError(f"unknown metric(s) {', '.join(bad)}; known: {', '.join(METRICS)}")
