@@ -38,6 +38,8 @@ def main() -> None:
     parser.add_argument("--arch", default="35M")
     parser.add_argument("--positions", type=int, default=16, help="0 = whole protein")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--protein", choices=["ccdb", "tem1"], help="only this protein")
+    parser.add_argument("--properties", choices=list(PROPERTY_SETS), help="only this set")
     args = parser.parse_args()
 
     import torch
@@ -56,6 +58,8 @@ def main() -> None:
         "CcdB (101)": read_fasta(CCDB_FASTA)[0].sequence,
         "TEM-1 (263)": read_fasta(TEM1_FASTA)[0].sequence,
     }
+    if args.protein:
+        proteins = {k: v for k, v in proteins.items() if k.lower().startswith(args.protein[:3])}
     results = []
     for protein, wild_type in proteins.items():
         n_pos = len(wild_type) if args.positions == 0 else min(args.positions, len(wild_type))
@@ -64,6 +68,8 @@ def main() -> None:
         # warm-up (allocations, thread pools)
         score_sequences(model, wild_type, mutants[:2], ["sasa_mean"])
         for label, props in PROPERTY_SETS.items():
+            if args.properties and label != args.properties:
+                continue
             channels = ordered_channels(resolve_properties(props))
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()
