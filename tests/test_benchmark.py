@@ -73,12 +73,14 @@ def test_spearman_orientation_and_median():
     assert rho == pytest.approx(-1.0) and n == 3
     assert np.isnan(spearman(np.array([1.0, 2]), np.array([1.0, 2]))[0])
     rows = [
-        {"assay": "a", "property": "p", "spearman": 0.1, "n": 5},
-        {"assay": "b", "property": "p", "spearman": 0.5, "n": 5},
-        {"assay": "c", "property": "p", "spearman": float("nan"), "n": 2},
-        {"assay": "d", "property": "p", "spearman": 0.2, "n": 5},
+        {"assay": "a", "property": "p", "spearman": 0.1, "ndcg": 0.9, "n": 5},
+        {"assay": "b", "property": "p", "spearman": 0.5, "ndcg": 0.7, "n": 5},
+        {"assay": "c", "property": "p", "spearman": float("nan"), "ndcg": float("nan"), "n": 2},
+        {"assay": "d", "property": "p", "spearman": 0.2, "ndcg": 0.2, "n": 5},
     ]
-    assert medians(rows) == [{"assay": "median", "property": "p", "spearman": 0.2, "n": 3}]
+    (med,) = medians(rows)
+    assert med["property"] == "p" and med["spearman"] == 0.2 and med["n_assays"] == 3
+    assert med["ndcg"] == 0.7 and np.isnan(med["auc"])
 
 
 def test_subsample_even():
@@ -93,9 +95,10 @@ def test_cli_benchmark_proteingym(tiny_dir, tmp_path):
     argv = ["benchmark", "-m", str(tiny_dir), "--assays", str(GYM), "--out", str(out)]
     code = _run([*argv, "--limit", "2", "--max-variants", "12", "--no-progress"])
     assert code == 0
-    summary = pd.read_csv(out / "summary.csv")
-    assert list(summary.columns) == ["assay", "property", "spearman", "n"]
-    per_assay = summary[summary["assay"] != "median"]
+    per_assay = pd.read_csv(out / "summary.csv")
+    assert list(per_assay.columns) == [
+        "assay", "property", "spearman", "auc", "mcc", "ndcg", "top_recall", "n",
+    ]  # fmt: skip
     assert set(per_assay["assay"]) == {"F7YBW8_MESOW_Aakre_2015", "IF1_ECOLI_Kelsic_2016"}
     assert (per_assay["n"] == 12).all()
     for name in ("F7YBW8_MESOW_Aakre_2015", "IF1_ECOLI_Kelsic_2016"):
@@ -105,7 +108,7 @@ def test_cli_benchmark_proteingym(tiny_dir, tmp_path):
             expected = spearmanr(-scores[prop], scores["target"]).statistic
             got = per_assay[(per_assay["assay"] == name) & (per_assay["property"] == prop)]
             assert got["spearman"].iloc[0] == pytest.approx(expected)
-    med = summary[summary["assay"] == "median"].set_index("property")
+    med = pd.read_csv(out / "summary_median.csv").set_index("property")
     psi = per_assay[per_assay["property"] == "psi"]["spearman"]
     assert med.loc["psi", "spearman"] == pytest.approx(np.median(psi))
     assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -121,7 +124,7 @@ def test_cli_benchmark_megascale(tiny_dir, tmp_path):
     )  # fmt: skip
     assert code == 0
     summary = pd.read_csv(out / "summary.csv")
-    assert set(summary["assay"]) == {"1AOY", "1EM7_L7A", "1ENH", "median"}
+    assert set(summary["assay"]) == {"1AOY", "1EM7_L7A", "1ENH"}
     scores = pd.read_csv(out / "scores" / "1ENH.csv")
     assert "L32G:F43N" in set(scores["mutant"])  # multi-mutant named from the sequences
     assert "ss" not in set(summary["property"])

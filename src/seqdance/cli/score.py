@@ -147,14 +147,30 @@ def score_command(
 
 @app.command("benchmark")
 def benchmark_command(
-    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
-    assays: Path = typer.Option(
-        ...,
+    model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    assays: Path | None = typer.Option(
+        None,
         "--assays",
         help="Folder of ProteinGym-style assays (X.csv + X.fasta), the Tsuboyama 2023 "
         "Dataset2_Dataset3 table, or a mega-scale system_info.csv.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    reference: Path | None = typer.Option(
+        None,
+        "--reference",
+        help="ProteinGym's DMS_substitutions.csv: binarisation cutoffs for AUC/MCC, the "
+        "leaderboard summaries (summary_by_model*.csv) and the assays of --suite "
+        "proteingym-viral.",
+    ),
+    aggregate: Path | None = typer.Option(
+        None,
+        "--aggregate",
+        help="Only aggregate this per-assay table (ours, or ProteinGym's DMS-level layout with "
+        "a 'DMS ID' column) into OUT/summary_by_model*.csv; needs --reference.",
+    ),
+    bootstrap_samples: int = typer.Option(
+        10_000, "--bootstrap-samples", min=2, help="Resamples of the standard error."
+    ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Score only the first N assays."),
     max_variants: int | None = typer.Option(
         None, "--max-variants", min=3, help="At most this many variants per assay (evenly spaced)."
@@ -177,20 +193,43 @@ def benchmark_command(
         "(--assays: the Tsuboyama table), proteingym-viral (--assays: ProteinGym folder, "
         "--reference: its DMS_substitutions.csv). Prints our median beside the paper's.",
     ),
-    reference: Path | None = typer.Option(
-        None, "--reference", help="ProteinGym DMS_substitutions.csv (for --suite proteingym-viral)."
-    ),
     headline: str = typer.Option(
         "norm_geometric_mean", "--headline", help="Score column compared with the paper (--suite)."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Zero-shot Spearman of every score against measured fitness or stability.
+    """Zero-shot Spearman, AUC, MCC, NDCG and top-10 % recall (ProteinGym's definitions)
+    of every score against measured fitness or stability.
 
-    Writes OUT/scores/{assay}.csv, OUT/summary.csv (assay, property, spearman, n; then
-    one 'median' row per property) and OUT/summary.png. Spearman is oriented so that
-    positive = predicts fitness (relative changes negated; ESM2 LLRs as they are).
+    Writes OUT/scores/{assay}.csv, OUT/summary.csv (assay, property, spearman, auc, mcc,
+    ndcg, top_recall, n), OUT/summary_median.csv (median over assays per property) and
+    OUT/summary.png; with --reference also ProteinGym's leaderboard summaries
+    OUT/summary_by_model.csv (Spearman) and OUT/summary_by_model_{metric}.csv. Metrics are
+    oriented so that higher = predicts fitness (relative changes negated).
     """
+    from seqdance.errors import SeqDanceError
+    from seqdance.inference.metrics import read_per_assay_table, read_reference, write_summaries
+
+    ref = read_reference(reference) if reference is not None else None
+    if aggregate is not None:
+        if ref is None:
+            raise SeqDanceError(
+                "--aggregate needs --reference (ProteinGym's DMS_substitutions.csv)"
+            )
+        if model is not None or assays is not None:
+            raise SeqDanceError("--aggregate takes no --model or --assays")
+        tables = read_per_assay_table(aggregate)
+        written, unmatched = write_summaries(tables, ref, out, samples=bootstrap_samples)
+        if unmatched:
+            typer.echo(
+                f"warning: {len(unmatched)} assay(s) not in the reference file left out "
+                f"(e.g. {unmatched[0]})",
+                err=True,
+            )
+        typer.echo(f"summaries written: {', '.join(str(p) for p in written)}", err=True)
+        return
+    if model is None or assays is None:
+        raise SeqDanceError("give --model and --assays (or --aggregate TABLE --reference FILE)")
     from seqdance.cli.model import _load
     from seqdance.inference.benchmark import check_properties, read_assays, run_benchmark
     from seqdance.inference.megascale import compare_with_paper, suite_assays
@@ -218,9 +257,18 @@ def benchmark_command(
         progress=progress,
         autocast=autocast,
         score_options={"residues_only": residues_only, "window": window},
+        reference=ref,
+        bootstrap_samples=bootstrap_samples,
     )
     for line in result.skipped:
         typer.echo(f"warning: skipped {line}", err=True)
+    if result.unmatched:
+        typer.echo(
+            f"warning: {len(result.unmatched)} assay(s) not in the reference file, left out of "
+            f"the summaries and without AUC/MCC unless they have DMS_score_bin "
+            f"(e.g. {result.unmatched[0]})",
+            err=True,
+        )
     n_assays = len({r["assay"] for r in result.rows})
     typer.echo(f"{n_assays} assays scored, summary in {out / 'summary.csv'}", err=True)
     if suite is not None:

@@ -11,16 +11,19 @@ Two input formats:
   ``dg_exp`` is the folding free energy (negative = stable) and
   ``ddg_exp = dg_mut - dg_wt`` (positive = destabilising), so the target is ``-ddg_exp``.
 
-Every Spearman is oriented so that positive means "predicts fitness/stability": the
+Every metric is oriented so that higher means "predicts fitness/stability": the
 relative-change scores are negated (a bigger change predicts a less fit mutant), the
-ESM2 log-likelihood ratios are used as they are.
+ESM2 log-likelihood ratios are used as they are. Besides Spearman, each assay gets
+ProteinGym's AUC, MCC, NDCG and top-10 % recall (``seqdance.inference.metrics``); AUC and
+MCC need ``DMS_score_bin``, read from the assay or derived from the ProteinGym reference
+file's ``DMS_binarization_cutoff``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +32,12 @@ from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.utils.io import output_group, save_figure
 
 SCORE_COLUMNS = ("DMS_score", "score")
+BIN_COLUMN = "DMS_score_bin"
 MEGASCALE_COLUMNS = ("name", "name_wt", "mutant", "ddg_exp", "dg_exp", "sequence")
 MIN_VARIANTS = 3  # fewer measured variants give no Spearman (NaN)
 LLR_PREFIX = "llr_"
-SUMMARY_NAME = "summary.csv"
+SUMMARY_NAME = "summary.csv"  # per assay and property, nothing else
+MEDIAN_NAME = "summary_median.csv"  # per property: the median over assays
 PLOT_NAME = "summary.png"
 
 
@@ -50,6 +55,7 @@ class Assay:
     mutants: tuple[str, ...] | None = None
     mutated_sequences: tuple[str, ...] | None = None
     offset: int = 1
+    target_bin: np.ndarray | None = None  # ProteinGym's DMS_score_bin (1 = fit), when known
 
     def __len__(self) -> int:
         return len(self.target)
@@ -90,12 +96,18 @@ def read_proteingym_assay(csv: str | os.PathLike, fasta: str | os.PathLike | Non
     column = table["mutant" if use_text else "mutated_sequence"]
     keep &= column.notna().to_numpy()
     values = tuple(str(v) for v in column[keep])
+    target_bin = None
+    if BIN_COLUMN in table.columns:
+        target_bin = np.asarray(table[BIN_COLUMN], dtype=np.float64)
+        keep_bin = np.isfinite(target_bin[keep])
+        target_bin = target_bin[keep].astype(np.int64) if keep_bin.all() else None
     return Assay(
         name=csv.stem,
         wild_type=wild_type,
         target=target[keep],
         mutants=values if use_text else None,
         mutated_sequences=None if use_text else values,
+        target_bin=target_bin,
     )
 
 
@@ -205,11 +217,13 @@ def orientation(column: str) -> float:
 # -- running -------------------------------------------------------------------------------
 @dataclass
 class BenchmarkResult:
-    """Per-assay rows (assay, property, spearman, n) and the median over assays."""
+    """Per-assay rows (assay, property, the metrics, n) and the medians over assays."""
 
     rows: list[dict]
     medians: list[dict]
     skipped: list[str]  # "assay: reason" for assays that could not be scored
+    unmatched: list[str] = field(default_factory=list)  # assays without a reference row
+    summaries: list[Path] = field(default_factory=list)  # ProteinGym-style summaries written
 
 
 def score_assay(
@@ -259,28 +273,43 @@ def score_assay(
     return pd.concat([frame, pd.DataFrame(columns)], axis=1)
 
 
-def evaluate(frame, assay_name: str) -> list[dict]:
-    """Oriented Spearman of every score column of a :func:`score_assay` frame."""
+def evaluate(frame, assay_name: str, target_bin: np.ndarray | None = None) -> list[dict]:
+    """ProteinGym's metrics (oriented) of every score column of a :func:`score_assay` frame.
+
+    One row per column: ``assay, property, spearman, auc, mcc, ndcg, top_recall, n``.
+    """
+    from seqdance.inference.metrics import METRICS, assay_metrics
+
     target = frame["target"].to_numpy(dtype=np.float64)
     rows = []
     for column in frame.columns:
-        if column in ("mutant", "target"):
+        if column in ("mutant", "target", BIN_COLUMN):
             continue
-        rho, n = spearman(orientation(column) * frame[column].to_numpy(np.float64), target)
-        rows.append({"assay": assay_name, "property": column, "spearman": rho, "n": n})
+        prediction = orientation(column) * frame[column].to_numpy(np.float64)
+        values = assay_metrics(prediction, target, target_bin)
+        row = {"assay": assay_name, "property": column}
+        row.update({m: values[m] for m in METRICS})
+        row["n"] = values["n"]
+        rows.append(row)
     return rows
 
 
 def medians(rows: list[dict]) -> list[dict]:
-    """Median Spearman over assays per property (NaNs left out); ``n`` = assays counted."""
-    by_prop: dict[str, list[float]] = {}
+    """Median of each metric over assays per property (NaNs left out); ``n_assays`` = assays
+    with a finite Spearman."""
+    from seqdance.inference.metrics import METRICS
+
+    by_prop: dict[str, list[dict]] = {}
     for row in rows:
-        by_prop.setdefault(row["property"], []).append(row["spearman"])
+        by_prop.setdefault(row["property"], []).append(row)
     out = []
-    for prop, values in by_prop.items():
-        finite = [v for v in values if np.isfinite(v)]
-        median = float(np.median(finite)) if finite else float("nan")
-        out.append({"assay": "median", "property": prop, "spearman": median, "n": len(finite)})
+    for prop, group in by_prop.items():
+        entry: dict = {"property": prop}
+        for metric in METRICS:
+            finite = [r[metric] for r in group if metric in r and np.isfinite(r[metric])]
+            entry[metric] = float(np.median(finite)) if finite else float("nan")
+        entry["n_assays"] = sum(1 for r in group if np.isfinite(r["spearman"]))
+        out.append(entry)
     return out
 
 
@@ -297,22 +326,46 @@ def run_benchmark(
     progress: bool = False,
     autocast=None,
     score_options: dict | None = None,
+    reference=None,
+    bootstrap_samples: int | None = None,
 ) -> BenchmarkResult:
-    """Score every assay, write ``scores/{assay}.csv``, ``summary.csv`` and ``summary.png``.
+    """Score every assay; write ``scores/{assay}.csv``, ``summary.csv`` (per assay),
+    ``summary_median.csv`` (per property) and ``summary.png``.
 
     ``max_variants`` keeps an evenly spaced subset of each assay's variants (in file order).
+    ``reference`` (``seqdance.inference.metrics.read_reference``) supplies the binarisation
+    cutoff of assays without ``DMS_score_bin`` and adds ProteinGym's leaderboard summaries
+    (``summary_by_model*.csv``) over the assays it lists.
     """
     import pandas as pd
     from tqdm.auto import tqdm
 
+    from seqdance.inference.metrics import (
+        BOOTSTRAP_SAMPLES,
+        METRICS,
+        binarize,
+        long_to_wide,
+        reference_row,
+        write_summaries,
+    )
+
     out_dir = Path(out_dir)
     (out_dir / "scores").mkdir(parents=True, exist_ok=True)
-    # scores/*.csv, summary.csv and summary.png appear together or not at all
+    # scores/*.csv, summary*.csv and summary.png appear together or not at all
     with output_group() as group:
         rows: list[dict] = []
         skipped: list[str] = []
+        dms_ids: dict[str, str] = {}  # assay name -> ProteinGym DMS_id
         for assay in tqdm(assays, desc="benchmark", unit="assay", disable=not progress):
             assay = subsample(assay, max_variants)
+            target_bin = assay.target_bin
+            if reference is not None:
+                row = reference_row(reference, assay.name)
+                if row is not None:
+                    dms_ids[assay.name] = str(row["DMS_id"])
+                    cutoff = float(row["DMS_binarization_cutoff"])
+                    if target_bin is None and np.isfinite(cutoff):
+                        target_bin = binarize(assay.target, row["DMS_binarization_cutoff"])
             try:
                 frame = score_assay(
                     model,
@@ -327,15 +380,28 @@ def run_benchmark(
             except SeqDanceError as exc:  # a bad assay does not stop the others
                 skipped.append(f"{assay.name}: {exc}")
                 continue
+            if target_bin is not None:
+                frame.insert(2, BIN_COLUMN, target_bin)
             frame.to_csv(group.path(out_dir / "scores" / f"{assay.name}.csv"), index=False)
-            rows.extend(evaluate(frame, assay.name))
+            rows.extend(evaluate(frame, assay.name, target_bin))
         if not rows:
             raise SeqDanceError("no assay could be scored; " + "; ".join(skipped[:3]))
         result = BenchmarkResult(rows, medians(rows), skipped)
-        summary = pd.DataFrame(
-            result.rows + result.medians, columns=["assay", "property", "spearman", "n"]
-        )
+        summary = pd.DataFrame(result.rows, columns=["assay", "property", *METRICS, "n"])
         summary.to_csv(group.path(out_dir / SUMMARY_NAME), index=False)
+        medians_frame = pd.DataFrame(result.medians, columns=["property", *METRICS, "n_assays"])
+        medians_frame.to_csv(group.path(out_dir / MEDIAN_NAME), index=False)
+        if reference is not None:
+            scored = list(dict.fromkeys(r["assay"] for r in result.rows))
+            result.unmatched = [a for a in scored if a not in dms_ids]
+            matched = summary[summary["assay"].isin(dms_ids)].copy()
+            if len(matched):
+                matched["assay"] = matched["assay"].map(dms_ids)
+                tables = {m: long_to_wide(matched, m) for m in METRICS}
+                samples = BOOTSTRAP_SAMPLES if bootstrap_samples is None else bootstrap_samples
+                result.summaries, _ = write_summaries(
+                    tables, reference, out_dir, samples=samples, group=group
+                )
         plot_summary(result, group.path(out_dir / PLOT_NAME))
     return result
 
@@ -356,6 +422,7 @@ def subsample(assay: Assay, max_variants: int | None) -> Assay:
         pick(assay.mutants),
         pick(assay.mutated_sequences),
         assay.offset,
+        None if assay.target_bin is None else assay.target_bin[keep],
     )
 
 

@@ -190,9 +190,10 @@ def compare_with_paper(suite: str, medians: list[dict], variant: str | None,
     if ours is not None:
         model = paper_model(variant)
         out.append({"model": model, "column": headline, "ours": ours["spearman"],
-                    "paper": PAPER_RESULTS[suite][model], "n": ours["n"]})  # fmt: skip
+                    "paper": PAPER_RESULTS[suite][model], "n": ours["n_assays"]})  # fmt: skip
     for column, prop in by_prop.items():
         if column.startswith("llr_"):
+            paper = PAPER_RESULTS[suite]["ESM2-35M"]
             out.append({"model": "ESM2-35M", "column": column, "ours": prop["spearman"],
-                        "paper": PAPER_RESULTS[suite]["ESM2-35M"], "n": prop["n"]})  # fmt: skip
+                        "paper": paper, "n": prop["n_assays"]})  # fmt: skip
     return out

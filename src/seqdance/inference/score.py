@@ -71,6 +71,15 @@ def relative_change(mutant: torch.Tensor, wild_type: torch.Tensor, eps: float = 
     return flat.mean(dim=1)
 
 
+def relative_change_elements(
+    mutant: torch.Tensor, wild_type: torch.Tensor, eps: float = EPSILON
+) -> torch.Tensor:
+    """The terms that :func:`relative_change` averages, one per element:
+    ``|mutant - wild_type| / (|wild_type| + eps)`` (same shape as ``mutant``; NaN stays NaN).
+    ``seqdance explain`` reports them per residue and residue pair."""
+    return (mutant - wild_type).abs() / (wild_type.abs() + eps)
+
+
 def quantile_normalize(values: np.ndarray) -> np.ndarray:
     """Give every column the same distribution: the mean of the sorted columns.
 

@@ -1,0 +1,181 @@
+"""``seqdance scan`` and ``seqdance explain``: saturation scans and the dynamics behind a score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from seqdance.cli.app import app
+from seqdance.cli.model import ARCH_HELP, MODEL_HELP, Device, DType
+from seqdance.cli.score import DTYPE_HELP, PROPERTIES_HELP, RESIDUES_ONLY_HELP, WINDOW_HELP
+
+
+@app.command("scan")
+def scan_command(
+    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    sequence: str | None = typer.Option(None, "--sequence", help="Wild-type sequence."),
+    fasta: Path | None = typer.Option(
+        None, "--fasta", help="FASTA with the wild type (one record)."
+    ),
+    positions: str | None = typer.Option(
+        None, "--positions", help="Positions to scan, e.g. 10-80,95 (default: all)."
+    ),
+    offset: int = typer.Option(1, "--offset", help="Number of the wild type's first residue."),
+    properties: str | None = typer.Option(None, "--properties", help=PROPERTIES_HELP),
+    plot: str | None = typer.Option(
+        None,
+        "--plot",
+        help="Comma-separated score columns to draw (default: those of norm_geometric_mean, "
+        "sasa_mean, rmsf_nor, psi, corr that were scored).",
+    ),
+    device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
+    dtype: DType = typer.Option(DType.fp32, "--dtype", help=DTYPE_HELP),
+    arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
+    token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    residues_only: bool = typer.Option(False, "--residues-only", help=RESIDUES_ONLY_HELP),
+    window: int | None = typer.Option(None, "--window", min=16, help=WINDOW_HELP),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Score every single substitution (19 per position) and draw heat maps.
+
+    Scores are those of `seqdance score` on the same mutant list. Writes OUT/scan.csv
+    (position, wt, mt, mutant, one column per score), OUT/scan_{column}.png (position x
+    amino acid, wild type marked, per-position mean on top) and OUT/parts/ (finished
+    blocks of positions: a killed scan rerun with the same options resumes from them).
+    """
+    from seqdance.cli.model import _load
+    from seqdance.cli.score import _torch_dtype, _wild_type
+    from seqdance.inference.benchmark import check_properties
+    from seqdance.inference.scan import (
+        parse_positions,
+        plot_columns,
+        plot_scan,
+        run_scan,
+        score_columns,
+    )
+
+    wild_type = _wild_type(sequence, fasta)
+    chosen = parse_positions(positions, len(wild_type), offset)
+    channels = check_properties(properties)
+    requested = [c.strip() for c in plot.split(",") if c.strip()] if plot else None
+    columns = plot_columns(score_columns(channels), requested)  # checked before any work
+    net = _load(model, arch, device, DType.fp32)
+    autocast = None if dtype is DType.fp32 else _torch_dtype(dtype)
+    result = run_scan(
+        net,
+        wild_type,
+        out,
+        channels,
+        positions=chosen,
+        offset=offset,
+        token_budget=token_budget,
+        autocast=autocast,
+        residues_only=residues_only,
+        window=window,
+        progress=progress,
+    )
+    plot_scan(result.table, out, columns)
+    if result.reused_blocks:
+        typer.echo(
+            f"resumed: {result.reused_blocks} finished block(s) reused, "
+            f"{result.computed_blocks} scored",
+            err=True,
+        )
+    typer.echo(
+        f"{len(result.table)} substitutions at {len(chosen)} positions scored, written to "
+        f"{out / 'scan.csv'} and {len(columns)} heat map(s)",
+        err=True,
+    )
+
+
+@app.command("explain")
+def explain_command(
+    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    mutant: list[str] = typer.Option(
+        ..., "--mutant", help="Mutant to explain, e.g. A24C or A24C:G30D (repeatable)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    sequence: str | None = typer.Option(None, "--sequence", help="Wild-type sequence."),
+    fasta: Path | None = typer.Option(
+        None, "--fasta", help="FASTA with the wild type (one record)."
+    ),
+    offset: int = typer.Option(1, "--offset", help="Number of the wild type's first residue."),
+    properties: str | None = typer.Option(None, "--properties", help=PROPERTIES_HELP),
+    pdb: Path | None = typer.Option(
+        None,
+        "--pdb",
+        help="Structure (PDB/mmCIF) with a chain of the wild-type sequence: writes "
+        "OUT/explain_{mutant}.pdb with the per-residue change as B-factors.",
+    ),
+    pdb_property: str | None = typer.Option(
+        None,
+        "--pdb-property",
+        help="Feature whose relative change goes into the B-factors (e.g. rmsf_nor, psi, "
+        "corr); default: the mean over all scored channels.",
+    ),
+    device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
+    arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
+    residues_only: bool = typer.Option(False, "--residues-only", help=RESIDUES_ONLY_HELP),
+    window: int | None = typer.Option(None, "--window", min=16, help=WINDOW_HELP),
+) -> None:
+    """Show what changes behind a mutant's score, residue by residue and pair by pair.
+
+    Writes OUT/explain_residues.tsv (per mutant, residue and property: wild-type and
+    mutant values, their difference and the relative change |mut - wt| / (|wt| + 0.01)
+    that the score averages; pair properties as row means), OUT/explain_scores.tsv (per
+    mutant and property: the mean of those relative changes, i.e. the score, and the
+    residues that change most), OUT/explain.npz (all arrays, pair maps included) and per
+    mutant OUT/explain_{mutant}_profiles.png and, with pair properties,
+    OUT/explain_{mutant}_pairs.png.
+    """
+    from seqdance.cli.model import _load
+    from seqdance.cli.score import _wild_type
+    from seqdance.errors import SeqDanceError
+    from seqdance.inference.benchmark import check_properties
+    from seqdance.inference.explain import (
+        explain_mutants,
+        file_stem,
+        per_residue_change,
+        plot_pair_maps,
+        plot_profiles,
+        residue_rows,
+        write_explanation,
+    )
+    from seqdance.inference.mutations import build_mutant_set
+    from seqdance.schema import FEATURE_BY_NAME
+
+    wild_type = _wild_type(sequence, fasta)
+    channels = check_properties(properties)
+    mutants = build_mutant_set(wild_type, list(mutant), None, offset, first_row=None)
+    if pdb is not None and not pdb.is_file():
+        raise SeqDanceError(f"--pdb: structure not found: {pdb}")
+    if pdb_property is not None and pdb_property not in FEATURE_BY_NAME:
+        raise SeqDanceError(f"--pdb-property: unknown feature {pdb_property!r}")
+    net = _load(model, arch, device, DType.fp32)
+    ex = explain_mutants(net, mutants, channels, residues_only=residues_only, window=window)
+    values = [per_residue_change(ex, m, pdb_property) for m in range(len(ex.mutants))]
+    if pdb is not None:  # check the structure before any output is written
+        from seqdance.inference.bfactor import read_protein_chains
+
+        _, chains = read_protein_chains(pdb)
+        if not any(seq == wild_type for _, _, seq in chains):
+            found = ", ".join(f"{cid} ({len(seq)} residues)" for cid, _, seq in chains)
+            raise SeqDanceError(
+                f"{pdb}: no chain has exactly the wild-type sequence of {len(wild_type)} "
+                f"residues (chains: {found})"
+            )
+    written = write_explanation(ex, wild_type, out)
+    for m, name in enumerate(ex.mutants):
+        stem = file_stem(name)
+        written.append(plot_profiles(ex, m, out / f"explain_{stem}_profiles.png", wild_type))
+        if ex.rel_pair is not None:
+            written.append(plot_pair_maps(ex, m, out / f"explain_{stem}_pairs.png"))
+        if pdb is not None:
+            from seqdance.inference.bfactor import write_bfactors
+
+            target = out / f"explain_{stem}.pdb"
+            write_bfactors(pdb, target, wild_type, values[m][residue_rows(ex)])
+            written.append(target)
+    typer.echo(f"{len(ex.mutants)} mutant(s) explained, {len(written)} files in {out}", err=True)

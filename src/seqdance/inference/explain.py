@@ -1,0 +1,433 @@
+"""The dynamics behind a score: per-residue and per-pair predicted changes of a mutant.
+
+For a mutant and every scored channel P, the score is the mean over the protein of the
+relative change ``|P_mut - P_wt| / (|P_wt| + 0.01)`` (``seqdance.inference.score``). This
+module reports those terms where they arise: per residue for the residue channels, per
+residue pair for the pair channels (and their row means per residue), with the signed
+change ``P_mut - P_wt`` beside them, so that the mean of the reported relative changes is
+the mutant's score. The outputs come from the same forward function and the same
+per-element term (:func:`seqdance.inference.score.relative_change_elements`) as the score:
+whatever rows the score counts (residues, or every token when special tokens count) are
+the rows reported here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqdance.errors import SeqDanceError
+from seqdance.inference.mutations import MutantSet, format_mutant
+from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
+from seqdance.utils.io import atomic_path, save_figure, save_npz
+
+TOP_LABELS = 5  # largest changes labelled per profile
+
+
+@dataclass
+class Explanation:
+    """Predicted outputs and their changes for M mutants of one wild type.
+
+    ``labels`` names the R rows the score averages over (``"24"``-style positions in user
+    numbering, or ``<cls>``/``<eos>`` for special tokens when they count). Residue arrays
+    have shape (R, Cr) or (M, R, Cr); pair arrays (R, R, Cp) or (M, R, R, Cp); either kind
+    is None when none of its channels were asked for.
+    """
+
+    mutants: tuple[str, ...]
+    mutated: tuple[tuple[int, ...], ...]  # row indices of each mutant's substitutions
+    labels: tuple[str, ...]
+    residue_channels: tuple[str, ...]
+    pair_channels: tuple[str, ...]
+    wt_residue: np.ndarray | None
+    mt_residue: np.ndarray | None
+    rel_residue: np.ndarray | None
+    wt_pair: np.ndarray | None
+    mt_pair: np.ndarray | None
+    rel_pair: np.ndarray | None
+
+    def channel_scores(self) -> np.ndarray:
+        """Mean relative change per mutant and channel, shape (M, Cr + Cp): the score."""
+        parts = []
+        if self.rel_residue is not None:
+            parts.append(np.nanmean(self.rel_residue, axis=1))  # (M, Cr)
+        if self.rel_pair is not None:
+            parts.append(np.nanmean(self.rel_pair, axis=(1, 2)))  # (M, Cp)
+        return np.concatenate(parts, axis=1)
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return self.residue_channels + self.pair_channels
+
+
+def explain_mutants(
+    model,
+    mutants: MutantSet,
+    properties: Sequence[str],
+    *,
+    token_budget: int | None = None,
+    window: int | None = None,
+    residues_only: bool = False,
+) -> Explanation:
+    """Run the wild type and each mutant once (float32) and keep every output's change.
+
+    ``residues_only`` and ``window`` as :func:`~seqdance.inference.score.score_sequences`, so
+    that the rows and the numbers are those of the score: by default all T = L + 2 outputs
+    (``<cls>``/``<eos>`` rows included) in one pass; ``residues_only``: the L residues;
+    ``window`` (needs ``residues_only``): longer sequences in the score's overlapping windows.
+    """
+    import torch
+
+    from seqdance.inference import score as sc
+
+    channels = sc.ordered_channels(properties)
+    res_idx, pair_idx = sc._split_channels(channels)
+    if not mutants.sequences:
+        raise SeqDanceError("no mutant to explain")
+    wild_type = mutants.wild_type
+    if window is not None and not residues_only:
+        raise SeqDanceError("--window needs --residues-only (windows hold no <cls>/<eos> rows)")
+    budget = sc.DEFAULT_TOKEN_BUDGET if token_budget is None else token_budget
+    sequences = [wild_type, *mutants.sequences]
+    if window is not None and len(wild_type) > window:
+        windows = sc._windowed(model, sequences, res_idx, pair_idx, budget, window)
+        found = {i: (r, p) for i, r, p in windows}
+        res = [found[i][0] for i in range(len(sequences))]
+        pair = [found[i][1] for i in range(len(sequences))]
+        res = torch.stack(res) if res_idx else None
+        pair = torch.stack(pair) if pair_idx else None
+    else:
+        res, pair = sc._forward(
+            model, sequences, res_idx, pair_idx, residues_only=residues_only
+        )  # (1+M, P, Cr), (1+M, P, P, Cp)
+    res = res.float().cpu() if res is not None else None
+    pair = pair.float().cpu() if pair is not None else None
+    rows = (res if res is not None else pair).shape[1]
+    labels, shift = _row_labels(len(wild_type), rows, mutants.offset)
+    rel_res = sc.relative_change_elements(res[1:], res[0]).numpy() if res is not None else None
+    rel_pair = sc.relative_change_elements(pair[1:], pair[0]).numpy() if pair is not None else None
+    mutated = tuple(
+        tuple(s.index(mutants.offset) + shift for s in subs) for subs in mutants.substitutions
+    )
+    return Explanation(
+        mutants=tuple(format_mutant(s) for s in mutants.substitutions),
+        mutated=mutated,
+        labels=labels,
+        residue_channels=tuple(c for c in channels if c in RESIDUE_CHANNELS),
+        pair_channels=tuple(c for c in channels if c in PAIR_CHANNELS),
+        wt_residue=res[0].numpy() if res is not None else None,
+        mt_residue=res[1:].numpy() if res is not None else None,
+        rel_residue=rel_res,
+        wt_pair=pair[0].numpy() if pair is not None else None,
+        mt_pair=pair[1:].numpy() if pair is not None else None,
+        rel_pair=rel_pair,
+    )
+
+
+def _row_labels(length: int, rows: int, offset: int) -> tuple[tuple[str, ...], int]:
+    """Names of the score's rows and the row of residue 0: residues only, or every token."""
+    residues = tuple(str(i + offset) for i in range(length))
+    if rows == length:
+        return residues, 0
+    if rows == length + 2:
+        return ("<cls>", *residues, "<eos>"), 1
+    raise SeqDanceError(f"model output has {rows} rows for {length} residues")
+
+
+# -- tables --------------------------------------------------------------------------------
+def residue_table(ex: Explanation, wild_type: str):
+    """Long table: mutant, row, position, wt, aa, property, kind, wt_value, mt_value, delta,
+    rel_change. Residue channels per row; pair channels as row means over partners
+    (``kind = pair_row_mean``), whose mean is again the pair channel's score."""
+    import pandas as pd
+
+    frames = []
+    residues = {
+        lab: wild_type[int(lab) - int(ex.labels[_first_residue(ex)])]
+        for lab in ex.labels
+        if not lab.startswith("<")
+    }
+    for m, name in enumerate(ex.mutants):
+        aa = _mutant_letters(ex, m, residues)
+        blocks = []
+        if ex.rel_residue is not None:
+            blocks.append(
+                ("residue", ex.residue_channels, ex.wt_residue, ex.mt_residue[m], ex.rel_residue[m])
+            )
+        if ex.rel_pair is not None:
+            blocks.append(
+                (
+                    "pair_row_mean",
+                    ex.pair_channels,
+                    np.nanmean(ex.wt_pair, axis=1),
+                    np.nanmean(ex.mt_pair[m], axis=1),
+                    np.nanmean(ex.rel_pair[m], axis=1),
+                )
+            )
+        for kind, names, wt_v, mt_v, rel in blocks:
+            rows, cols = rel.shape
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "mutant": name,
+                        "row": np.repeat(np.arange(rows), cols),
+                        "position": np.repeat(np.asarray(ex.labels), cols),
+                        "wt": np.repeat(
+                            np.asarray([residues.get(lab, "") for lab in ex.labels]), cols
+                        ),
+                        "aa": np.repeat(np.asarray(aa), cols),
+                        "property": np.tile(np.asarray(names), rows),
+                        "kind": kind,
+                        "wt_value": wt_v.reshape(-1),
+                        "mt_value": mt_v.reshape(-1),
+                        "delta": (mt_v - wt_v).reshape(-1),
+                        "rel_change": rel.reshape(-1),
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _first_residue(ex: Explanation) -> int:
+    return next(i for i, lab in enumerate(ex.labels) if not lab.startswith("<"))
+
+
+def _mutant_letters(ex: Explanation, m: int, residues: dict) -> list[str]:
+    name = ex.mutants[m]
+    letters = [residues.get(lab, "") for lab in ex.labels]
+    if name != "wt":
+        for part, row in zip(name.split(":"), ex.mutated[m], strict=True):
+            letters[row] = part[-1]
+    return letters
+
+
+def score_table(ex: Explanation):
+    """Per mutant and channel: the mean of the reported relative changes (the score), and
+    the rows with the largest relative change (residue channels) or largest row mean (pair
+    channels)."""
+    import pandas as pd
+
+    scores = ex.channel_scores()  # (M, C)
+    rows = []
+    for m, name in enumerate(ex.mutants):
+        for c, channel in enumerate(ex.channels):
+            if channel in ex.residue_channels:
+                per_row = ex.rel_residue[m][:, ex.residue_channels.index(channel)]
+            else:
+                per_row = np.nanmean(ex.rel_pair[m][..., ex.pair_channels.index(channel)], axis=1)
+            top = np.argsort(-np.nan_to_num(per_row, nan=-np.inf), kind="stable")[:TOP_LABELS]
+            rows.append(
+                {
+                    "mutant": name,
+                    "property": channel,
+                    "score": scores[m, c],
+                    "top_positions": " ".join(ex.labels[i] for i in top),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def write_explanation(ex: Explanation, wild_type: str, out_dir: str | os.PathLike) -> list[Path]:
+    """``explain_residues.tsv``, ``explain_scores.tsv`` and ``explain.npz`` in ``out_dir``."""
+    out_dir = Path(out_dir)
+    written = []
+    for name, table in (
+        ("explain_residues.tsv", residue_table(ex, wild_type)),
+        ("explain_scores.tsv", score_table(ex)),
+    ):
+        with atomic_path(out_dir / name) as tmp:
+            table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+        written.append(out_dir / name)
+    arrays = {
+        "mutants": np.asarray(ex.mutants),
+        "rows": np.asarray(ex.labels),
+        "residue_channels": np.asarray(ex.residue_channels, dtype=str),
+        "pair_channels": np.asarray(ex.pair_channels, dtype=str),
+    }
+    for key in ("wt_residue", "mt_residue", "rel_residue", "wt_pair", "mt_pair", "rel_pair"):
+        value = getattr(ex, key)
+        if value is not None:
+            arrays[key] = value.astype(np.float32)
+    save_npz(out_dir / "explain.npz", **arrays)
+    written.append(out_dir / "explain.npz")
+    return written
+
+
+def file_stem(mutant: str) -> str:
+    return mutant.replace(":", "_")
+
+
+# -- figures -------------------------------------------------------------------------------
+def _ticks(ex: Explanation, target: int = 12) -> list[int]:
+    """Rows whose residue number is a multiple of a round step (about ``target`` ticks)."""
+    n = len(ex.labels)
+    steps = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000)
+    step = next((s for s in steps if n / s <= target), 2000)
+    return [
+        i for i, lab in enumerate(ex.labels) if not lab.startswith("<") and int(lab) % step == 0
+    ]
+
+
+def _row_name(ex: Explanation, wild_type: str | None, row: int) -> str:
+    label = ex.labels[row]
+    if wild_type is None or label.startswith("<"):
+        return label
+    return wild_type[row - _first_residue(ex)] + label
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _feature_profiles(ex: Explanation, m: int):
+    """(feature name, signed change or None, relative change, score) per residue feature:
+    scalar features with their signed change, multi-channel ones by their mean relative
+    change over channels."""
+    from seqdance.schema import RESIDUE_FEATURES
+
+    out = []
+    for feature in RESIDUE_FEATURES:
+        idx = [ex.residue_channels.index(c) for c in feature.channels if c in ex.residue_channels]
+        if not idx:
+            continue
+        rel = ex.rel_residue[m][:, idx]  # (R, k)
+        delta = None
+        if len(idx) == 1:
+            delta = ex.mt_residue[m][:, idx[0]] - ex.wt_residue[:, idx[0]]
+        label = (
+            feature.name
+            if len(idx) == len(feature.channels)
+            else ",".join(ex.residue_channels[i] for i in idx)
+        )
+        out.append((label, delta, rel.mean(axis=1), float(np.nanmean(rel))))
+    return out
+
+
+def plot_profiles(
+    ex: Explanation, m: int, path: str | os.PathLike, wild_type: str | None = None
+) -> Path:
+    """Per-residue change of each residue feature (signed for one-channel features, the
+    relative change for the softmax ones), mutated positions marked, largest labelled."""
+    plt = _pyplot()
+    profiles = _feature_profiles(ex, m)
+    if ex.rel_pair is not None:
+        rel = np.nanmean(ex.rel_pair[m], axis=1)  # (R, Cp): row means
+        profiles.append(("pair (row mean)", None, rel.mean(axis=1), float(np.nanmean(rel))))
+    n = len(profiles)
+    rows = np.arange(len(ex.labels))
+    fig, axes = plt.subplots(n, 1, figsize=(11, 1.45 * n + 0.9), sharex=True, squeeze=False)
+    for ax, (name, delta, rel, score) in zip(axes[:, 0], profiles, strict=True):
+        values = delta if delta is not None else rel
+        color = "tab:blue" if delta is not None else "tab:purple"
+        ax.plot(rows, values, color=color, lw=0.9)
+        if delta is not None:
+            ax.axhline(0, color="grey", lw=0.6)
+        for r in ex.mutated[m]:
+            ax.axvline(r, color="tab:red", lw=1.0, alpha=0.7)
+        top = np.argsort(-np.nan_to_num(np.abs(values), nan=-np.inf), kind="stable")[:TOP_LABELS]
+        ax.scatter(top, values[top], s=10, color="k", zorder=3)
+        for r in top:
+            name_r = _row_name(ex, wild_type, r)
+            ax.annotate(
+                name_r, (r, values[r]), textcoords="offset points", xytext=(2, 2), fontsize=6
+            )
+        kind = "mut - wt" if delta is not None else "rel. change"
+        ax.set_ylabel(f"{name}\n{kind}", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.text(
+            0.995,
+            0.95,
+            f"score {score:.4g}",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=7,
+        )
+    ticks = _ticks(ex, 20)
+    axes[-1, 0].set_xticks(ticks, [ex.labels[t] for t in ticks], fontsize=6)
+    axes[-1, 0].set_xlim(-0.5, len(rows) - 0.5)
+    axes[-1, 0].set_xlabel("residue (red: mutated)")
+    fig.suptitle(f"{ex.mutants[m]}: predicted change per residue", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=110)
+
+
+def plot_pair_maps(ex: Explanation, m: int, path: str | os.PathLike) -> Path:
+    """Difference maps (mutant - wild type) of every scored pair channel."""
+    plt = _pyplot()
+    n = len(ex.pair_channels)
+    cols = min(5, n)
+    nrows = -(-n // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(2.9 * cols, 2.7 * nrows + 0.6), squeeze=False)
+    delta = ex.mt_pair[m] - ex.wt_pair  # (R, R, Cp)
+    for k, ax in enumerate(axes.flat):
+        if k >= n:
+            ax.axis("off")
+            continue
+        d = delta[..., k]
+        lim = float(np.nanmax(np.abs(d))) if np.isfinite(d).any() else 1.0
+        lim = lim if lim > 0 else 1.0
+        image = ax.imshow(
+            d, cmap="RdBu_r", vmin=-lim, vmax=lim, origin="lower", interpolation="nearest"
+        )
+        for r in ex.mutated[m]:  # triangles above and right of the map point at mutated rows
+            top = ax.get_xaxis_transform()
+            right = ax.get_yaxis_transform()
+            ax.plot([r], [1.04], marker="v", color="tab:red", ms=4, clip_on=False, transform=top)
+            ax.plot([1.04], [r], marker="<", color="tab:red", ms=4, clip_on=False, transform=right)
+        ticks = _ticks(ex, 5)
+        ax.set_xticks(ticks, [ex.labels[t] for t in ticks])
+        ax.set_yticks(ticks, [ex.labels[t] for t in ticks])
+        score = float(np.nanmean(ex.rel_pair[m][..., k]))
+        ax.set_title(f"{ex.pair_channels[k]} (score {score:.3g})", fontsize=8, pad=9)
+        ax.tick_params(labelsize=5)
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.08).ax.tick_params(labelsize=5)
+    fig.suptitle(
+        f"{ex.mutants[m]}: pair outputs, mutant - wild type (red: mutated residues)", fontsize=10
+    )
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=110)
+
+
+def per_residue_change(ex: Explanation, m: int, feature: str | None = None) -> np.ndarray:
+    """One value per row for B-factors: the mean relative change over the scored residue
+    channels and pair row means (or over one feature's channels)."""
+    from seqdance.schema import FEATURE_BY_NAME
+
+    parts = []
+    if feature is not None:
+        if feature not in FEATURE_BY_NAME:
+            raise SeqDanceError(f"unknown feature {feature!r} for --pdb-property")
+        names = FEATURE_BY_NAME[feature].channels
+        if ex.rel_residue is not None:
+            idx = [ex.residue_channels.index(c) for c in names if c in ex.residue_channels]
+            if idx:
+                parts.append(ex.rel_residue[m][:, idx])
+        if ex.rel_pair is not None:
+            idx = [ex.pair_channels.index(c) for c in names if c in ex.pair_channels]
+            if idx:
+                parts.append(np.nanmean(ex.rel_pair[m][..., idx], axis=1))
+        if not parts:
+            raise SeqDanceError(f"--pdb-property {feature}: not among the scored properties")
+    else:
+        if ex.rel_residue is not None:
+            parts.append(ex.rel_residue[m])
+        if ex.rel_pair is not None:
+            parts.append(np.nanmean(ex.rel_pair[m], axis=1))
+    return np.nanmean(np.concatenate(parts, axis=1), axis=1)  # (R,)
+
+
+def residue_rows(ex: Explanation) -> slice:
+    """Rows of ``labels`` that are residues (special tokens left out)."""
+    first = _first_residue(ex)
+    n = sum(1 for lab in ex.labels if not lab.startswith("<"))
+    return slice(first, first + n)

@@ -1,0 +1,313 @@
+"""ProteinGym's zero-shot metrics and its leaderboard aggregation.
+
+Per assay (``assay_metrics``): Spearman, AUC and MCC against the binarised measurement
+``DMS_score_bin``, NDCG of the top 10 % and the recall of the top 10 %, computed by
+ProteinGym's own functions (``proteingym/performance_DMS_benchmarks.py`` of the PyPI
+package ``proteingym``, loaded by path because ``import proteingym`` fails in that wheel).
+Every prediction must be oriented "higher = predicted fitter".
+
+Across assays (``aggregate``), as ProteinGym ranks models: join each assay with its row of
+the reference file ``DMS_substitutions.csv`` (``UniProt_ID``, ``coarse_selection_type``),
+average the assays of each (UniProt ID, function category), then each category, and report
+the mean of the five category averages as ``Average_<metric>``; the standard error is
+ProteinGym's bootstrap over the (protein, category) rows of the difference to the best
+model, with a fixed seed.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+
+from seqdance.errors import InputFileError, SeqDanceError
+
+METRICS = ("spearman", "auc", "mcc", "ndcg", "top_recall")
+# ProteinGym's names of the metrics (file and column names of its summaries)
+PROTEINGYM_NAMES = {
+    "spearman": "Spearman",
+    "auc": "AUC",
+    "mcc": "MCC",
+    "ndcg": "NDCG",
+    "top_recall": "Top_recall",
+}
+CATEGORIES = ("Activity", "Binding", "Expression", "OrganismalFitness", "Stability")
+REFERENCE_COLUMNS = ("DMS_id", "UniProt_ID", "coarse_selection_type", "DMS_binarization_cutoff")
+BOOTSTRAP_SAMPLES = 10_000  # ProteinGym's number_assay_reshuffle
+BOOTSTRAP_SEED = 0
+MIN_VARIANTS = 3
+
+
+@functools.cache
+def proteingym():
+    """ProteinGym's ``performance_DMS_benchmarks`` module, loaded from the installed
+    ``proteingym`` distribution by file path (its package ``__init__`` cannot be imported)."""
+    spec = importlib.util.find_spec("proteingym")
+    if spec is None or not spec.submodule_search_locations:
+        raise SeqDanceError("the 'proteingym' package is not installed (pip install proteingym)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "performance_DMS_benchmarks.py"
+    if not path.is_file():
+        raise SeqDanceError(f"proteingym is installed without {path.name}")
+    module_spec = importlib.util.spec_from_file_location("proteingym_performance", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+# -- per assay -----------------------------------------------------------------------------
+def binarize(target: np.ndarray, cutoff: float) -> np.ndarray:
+    """``DMS_score_bin``: 1 (fit) where the measurement is at or above ``cutoff``, else 0.
+
+    ProteinGym ships the cutoff (``DMS_binarization_cutoff``; the median of the assay or a
+    manual threshold) but not the code that applied it; its README calls 1 "above the
+    fitness cutoff", and its own binarisation of model scores uses ``>=``.
+    """
+    return (np.asarray(target, dtype=np.float64) >= float(cutoff)).astype(np.int64)
+
+
+def assay_metrics(
+    prediction: np.ndarray, target: np.ndarray, target_bin: np.ndarray | None = None
+) -> dict[str, float]:
+    """ProteinGym's five metrics of one oriented prediction (higher = predicted fitter).
+
+    Non-finite predictions or targets are left out (ProteinGym's inputs have none); with
+    fewer than 3 pairs or a constant side every metric is NaN; without ``target_bin`` AUC
+    and MCC are NaN. Also returns ``n``, the number of pairs used.
+    """
+    from scipy.stats import spearmanr
+    from sklearn.metrics import matthews_corrcoef, roc_auc_score
+
+    pg = proteingym()
+    prediction = np.asarray(prediction, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    ok = np.isfinite(prediction) & np.isfinite(target)
+    out = dict.fromkeys(METRICS, float("nan"))
+    out["n"] = int(ok.sum())
+    if out["n"] < MIN_VARIANTS or np.ptp(prediction[ok]) == 0 or np.ptp(target[ok]) == 0:
+        return out
+    pred, true = prediction[ok], target[ok]
+    out["spearman"] = float(spearmanr(true, pred).statistic)
+    out["ndcg"] = float(pg.calc_ndcg(true, pred))
+    out["top_recall"] = float(pg.calc_toprecall(true, pred))
+    if target_bin is not None:
+        labels = np.asarray(target_bin)[ok].astype(np.int64)
+        if len(np.unique(labels)) == 2:
+            out["auc"] = float(roc_auc_score(y_true=labels, y_score=pred))
+        # ProteinGym binarises the prediction at its median (1 where >= median)
+        pred_bin = (pred >= np.median(pred)).astype(np.int64)
+        out["mcc"] = float(matthews_corrcoef(y_true=labels, y_pred=pred_bin))
+    return out
+
+
+# -- the reference file --------------------------------------------------------------------
+def read_reference(path: str | os.PathLike):
+    """ProteinGym's ``DMS_substitutions.csv`` indexed by ``DMS_id`` (checked columns)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"reference file not found: {path}")
+    try:
+        table = pd.read_csv(path, encoding="utf-8-sig", low_memory=False)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputFileError(
+            f"{path}: cannot read CSV ({' '.join(str(exc).split())[:200]})"
+        ) from exc
+    missing = [c for c in REFERENCE_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputFileError(
+            f"{path}: not a ProteinGym reference file (missing {', '.join(missing)})"
+        )
+    return table.drop_duplicates("DMS_id").set_index("DMS_id", drop=False)
+
+
+def reference_row(reference, assay_name: str):
+    """The reference row of an assay named by its ``DMS_id`` or its ``DMS_filename``
+    (without ``.csv``), or None."""
+    if assay_name in reference.index:
+        return reference.loc[assay_name]
+    if "DMS_filename" in reference.columns:
+        stems = reference["DMS_filename"].astype(str).str.removesuffix(".csv")
+        hit = reference[stems == assay_name]
+        if len(hit):
+            return hit.iloc[0]
+    return None
+
+
+# -- leaderboard aggregation ---------------------------------------------------------------
+def aggregate(table, reference, metric: str = "spearman", *, samples: int = BOOTSTRAP_SAMPLES):
+    """ProteinGym's summary of a per-assay table: one row per model (column of ``table``).
+
+    Parameters
+    ----------
+    table : DataFrame
+        Index: assay ids (``DMS_id``); one numeric column per model or score.
+    reference : DataFrame
+        :func:`read_reference`.
+    metric : str
+        One of :data:`METRICS` (names the columns).
+    samples : int
+        Bootstrap resamples (ProteinGym: 10,000).
+
+    Returns
+    -------
+    DataFrame with ``Model_name, Average_<M>, Bootstrap_standard_error_<M>,
+    Function_Activity, ..., Function_Stability, n_assays``, sorted by the average
+    (descending), unrounded.
+    """
+    import pandas as pd
+
+    name = PROTEINGYM_NAMES[metric]
+    unknown = [a for a in table.index if a not in reference.index]
+    if unknown:
+        raise SeqDanceError(
+            f"{len(unknown)} assay(s) not in the reference file (e.g. {unknown[0]}); "
+            "name assays by their ProteinGym DMS_id"
+        )
+    models = list(table.columns)
+    values = table[models].apply(pd.to_numeric, errors="coerce")
+    values["UniProt_ID"] = reference.loc[table.index, "UniProt_ID"].to_numpy()
+    values["Selection Type"] = reference.loc[table.index, "coarse_selection_type"].to_numpy()
+    # ProteinGym: mean per (protein, category), then per category, then over categories
+    per_protein = values.groupby(["UniProt_ID", "Selection Type"]).mean(numeric_only=True)
+    per_category = per_protein.groupby("Selection Type").mean(numeric_only=True)  # (K, M)
+    average = per_category.mean(axis=0)  # (M,)
+    top = average.idxmax()
+    error = _bootstrap_error(per_protein[models].sub(per_protein[top], axis=0), samples)
+    out = pd.DataFrame(
+        {
+            "Model_name": models,
+            f"Average_{name}": average[models].to_numpy(),
+            f"Bootstrap_standard_error_{name}": error[models].to_numpy(),
+        }
+    )
+    for category in CATEGORIES:
+        column = (
+            per_category.loc[category, models].to_numpy()
+            if category in per_category.index
+            else np.full(len(models), np.nan)
+        )
+        out[f"Function_{category}"] = column
+    out["n_assays"] = [int(values[m].notna().sum()) for m in models]
+    return out.sort_values(f"Average_{name}", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _bootstrap_error(per_protein, samples: int):
+    """ProteinGym's ``compute_bootstrap_standard_error_functional_categories`` with a fixed
+    seed (it draws from NumPy's global generator; its state is restored afterwards)."""
+    pg = proteingym()
+    state = np.random.get_state()
+    try:
+        np.random.seed(BOOTSTRAP_SEED)
+        # index (UniProt_ID, Selection Type), one column per model, as ProteinGym passes it
+        return pg.compute_bootstrap_standard_error_functional_categories(
+            per_protein, number_assay_reshuffle=samples
+        )
+    finally:
+        np.random.set_state(state)
+
+
+def long_to_wide(table, metric: str):
+    """Our per-assay table (``assay, property, <metric>...``) as assays x properties."""
+    if metric not in table.columns:
+        raise SeqDanceError(f"per-assay table has no {metric!r} column")
+    wide = table.pivot_table(index="assay", columns="property", values=metric, dropna=False)
+    return wide[list(dict.fromkeys(table["property"]))]
+
+
+def read_per_assay_table(path: str | os.PathLike) -> dict[str, object]:
+    """A per-assay table as ``{metric: DataFrame (assays x models)}``.
+
+    Accepts ours (``assay, property, spearman[, auc, mcc, ndcg, top_recall], n``) and
+    ProteinGym's DMS-level layout (``DMS ID`` then one column per model; its metadata
+    columns are dropped; the metric is Spearman unless the file name says otherwise).
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"per-assay table not found: {path}")
+    try:
+        table = pd.read_csv(path, encoding="utf-8-sig", low_memory=False)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputFileError(
+            f"{path}: cannot read CSV ({' '.join(str(exc).split())[:200]})"
+        ) from exc
+    if {"assay", "property"} <= set(table.columns):
+        return {m: long_to_wide(table, m) for m in METRICS if m in table.columns}
+    if "DMS ID" in table.columns:
+        metadata = {
+            "Number of Mutants",
+            "number_mutants",
+            "Selection Type",
+            "UniProt ID",
+            "UniProt_ID",
+            "MSA_Neff_L_category",
+            "Taxon",
+        }
+        models = [c for c in table.columns if c != "DMS ID" and c not in metadata]
+        wide = table.set_index("DMS ID")[models]
+        wide = wide[~wide.index.isin(["Average", "average"])]
+        metric = next((m for m, n in PROTEINGYM_NAMES.items() if f"_{n}_" in path.name), "spearman")
+        return {metric: wide}
+    raise InputFileError(
+        f"{path}: neither a seqdance per-assay table (assay, property, ...) nor ProteinGym's "
+        "DMS-level layout ('DMS ID' column)"
+    )
+
+
+def summary_names(metric: str) -> str:
+    """File name of the summary of ``metric`` (``summary_by_model.csv`` for Spearman)."""
+    return "summary_by_model.csv" if metric == "spearman" else f"summary_by_model_{metric}.csv"
+
+
+def match_assays(table, reference):
+    """``table`` with its index renamed to ``DMS_id`` (assays named by ``DMS_id`` or
+    ``DMS_filename``) and the names that the reference does not know, which are dropped."""
+    ids = {}
+    for name in table.index:
+        row = reference_row(reference, str(name))
+        if row is not None:
+            ids[name] = str(row["DMS_id"])
+    unmatched = [str(a) for a in table.index if a not in ids]
+    matched = table.loc[[a for a in table.index if a in ids]].rename(index=ids)
+    return matched, unmatched
+
+
+def write_summaries(
+    tables: dict,
+    reference,
+    out_dir: str | os.PathLike,
+    *,
+    samples: int = BOOTSTRAP_SAMPLES,
+    group=None,
+) -> tuple[list[Path], list[str]]:
+    """:func:`aggregate` every metric's table into ``out_dir`` (written atomically, or as part
+    of ``group``, a :func:`seqdance.utils.io.output_group`) over the assays the reference
+    knows; returns the files and the assays left out."""
+    from seqdance.utils.io import atomic_path
+
+    out_dir = Path(out_dir)
+    written = []
+    unmatched: list[str] = []
+    matched = {}
+    for metric, table in tables.items():
+        matched[metric], unmatched = match_assays(table, reference)
+        if matched[metric].empty:
+            raise SeqDanceError(
+                f"none of the {len(table)} assays is in the reference file (e.g. "
+                f"{table.index[0]}); name assays by their ProteinGym DMS_id"
+            )
+    summaries = {m: aggregate(t, reference, m, samples=samples) for m, t in matched.items()}
+    for metric, summary in summaries.items():
+        path = out_dir / summary_names(metric)
+        if group is not None:
+            summary.to_csv(group.path(path), index=False)
+        else:
+            with atomic_path(path) as tmp:
+                summary.to_csv(tmp, index=False)
+        written.append(path)
+    return written, unmatched
