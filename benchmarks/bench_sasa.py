@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_md_features import tiled  # same folder: copies of a protein as chains
 
 
 def adk_files(psf: Path | None, dcd: Path | None) -> tuple[Path, Path]:
@@ -35,25 +36,6 @@ def adk_files(psf: Path | None, dcd: Path | None) -> tuple[Path, Path]:
     from MDAnalysisTests.datafiles import DCD, PSF  # benchmark-only
 
     return Path(PSF), Path(DCD)
-
-
-def tiled(top: Path, trj: Path, copies: int, out_dir: Path, frames: int) -> tuple[Path, Path]:
-    """``copies`` copies of a protein as chains A, B, ... 8 nm apart in x (real PDB + DCD)."""
-    import mdtraj as md
-
-    traj = md.load(str(trj), top=str(top))[:frames]
-    protein = traj.atom_slice(traj.topology.select("protein"))
-    whole = protein
-    for k in range(1, copies):
-        other = protein[:]
-        other.xyz = protein.xyz + np.array([8.0 * k, 0.0, 0.0], dtype=np.float32)
-        whole = whole.stack(other)
-    for chain, chain_id in zip(whole.topology.chains, "ABCDEFGH", strict=False):
-        chain.chain_id = chain_id
-    top_out, trj_out = out_dir / f"tiled_x{copies}.pdb", out_dir / f"tiled_x{copies}.dcd"
-    whole[0].save_pdb(str(top_out))
-    whole.save_dcd(str(trj_out))
-    return top_out, trj_out
 
 
 def numpy_sasa(xyz: np.ndarray, radii: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -103,19 +103,24 @@ def assay_metrics(
 
 
 # -- the reference file --------------------------------------------------------------------
-def read_reference(path: str | os.PathLike):
-    """ProteinGym's ``DMS_substitutions.csv`` indexed by ``DMS_id`` (checked columns)."""
+def _read_table(path: Path, what: str):
+    """A CSV (a UTF-8 byte-order mark allowed), or one line naming the file and the problem."""
     import pandas as pd
 
-    path = Path(path)
     if not path.is_file():
-        raise InputFileError(f"reference file not found: {path}")
+        raise InputFileError(f"{what} not found: {path}")
     try:
-        table = pd.read_csv(path, encoding="utf-8-sig", low_memory=False)
+        return pd.read_csv(path, encoding="utf-8-sig", low_memory=False)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputFileError(
             f"{path}: cannot read CSV ({' '.join(str(exc).split())[:200]})"
         ) from exc
+
+
+def read_reference(path: str | os.PathLike):
+    """ProteinGym's ``DMS_substitutions.csv`` indexed by ``DMS_id`` (checked columns)."""
+    path = Path(path)
+    table = _read_table(path, "reference file")
     missing = [c for c in REFERENCE_COLUMNS if c not in table.columns]
     if missing:
         raise InputFileError(
@@ -225,17 +230,8 @@ def read_per_assay_table(path: str | os.PathLike) -> dict[str, object]:
     ProteinGym's DMS-level layout (``DMS ID`` then one column per model; its metadata
     columns are dropped; the metric is Spearman unless the file name says otherwise).
     """
-    import pandas as pd
-
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"per-assay table not found: {path}")
-    try:
-        table = pd.read_csv(path, encoding="utf-8-sig", low_memory=False)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputFileError(
-            f"{path}: cannot read CSV ({' '.join(str(exc).split())[:200]})"
-        ) from exc
+    table = _read_table(path, "per-assay table")
     if {"assay", "property"} <= set(table.columns):
         return {m: long_to_wide(table, m) for m in METRICS if m in table.columns}
     if "DMS ID" in table.columns:
