@@ -119,6 +119,20 @@ def test_merge_is_a_weighted_mean_and_pairs_outside_windows_are_nan():
     assert pair[1, 2, 0] == 1 and pair[8, 7, 0] == 3
 
 
+def test_long_sequences_run_in_one_pass_by_default(model):
+    """The authors run any length in one pass: a 1,030-residue sequence (T = 1,032 tokens, past
+    ESM2's 1,024) equals the naive forward of the whole sequence, no window merged in."""
+    rng = np.random.default_rng(1)
+    seq = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 1030))
+    (out,) = predict(model, [seq])
+    ids, mask = batch_encode([seq])
+    residue, pair, _ = naive_forward(model, ids, mask)
+    np.testing.assert_allclose(out.residue, residue[0, 1:-1].numpy(), atol=1e-4)
+    np.testing.assert_allclose(out.pair, pair[0, 1:-1, 1:-1].numpy(), atol=1e-4)
+    (windowed,) = predict(model, [seq], window=1022)  # the option: windows, merged
+    assert not np.isnan(out.pair).any() and np.isnan(windowed.pair[0, -1]).all()
+
+
 def test_long_sequences_are_windowed_and_merged(model):
     rng = np.random.default_rng(0)
     seq = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 60))

@@ -58,13 +58,20 @@ def predict_command(
         "B-factors, for each record whose sequence equals one of its chains.",
     ),
     token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    window: int | None = typer.Option(
+        None,
+        "--window",
+        min=16,
+        help="Predict sequences longer than this many residues in overlapping windows, merged "
+        "(e.g. 1022, ESM2's training length). Default: one pass at any length, as the authors.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Predict the 50 residue and 13 pair dynamic properties of every FASTA record.
 
     Writes OUT/{id}.residue.tsv (position, residue, then one column per residue output)
-    and OUT/{id}.pair.npz (one L x L array per pair output). Sequences longer than 1,022
-    residues are predicted in overlapping windows and merged (see docs/model.md).
+    and OUT/{id}.pair.npz (one L x L array per pair output). Every sequence runs in one pass,
+    as the authors' code; --window N predicts longer ones in overlapping windows (docs/model.md).
     """
     from seqdance.inference.fasta import read_fasta
     from seqdance.inference.predict import (
@@ -83,6 +90,7 @@ def predict_command(
         [r.sequence for r in records],
         attentions=attention,
         token_budget=token_budget,
+        window=window,
         progress=progress,
     )
     for index, result in outputs:
@@ -130,6 +138,13 @@ def embed_command(
     dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
     token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    window: int | None = typer.Option(
+        None,
+        "--window",
+        min=16,
+        help="Embed sequences longer than this many residues in overlapping windows, merged "
+        "(e.g. 1022, ESM2's training length). Default: one pass at any length, as the authors.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Per-residue embeddings (the trunk's last hidden state) of every FASTA record.
@@ -142,6 +157,12 @@ def embed_command(
 
     records = read_fasta(fasta)
     net = _load(model, arch, device, dtype)
-    items = embed(net, [r.sequence for r in records], token_budget=token_budget, progress=progress)
+    items = embed(
+        net,
+        [r.sequence for r in records],
+        token_budget=token_budget,
+        window=window,
+        progress=progress,
+    )
     write_embeddings(out, ((records[i].id, residues) for i, residues in items))
     typer.echo(f"{len(records)} records written to {out}", err=True)

@@ -17,11 +17,13 @@ def embed(
     sequences: Sequence[str],
     *,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
+    window: int | None = None,
     progress: bool = False,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(index, residues)`` with residues of shape (L, E), special tokens removed.
 
-    Only the trunk runs (fused attention, no heads but the small residue head).
+    Only the trunk runs (fused attention, no heads but the small residue head). ``window``:
+    as :func:`seqdance.inference.predict.iter_outputs` (None: one pass at any length).
     """
     for index, out in iter_outputs(
         model,
@@ -29,6 +31,7 @@ def embed(
         pair=False,
         embeddings=True,
         token_budget=token_budget,
+        window=window,
         progress=progress,
         desc="embed",
     ):

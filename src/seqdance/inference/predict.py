@@ -19,7 +19,6 @@ from seqdance.inference.windows import (
     plan_windows,
 )
 from seqdance.model.alphabet import batch_encode, check_sequence
-from seqdance.model.config import MAX_RESIDUES
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
 from seqdance.utils.io import atomic_path, save_npz
 
@@ -74,27 +73,32 @@ def iter_outputs(
     embeddings: bool = False,
     attentions: bool = False,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
-    window: int = MAX_RESIDUES,
+    window: int | None = None,
     overlap: int | None = None,
     progress: bool = False,
     desc: str = "predict",
 ) -> Iterator[tuple[int, SequenceOutput]]:
     """Yield ``(index, SequenceOutput)`` for every sequence, as each one completes.
 
-    Sequences are checked, cut into windows when longer than ``window``, sorted by length
-    and batched under ``token_budget``; batched results equal one-at-a-time results (the
-    padding is masked). Windows of ``window`` residues overlap by at least ``overlap``
-    (default: 256, or a quarter of a window narrower than 1,024). With ``pair=False`` and
-    no attentions only the trunk (with fused attention) and the residue head run.
+    Sequences are checked, sorted by length and batched under ``token_budget``; batched
+    results equal one-at-a-time results (the padding is masked). ``window`` None (the
+    authors): every sequence in one pass, whatever its length (rotary positions have no
+    maximum). Else sequences longer than ``window`` residues are cut into windows that
+    overlap by at least ``overlap`` (default: 256, or a quarter of a window narrower than
+    1,024; e.g. 1,022, ESM2's training length) and merged. With ``pair=False``
+    and no attentions only the trunk (with fused attention) and the residue head run.
     """
     from tqdm.auto import tqdm
 
-    min_overlap = overlap if overlap is not None else min(DEFAULT_MIN_OVERLAP, window // 4)
     checked = [check_sequence(f"#{i + 1}", s) for i, s in enumerate(sequences)]
     pieces: list[_Piece] = []
     plans: list[list[Window]] = []
     for index, seq in enumerate(checked):
-        plan = plan_windows(len(seq), window, min_overlap)
+        if window is None:  # one pass
+            plan = [Window(0, len(seq), len(seq))]
+        else:
+            min_overlap = overlap if overlap is not None else min(DEFAULT_MIN_OVERLAP, window // 4)
+            plan = plan_windows(len(seq), window, min_overlap)
         plans.append(plan)
         pieces.extend(_Piece(index, w, seq[w.start : w.stop]) for w in plan)
     remaining = [len(p) for p in plans]
