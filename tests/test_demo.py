@@ -216,3 +216,13 @@ def test_cli_runs_the_demo_end_to_end(tmp_path):
     assert "3 updates" in (out / "report.md").read_text()
     log = [json.loads(line) for line in (out / "train" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 3
+
+
+def test_demo_trains_on_every_bundled_training_protein(tmp_path):
+    """The authors' groups leave mdCATH out; the demo's own groups take every source it ships."""
+    from seqdance.demo.pipeline import PROTEINS, demo_train_config
+
+    cfg = demo_train_config(tmp_path / "data", tmp_path / "run", 10, "cpu", False)
+    sources = {s for g in cfg.data.groups for s in g.sources}
+    assert {p.source for p in PROTEINS if p.label == "train"} <= sources
+    assert "mdCATH" in sources  # 5xnd

@@ -304,8 +304,14 @@ def demo_train_config(dataset: Path, out: Path, steps: int, device: str, progres
         TrainConfig,
     )
 
+    # every bundled training protein is trained on: the demo's mdCATH protein (5xnd) joins
+    # the MD group, which the authors' training loader draws from ATLAS, GPCRmd and PED only
+    groups = DataConfig().groups
+    for group in groups:
+        if group.kind == "md" and "ATLAS" in group.sources:
+            group.sources.append("mdCATH")
     return Config(
-        data=DataConfig(dir=str(dataset), label="train"),
+        data=DataConfig(dir=str(dataset), label="train", groups=groups),
         model=ModelConfig(arch="tiny", layers=2, hidden=32, heads=4, ffn=64, dropout=0.1),
         optim=OptimConfig(lr=3e-3, warmup_steps=max(1, steps // 20)),
         train=TrainConfig(
