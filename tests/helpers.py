@@ -25,6 +25,22 @@ def load_naive_model():
 naive_forward = load_naive_model().naive_forward
 
 
+def random_tiny_model(seed: int):
+    """A tiny SeqDance in eval mode, seeded, with non-zero head biases so that no output sits
+    at a special value (for score tests, where |P_wt| + 0.01 divides)."""
+    import torch
+
+    from seqdance.model import SeqDanceConfig, SeqDanceModel
+
+    torch.manual_seed(seed)
+    model = SeqDanceModel(SeqDanceConfig(arch=TINY)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not name.startswith("esm2") and name.endswith("bias"):
+                p.normal_(0, 0.3)
+    return model
+
+
 def run_cli(args: list[str]) -> int:
     """Run ``seqdance ARGS`` in-process; the exit status (the command must exit)."""
     with pytest.raises(SystemExit) as exit_info:

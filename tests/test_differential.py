@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from helpers import TINY
+from helpers import TINY, random_tiny_model
 from seqdance.errors import SeqDanceError
 from seqdance.inference.differential import (
     differential_forward,
@@ -46,12 +46,7 @@ MUTANTS = [
 
 @pytest.fixture(scope="module")
 def tiny() -> SeqDanceModel:
-    torch.manual_seed(11)
-    model = SeqDanceModel(SeqDanceConfig(arch=TINY)).eval()
-    with torch.no_grad():  # non-zero head biases: no output sits at a special value
-        for name, p in model.named_parameters():
-            if not name.startswith("esm2") and name.endswith("bias"):
-                p.normal_(0, 0.3)
+    model = random_tiny_model(11)
     return model
 
 

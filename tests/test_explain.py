@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import TINY, run_cli
+from helpers import random_tiny_model, run_cli
 from seqdance.inference.explain import explain_mutants
 from seqdance.inference.fasta import read_fasta
 from seqdance.inference.mutations import build_mutant_set
 from seqdance.inference.score import score_mutants
-from seqdance.model import SeqDanceConfig, SeqDanceModel
+from seqdance.model import SeqDanceModel
 from seqdance.model.alphabet import batch_encode
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS, resolve_properties
 
@@ -26,12 +26,7 @@ PDB_2KCF = DATA / "nma" / "2KCF.pdb"
 
 @pytest.fixture(scope="module")
 def tiny_model() -> SeqDanceModel:
-    torch.manual_seed(21)
-    model = SeqDanceModel(SeqDanceConfig(arch=TINY)).eval()
-    with torch.no_grad():  # non-zero head biases so that no output sits at a special value
-        for name, p in model.named_parameters():
-            if not name.startswith("esm2") and name.endswith("bias"):
-                p.normal_(0, 0.3)
+    model = random_tiny_model(21)
     return model
 
 

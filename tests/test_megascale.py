@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from helpers import TINY, load_naive_model
+from helpers import load_naive_model, random_tiny_model
 from seqdance.cli import main
 from seqdance.errors import SeqDanceError
 from seqdance.inference.megascale import (
@@ -21,7 +21,7 @@ from seqdance.inference.megascale import (
     read_tsuboyama,
     suite_assays,
 )
-from seqdance.model import SeqDanceConfig, SeqDanceModel
+from seqdance.model import SeqDanceModel
 from seqdance.model.alphabet import batch_encode
 
 DATA = Path(__file__).parent / "data"
@@ -38,12 +38,7 @@ def _run(argv) -> int:
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(5)
-    model = SeqDanceModel(SeqDanceConfig(arch=TINY)).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if not name.startswith("esm2") and name.endswith("bias"):
-                p.normal_(0, 0.3)
+    model = random_tiny_model(5)
     return model.save_pretrained(tmp_path_factory.mktemp("tiny"))
 
 

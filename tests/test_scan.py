@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from helpers import TINY, run_cli
+from helpers import random_tiny_model, run_cli
 from seqdance.inference.fasta import read_fasta
 from seqdance.inference.scan import (
     HEATMAP_ORDER,
@@ -24,7 +23,6 @@ from seqdance.inference.scan import (
     plot_heatmap,
     scan_mutants,
 )
-from seqdance.model import SeqDanceConfig, SeqDanceModel
 
 FASTA = Path(__file__).resolve().parent / "data" / "scoring" / "proteingym"
 FASTA = FASTA / "F7YBW8_MESOW_Aakre_2015.fasta"
@@ -32,12 +30,7 @@ FASTA = FASTA / "F7YBW8_MESOW_Aakre_2015.fasta"
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(13)
-    model = SeqDanceModel(SeqDanceConfig(arch=TINY)).eval()
-    with torch.no_grad():  # non-zero head biases so that no output sits at a special value
-        for name, p in model.named_parameters():
-            if not name.startswith("esm2") and name.endswith("bias"):
-                p.normal_(0, 0.3)
+    model = random_tiny_model(13)
     return model.save_pretrained(tmp_path_factory.mktemp("tiny"))
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from helpers import TINY, load_naive_model
+from helpers import load_naive_model, random_tiny_model
 from seqdance.cli import main
 from seqdance.errors import SeqDanceError
 from seqdance.inference.fasta import read_fasta
@@ -48,12 +48,7 @@ def tem1() -> str:
 
 @pytest.fixture(scope="module")
 def tiny_model() -> SeqDanceModel:
-    torch.manual_seed(7)
-    model = SeqDanceModel(SeqDanceConfig(arch=TINY)).eval()
-    with torch.no_grad():  # non-zero head biases so that no output sits at a special value
-        for name, p in model.named_parameters():
-            if not name.startswith("esm2") and name.endswith("bias"):
-                p.normal_(0, 0.3)
+    model = random_tiny_model(7)
     return model
 
 
