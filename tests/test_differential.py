@@ -13,16 +13,16 @@ from scipy.stats import spearmanr
 
 from helpers import TINY, random_tiny_model
 from seqdance.errors import SeqDanceError
-from seqdance.inference.differential import (
-    differential_forward,
-    differential_outputs,
-    wild_type_activations,
-)
 from seqdance.inference.fasta import read_fasta
 from seqdance.inference.mutations import build_mutant_set
 from seqdance.inference.score import _forward, _reduce, _split_channels, score_sequences, summarise
 from seqdance.model import SeqDanceConfig, SeqDanceModel, get_architecture
 from seqdance.model.alphabet import MASK_ID, batch_encode, encode
+from seqdance.model.differential import (
+    differential_forward,
+    differential_outputs,
+    wild_type_activations,
+)
 from seqdance.schema import resolve_properties
 
 DATA = Path(__file__).resolve().parent / "data" / "scoring"

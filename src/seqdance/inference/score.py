@@ -251,7 +251,7 @@ def score_sequences(
     autocast : torch.dtype, optional
         Low precision (e.g. bfloat16) for the trunk's matrix products. Sequences that fit
         one window (and float32 weights) use differential inference
-        (``seqdance.inference.differential``): the wild type runs in float32 and each
+        (``seqdance.model.differential``): the wild type runs in float32 and each
         mutant's Linear layers act on its *difference* from the wild type in this dtype,
         everything else in float32, so the small wild-type/mutant differences survive the
         rounding. Longer, windowed sequences run their trunk under ``torch.autocast``
@@ -326,8 +326,8 @@ def _plain(model, res_idx, pair_idx, autocast, residues_only: bool = False):
 def _differential(model, wild_type: str, res_idx, pair_idx, dtype, residues_only: bool = False):
     """Like :func:`_plain`, by differential inference: the wild type in float32 (its
     activations kept), then each batch's trunk Linears on the differences in ``dtype``."""
-    from seqdance.inference.differential import differential_forward, wild_type_activations
     from seqdance.model.alphabet import encode
+    from seqdance.model.differential import differential_forward, wild_type_activations
 
     device = _device(model)
     ids = torch.tensor(encode(wild_type), dtype=torch.long, device=device)  # (T,)

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from seqdance.errors import SeqDanceError
+from seqdance.model.pair_grad import TrainingForward, release_buffers
 from seqdance.schema import DataGroup, loss_term_names
 from seqdance.train.batches import iterate_batches, phase_loader, stream_seed
 from seqdance.train.checkpoint import (
@@ -46,7 +47,6 @@ from seqdance.train.distributed import (
     pick_device,
 )
 from seqdance.train.modeling import build_model, enable_ffn_checkpointing
-from seqdance.train.pair_grad import TrainingForward, release_buffers
 from seqdance.train.schedule import learning_rate
 from seqdance.utils.io import atomic_path
 
