@@ -154,3 +154,18 @@ def test_cli_explain_bad_input(tiny_dir, wild_type, tmp_path, capsys):
     assert run_cli([*argv, "--mutant", "L59Q", "--pdb", str(PDB_2KCF)]) == 1
     assert "no chain has exactly the wild-type sequence" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_explain_in_windows_adds_up_and_needs_residues_only(tiny_model, wild_type):
+    """Windows as the score takes them: residue rows only, the same numbers as the score."""
+    from seqdance.errors import SeqDanceError
+
+    mutants = build_mutant_set(wild_type, ["L59Q"], first_row=None)
+    channels = ["sasa_mean", "psi_3", "vdw"]
+    window = len(wild_type) // 2 + 8  # two overlapping windows
+    with pytest.raises(SeqDanceError, match="more than the window"):
+        explain_mutants(tiny_model, mutants, channels, window=window)
+    ex = explain_mutants(tiny_model, mutants, channels, window=window, residues_only=True)
+    scores = score_mutants(tiny_model, mutants, channels, window=window, residues_only=True)
+    assert len(ex.labels) == len(wild_type)
+    np.testing.assert_allclose(ex.channel_scores(), scores.channel_scores, rtol=1e-5, atol=1e-9)

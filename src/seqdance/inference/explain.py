@@ -89,8 +89,11 @@ def explain_mutants(
     if not mutants.sequences:
         raise SeqDanceError("no mutant to explain")
     wild_type = mutants.wild_type
-    if window is not None and not residues_only:
-        raise SeqDanceError("--window needs --residues-only (windows hold no <cls>/<eos> rows)")
+    if window is not None and len(wild_type) > window and not residues_only:
+        raise SeqDanceError(  # as score_sequences: windows hold no <cls>/<eos> rows
+            f"the wild type has {len(wild_type)} residues, more than the window ({window}): "
+            "windowed changes are residues only; pass --residues-only or no window"
+        )
     budget = sc.DEFAULT_TOKEN_BUDGET if token_budget is None else token_budget
     sequences = [wild_type, *mutants.sequences]
     if window is not None and len(wild_type) > window:
