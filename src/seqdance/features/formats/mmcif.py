@@ -23,7 +23,6 @@ def _cif_tokens(lines):
             yield from stripped.split()
 
 
-
 def read_cif_table(path: Path) -> AtomTable:
     """``_atom_site`` of an mmCIF/PDBx file: first model, first alternate location."""
     with open_text(path) as fh:

@@ -48,4 +48,3 @@ def read_psf_table(path: Path) -> AtomTable:
             i += 1
     table.bonds = np.asarray(bonds[: 2 * (len(bonds) // 2)], dtype=np.int64).reshape(-1, 2)
     return table
-
