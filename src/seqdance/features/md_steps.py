@@ -137,6 +137,7 @@ def make_detector(prepared, atoms: np.ndarray, reference_xyz: np.ndarray, bond_x
 
 
 def describe_trajectory(trajectory) -> str:
+    """The trajectory as error messages name it: a path, the first of several, a source."""
     if isinstance(trajectory, (str, os.PathLike)):
         return str(trajectory)
     if isinstance(trajectory, (list, tuple)):
