@@ -29,8 +29,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from naive_contacts import NaiveContacts  # noqa: E402
 
-from seqdance.features.contacts import ContactDetector, detect_contacts, load_topology  # noqa: E402
+from seqdance.features.contact_detector import ContactDetector  # noqa: E402
+from seqdance.features.contacts import detect_contacts  # noqa: E402
 from seqdance.features.getcontacts import write_contacts  # noqa: E402
+from seqdance.features.topology import load_named_topology  # noqa: E402
 
 
 def two_copies(traj: md.Trajectory, gap: float = 0.35) -> tuple[md.Trajectory, float]:
@@ -103,14 +105,14 @@ def main() -> None:
 
     systems = []
     tvj_top = args.data / "3tvj_I" / "3tvj_I.pdb"
-    top = load_topology(tvj_top)
+    top = load_named_topology(tvj_top)
     tvj = md.load(str(args.data / "3tvj_I" / "3tvj_I_10frames.dcd"), top=top)
     pdb_xyz = md.load_pdb(str(tvj_top), standard_names=False).xyz[0]
     systems.append(("3tvj_I", top, tvj.xyz, pdb_xyz))
 
     xnd_top = args.data / "5xnd" / "5xnd_topology.pdb"
     xnd_trj = args.data / "5xnd" / "5xnd_trajectory.dcd"
-    top = load_topology(xnd_top)
+    top = load_named_topology(xnd_top)
     xnd = md.load(str(xnd_trj), top=top)
     pdb_xyz = md.load_pdb(str(xnd_top), standard_names=False).xyz[0]
     systems.append(("5xnd", top, xnd.xyz, pdb_xyz))

@@ -14,7 +14,7 @@ import math
 import mdtraj
 import numpy as np
 
-from seqdance.features.contacts import (
+from seqdance.features.contact_rules import (
     ANIONS,
     BACKBONE_NAMES,
     BOND_FACTOR,

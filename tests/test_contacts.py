@@ -17,16 +17,11 @@ import pytest
 
 from helpers import run_cli
 from seqdance.errors import SeqDanceError
-from seqdance.features.contacts import (
-    ContactDetector,
-    detect_contacts,
-    header_itypes,
-    load_topology,
-    parse_itypes,
-    protein_atoms,
-    select_atoms,
-)
+from seqdance.features.contact_detector import ContactDetector
+from seqdance.features.contact_rules import header_itypes, parse_itypes, protein_atoms, select_atoms
+from seqdance.features.contacts import detect_contacts
 from seqdance.features.getcontacts import read_contacts
+from seqdance.features.topology import load_named_topology
 from seqdance.schema import INTERACTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +71,7 @@ def test_3tvj_chunks_and_stride(reference_3tvj):
 
 
 def test_5xnd_equals_naive_reference_and_keeps_resid_zero():
-    top = load_topology(XND_TOP)
+    top = load_named_topology(XND_TOP)
     pdb_xyz = md.load_pdb(str(XND_TOP), standard_names=False).xyz[0]
     traj = md.load(str(XND_TRJ), top=top)
     fast = ContactDetector(top, traj.xyz[0], bond_xyz=pdb_xyz)
@@ -103,7 +98,7 @@ def test_5xnd_equals_naive_reference_and_keeps_resid_zero():
 
 def test_without_hydrogens_warns_and_keeps_heavy_atom_contacts(reference_3tvj, tmp_path):
     _, ref = reference_3tvj
-    top = load_topology(TVJ_TOP)
+    top = load_named_topology(TVJ_TOP)
     traj = md.load(str(TVJ_TRJ), top=top)
     heavy = top.select("not element H")
     detector = ContactDetector(top.subset(heavy), traj.xyz[0][heavy])
@@ -375,7 +370,7 @@ def test_cli_bad_input_one_line_error_no_output(top, trj, rest, message, tmp_pat
 
 def test_gro_and_xtc_inputs_agree_within_xtc_precision(reference_3tvj, tmp_path):
     _, ref = reference_3tvj
-    traj = md.load(str(TVJ_TRJ), top=load_topology(TVJ_TOP))
+    traj = md.load(str(TVJ_TRJ), top=load_named_topology(TVJ_TOP))
     traj[0].save_gro(str(tmp_path / "t.gro"))
     traj.save_xtc(str(tmp_path / "t.xtc"))  # 0.01 A precision: borderline pairs may flip
     header, lines = detect_contacts(tmp_path / "t.gro", tmp_path / "t.xtc", chunk_size=4)

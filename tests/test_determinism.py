@@ -18,14 +18,8 @@ import numpy as np
 import pytest
 
 from seqdance.data.build import BuildConfig, build_dataset
-from seqdance.features.md import (
-    FixedBlocks,
-    RunningMoments,
-    TraceCovariance,
-    md_features,
-    output_paths,
-    write_md_features,
-)
+from seqdance.features.md import md_features, output_paths, write_md_features
+from seqdance.features.md_kernels import FixedBlocks, RunningMoments, TraceCovariance
 
 DATA = Path(__file__).parent / "data"
 TVJ = DATA / "md" / "3tvj_I"

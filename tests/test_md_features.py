@@ -20,20 +20,22 @@ from seqdance.cli import main
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.features.md import (
     ANGLE_COLUMNS,
-    ANGLE_EDGES,
     FEATURE_COLUMNS,
     PAIR_KEYS,
     RESIDUE_COLUMNS,
     SS_COLUMNS,
+    load_md_features,
+    md_features,
+    output_paths,
+    write_md_features,
+)
+from seqdance.features.md_kernels import (
+    ANGLE_EDGES,
     RunningMoments,
     TraceCovariance,
     angle_bin_counts,
     correlation_reference,
     dssp_class_counts,
-    load_md_features,
-    md_features,
-    output_paths,
-    write_md_features,
 )
 from seqdance.schema import DSSP_CODES, INTERACTIONS, MD_PAIR_CHANNELS, MISSING
 

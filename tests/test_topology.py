@@ -19,6 +19,8 @@ import pytest
 from seqdance.cli import main
 from seqdance.errors import InputFileError
 from seqdance.features.contacts import detect_contacts
+from seqdance.features.formats.dcd import dcd_frame_count
+from seqdance.features.formats.xtc import xtc_frame_count
 from seqdance.features.md import md_features
 from seqdance.features.topology import (
     ResidueNumber,
@@ -26,7 +28,6 @@ from seqdance.features.topology import (
     geometry_topology,
     load_topology,
 )
-from seqdance.features.trajectory import dcd_frame_count, xtc_frame_count
 from seqdance.residues import is_ionic, one_letter, sequence_of, standard_residue
 
 HERE = Path(__file__).parent / "data"

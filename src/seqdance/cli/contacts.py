@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from seqdance.cli.app import app
+from seqdance.errors import SeqDanceError
+from seqdance.features.getcontacts import write_contacts
 
 ITYPES_HELP = (
     "Interaction types, GetContacts style: hb sb pc ps ts hp vdw, or hbbb hbsb hbss, or all. "
@@ -51,9 +53,7 @@ def contacts(
     """
     from tqdm import tqdm
 
-    from seqdance.errors import SeqDanceError
-    from seqdance.features.contacts import detect_contacts
-    from seqdance.features.getcontacts import write_contacts
+    from seqdance.features.contacts import detect_contacts  # mdtraj: only when the command runs
 
     chosen = list(itypes or [])
     if ctx.args:  # GetContacts' "--itypes hb sb pc": the words after the first one land here

@@ -8,6 +8,10 @@ from pathlib import Path
 import typer
 
 from seqdance.cli.app import features_app
+from seqdance.errors import SeqDanceError
+from seqdance.features.nma import extract_nma_file
+from seqdance.features.structure import structure_stem
+from seqdance.utils.parallel import run_batch
 
 
 @features_app.command("nma")
@@ -25,9 +29,6 @@ def nma(
     Writes OUT/{stem}.nma.npz with gnm_msf (3, N), anm_cor (3, N, N) and sequence. A file
     that fails is reported by name and skipped; the exit status is 1 if any failed.
     """
-    from seqdance.features.nma import extract_nma_file
-    from seqdance.utils.parallel import run_batch
-
     _check_unique_stems(structures)
     results = run_batch(
         partial(extract_nma_file, out_dir=out, chain=chain),
@@ -40,9 +41,6 @@ def nma(
 
 
 def _check_unique_stems(paths: list[Path]) -> None:
-    from seqdance.errors import SeqDanceError
-    from seqdance.features.structure import structure_stem
-
     seen: dict[str, Path] = {}
     for path in paths:
         stem = structure_stem(path)
@@ -125,26 +123,24 @@ def md(
 
     Frames are superposed on frame 0 by C-alpha. C-alpha-only trajectories give rmsf, corr.
     """
-    from seqdance.errors import SeqDanceError
-    from seqdance.features.md import md_features, write_md_features
+    from seqdance.features import md as md_run  # mdtraj: imported only when the command runs
 
     if source is not None:
-        from seqdance.features.sources import open_source, options_from
-
         if input_path is None or topology is not None or trajectory:
             raise SeqDanceError("--source needs --input (and no --topology/--trajectory)")
-        options = options_from(temperatures, replicas, skip, backmapped)
-        topology_arg, trajectory_arg = open_source(source, input_path, options)
-    else:
-        if topology is None or not trajectory:
-            raise SeqDanceError("give --topology and --trajectory, or --source and --input")
-        topology_arg = topology
-        trajectory_arg = trajectory if len(trajectory) > 1 else trajectory[0]
-        if skip:
-            from seqdance.features.trajectory import open_system
-
-            topology_arg, trajectory_arg = open_system(topology, trajectory_arg, skip=skip)
-    features = md_features(
+    elif topology is None or not trajectory:
+        raise SeqDanceError("give --topology and --trajectory, or --source and --input")
+    topology_arg, trajectory_arg = md_run.open_md_input(
+        topology,
+        trajectory or (),
+        source=source,
+        input_path=input_path,
+        temperatures=temperatures,
+        replicas=replicas,
+        skip=skip,
+        backmapped=backmapped,
+    )
+    features = md_run.md_features(
         topology_arg,
         trajectory_arg,
         contacts=contacts,
@@ -157,7 +153,7 @@ def md(
         typer.echo(f"warning: {warning}", err=True)
     for note in features.notes:
         typer.echo(f"note: {note}", err=True)
-    csv_path, npz_path = write_md_features(features, out)
+    csv_path, npz_path = md_run.write_md_features(features, out)
     typer.echo(
         f"{len(features.sequence)} residues, {features.n_frames} frames: wrote {csv_path} and "
         f"{npz_path}",

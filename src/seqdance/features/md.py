@@ -20,25 +20,42 @@ in chunks with MDTraj, so memory does not grow with its length:
 Residues are identified by chain and residue number, never by ``resid - 1``. C-alpha-only
 (coarse-grained) trajectories give RMSF and correlation; the rest is marked missing.
 
-The kernels below are pure array functions and streaming accumulators; :func:`md_features`
-is the file adapter that feeds them chunk by chunk. Accumulators that sum in floating point
-see fixed blocks of frames (:class:`FixedBlocks`), so the output is the same to the last bit
-for any chunk size, thread count or scheduler.
+The kernels are pure array functions and streaming accumulators
+(:mod:`seqdance.features.md_kernels`); :func:`md_features` is the file adapter that feeds
+them chunk by chunk (the steps are in :mod:`seqdance.features.md_steps`). Accumulators
+that sum in floating point see fixed blocks of frames (:class:`FixedBlocks`), so the output
+is the same to the last bit for any chunk size, thread count or scheduler.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import mdtraj as md
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.errors import one_line as _one_line
+from seqdance.features.getcontacts import read_contacts
+from seqdance.features.md_kernels import DEFAULT_CHUNK, FixedBlocks, TraceCovariance
+from seqdance.features.md_steps import (
+    NativeInteractions,
+    ResidueSasa,
+    accumulate,
+    contacts_from_tsv,
+    describe_trajectory,
+    make_detector,
+    select_residues,
+)
+from seqdance.features.sources import open_source, options_from
+from seqdance.features.topology import geometry_topology, unbroken_dihedrals
+from seqdance.features.trajectory import open_system
 from seqdance.residues import sequence_of
 from seqdance.schema import (
     DSSP_CODES,
@@ -64,9 +81,6 @@ ANGLE_COLUMNS: dict[str, tuple[str, ...]] = {
     name: _CHANNELS[name] for name in ("chi", "phi", "psi")
 }
 
-# 13 edges, -pi .. pi in steps of 30 degrees (radians, as MDTraj returns dihedrals)
-ANGLE_EDGES = np.array([np.pi * (-1.0 + i / 6.0) for i in range(N_ANGLE_BINS + 1)])
-DEFAULT_CHUNK = 100  # frames per chunk
 MIN_FRAMES = 2
 
 
@@ -83,318 +97,37 @@ class MDFeatures:
     notes: list[str] = field(default_factory=list)  # what was read and repaired
 
 
-# ----------------------------------------------------------------------------- kernels
-
-
-def angle_bin_counts(angles: np.ndarray, edges: np.ndarray = ANGLE_EDGES) -> np.ndarray:
-    """Histogram of each column of ``angles`` over ``edges``, like ``numpy.histogram``.
-
-    Parameters
-    ----------
-    angles : np.ndarray, shape=(n_frames, n_angles)
-        Dihedral angles in radians.
-    edges : np.ndarray, shape=(n_bins + 1,)
-        Increasing bin edges. Bins are ``[e_k, e_k+1)`` except the last, ``[e_-2, e_-1]``;
-        values outside ``[e_0, e_-1]`` and NaN are not counted.
-
-    Returns
-    -------
-    counts : np.ndarray, shape=(n_angles, n_bins), int64
-    """
-    values = np.asarray(angles, dtype=np.float64)  # (F, M)
-    n_bins = len(edges) - 1
-    bins = np.searchsorted(edges, values, side="right") - 1  # (F, M)
-    bins[values == edges[-1]] = n_bins - 1
-    valid = (values >= edges[0]) & (values <= edges[-1])  # NaN compares False
-    cols = np.broadcast_to(np.arange(values.shape[1]), values.shape)
-    counts = np.zeros((values.shape[1], n_bins), dtype=np.int64)
-    np.add.at(counts, (cols[valid], bins[valid]), 1)
-    return counts
-
-
-def dssp_class_counts(codes: np.ndarray, classes: Iterable[str] = DSSP_CODES) -> np.ndarray:
-    """Frames in each DSSP class per residue.
-
-    Parameters
-    ----------
-    codes : np.ndarray, shape=(n_frames, n_residues), str
-        MDTraj ``compute_dssp(simplified=False)`` codes.
-    classes : iterable of str
-        Codes to count, in output order (default ``B E H I G S T`` and ``' '``).
-
-    Returns
-    -------
-    counts : np.ndarray, shape=(n_residues, n_classes), int64
-    """
-    codes = np.asarray(codes)
-    return np.stack([(codes == c).sum(axis=0) for c in classes], axis=1).astype(np.int64)
-
-
-class RunningMoments:
-    """Mean and population standard deviation of each column, fed in chunks of rows.
-
-    Chunks are merged with the pairwise update of Chan et al., exact up to rounding.
-    """
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.mean: np.ndarray | None = None  # (M,)
-        self.m2: np.ndarray | None = None  # (M,) sum of squared deviations
-
-    def update(self, values: np.ndarray) -> None:
-        """Add rows ``values`` of shape (n_rows, M)."""
-        x = np.asarray(values, dtype=np.float64)  # (F, M)
-        nb = len(x)
-        if nb == 0:
-            return
-        mean_b = x.mean(axis=0)
-        m2_b = ((x - mean_b) ** 2).sum(axis=0)
-        if self.n == 0:
-            self.n, self.mean, self.m2 = nb, mean_b, m2_b
-            return
-        n = self.n + nb
-        delta = mean_b - self.mean
-        self.m2 = self.m2 + m2_b + delta**2 * (self.n * nb / n)
-        self.mean = self.mean + delta * (nb / n)
-        self.n = n
-
-    @property
-    def std(self) -> np.ndarray:
-        return np.sqrt(self.m2 / self.n)
-
-
-class TraceCovariance:
-    """Streaming C-alpha coordinate covariance reduced to residues by 3x3-block traces.
-
-    For coordinates ``x`` of shape (n_frames, N, 3), the reduced covariance is
-    ``C_ij = sum_a cov(x_ia, x_ja)``: the trace of block (i, j) of the 3N x 3N covariance
-    (the normalisation ``1/n`` or ``1/(n-1)`` cancels in the correlation). Only the N x N
-    sum of squared deviations is kept, merged across chunks as in :class:`RunningMoments`.
-    """
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.mean: np.ndarray | None = None  # (N, 3)
-        self.m2: np.ndarray | None = None  # (N, N)
-
-    def update(self, xyz: np.ndarray) -> None:
-        """Add frames ``xyz`` of shape (n_frames, N, 3)."""
-        x = np.asarray(xyz, dtype=np.float64)  # (F, N, 3)
-        nb, n_atoms = x.shape[0], x.shape[1]
-        if nb == 0:
-            return
-        mean_b = x.mean(axis=0)  # (N, 3)
-        y = (x - mean_b).transpose(0, 2, 1).reshape(nb * 3, n_atoms)  # (3F, N)
-        m2_b = y.T @ y  # (N, N)
-        if self.n == 0:
-            self.n, self.mean, self.m2 = nb, mean_b, m2_b
-            return
-        n = self.n + nb
-        delta = mean_b - self.mean  # (N, 3)
-        self.m2 = self.m2 + m2_b + (delta @ delta.T) * (self.n * nb / n)
-        self.mean = self.mean + delta * (nb / n)
-        self.n = n
-
-    def rmsf(self) -> np.ndarray:
-        """Root mean square fluctuation about the mean position, shape (N,)."""
-        return np.sqrt(np.diag(self.m2) / self.n)
-
-    def correlation(self) -> np.ndarray:
-        """``C_ij / sqrt(C_ii C_jj)``, shape (N, N); NaN for an atom that never moves."""
-        msf = np.diag(self.m2)  # (N,)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return self.m2 / np.sqrt(np.outer(msf, msf))
-
-
-class FixedBlocks:
-    """Feeds rows to a chunked accumulator in blocks of ``block`` rows, whatever the chunks.
-
-    :class:`RunningMoments` and :class:`TraceCovariance` merge chunks exactly only up to
-    rounding, so their last bits depend on where the chunks end. Fed through this buffer
-    they always see the same blocks (rows ``0 .. block - 1``, ``block .. 2 block - 1``, ...,
-    then the rest), so the result depends on the rows alone: the same bytes for any chunk
-    size. Call :meth:`flush` after the last rows.
-    """
-
-    def __init__(self, target, block: int = DEFAULT_CHUNK) -> None:
-        if block < 1:
-            raise ValueError(f"block must be >= 1 (got {block})")
-        self.target = target
-        self.block = block
-        self._rows: list[np.ndarray] = []
-        self._n = 0
-
-    def update(self, values: np.ndarray) -> None:
-        """Add rows ``values`` of shape (n_rows, ...)."""
-        values = np.asarray(values)
-        if len(values) == 0:
-            return
-        self._rows.append(values)
-        self._n += len(values)
-        if self._n >= self.block:
-            rows = np.concatenate(self._rows)
-            n_full = (len(rows) // self.block) * self.block
-            for start in range(0, n_full, self.block):
-                self.target.update(rows[start : start + self.block])
-            self._rows = [rows[n_full:]] if n_full < len(rows) else []
-            self._n = len(rows) - n_full
-
-    def flush(self) -> None:
-        """Pass on the rows of the last, partial block."""
-        if self._n:
-            self.target.update(np.concatenate(self._rows))
-        self._rows, self._n = [], 0
-
-
-def correlation_reference(xyz: np.ndarray) -> np.ndarray:
-    """Slow reference for :class:`TraceCovariance`: full 3N x 3N covariance, then traces.
-
-    ``xyz`` (n_frames, N, 3) -> correlation (N, N).
-    """
-    n_frames, n = xyz.shape[:2]
-    cov3 = np.cov(np.asarray(xyz, dtype=np.float64).reshape(n_frames, 3 * n), rowvar=False)
-    cov = np.trace(cov3.reshape(n, 3, n, 3), axis1=1, axis2=3)  # (N, N)
-    msf = np.diag(cov)
-    return cov / np.sqrt(np.outer(msf, msf))
-
-
-# ----------------------------------------------------------------------------- files
-
-
 def chain_label(chain) -> str:
     """GetContacts' chain label: the chain id, ``X`` when blank."""
     chain_id = (getattr(chain, "chain_id", None) or "").strip()
     return chain_id or "X"
 
 
-def _require_file(path: Path, what: str) -> None:
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such {what} file")
+def open_md_input(
+    topology: str | os.PathLike | None = None,
+    trajectories: Sequence[str | os.PathLike] = (),
+    *,
+    source: str | None = None,
+    input_path: str | os.PathLike | None = None,
+    temperatures: str | None = None,
+    replicas: str | None = None,
+    skip: int | None = None,
+    backmapped: Sequence[str | os.PathLike] | None = None,
+):
+    """The ``(topology, trajectory)`` :func:`md_features` reads, as ``features md`` gets them.
 
-
-_READ_ERRORS = (
-    OSError, ValueError, RuntimeError, IndexError, KeyError, TypeError, EOFError, ImportError,
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class _Selection:
-    atoms: np.ndarray  # (n_sel,) atom indices in the full topology
-    rows: np.ndarray  # (N,) residue indices (in the subset topology) that are output rows
-    align: np.ndarray  # (N,) atom indices (in the subset) of each row's C-alpha
-    coarse: bool  # C-alpha-only: one atom per residue
-
-
-def protein_residue_atoms(top) -> np.ndarray:
-    """Atoms of protein residues: MDTraj's residue-name rule or VMD's backbone-name rule.
-
-    MDTraj's ``protein`` list misses force-field names (HIE, HID, CYX ...); VMD's rule
-    (:func:`seqdance.features.contacts.protein_atoms`) needs N, CA, C, O and so misses
-    C-alpha-only residues. Either one suffices. Returns sorted atom indices.
+    A published source's download (``source`` and ``input_path``, read natively by
+    :func:`seqdance.features.sources.open_source` with ``temperatures``, ``replicas``,
+    ``skip`` and ``backmapped``); else ``topology`` and ``trajectories`` (several are pooled
+    replicas), with ``skip`` frames dropped at the start of each.
     """
-    from seqdance.features.contacts import protein_atoms
-
-    by_name = top.select("protein")
-    return np.union1d(by_name, protein_atoms(top)).astype(np.int64)
-
-
-def _select(top, selection: str, available: np.ndarray | None = None) -> _Selection:
-    atoms = protein_residue_atoms(top)
-    if available is not None:  # atoms present in every frame (PED ensembles)
-        atoms = np.intersect1d(atoms, available)
-    if selection.strip() != "protein":
-        try:
-            atoms = np.intersect1d(atoms, top.select(selection))
-        except _READ_ERRORS as exc:
-            raise SeqDanceError(f"invalid selection {selection!r}: {_one_line(exc)}") from None
-    if len(atoms) == 0:
-        raise SeqDanceError(f"selection {selection!r} matches no protein atoms")
-    sub = top.subset(atoms)
-    coarse = all(res.n_atoms == 1 for res in sub.residues)
-    rows, align = [], []
-    for res in sub.residues:
-        if coarse:
-            cas = [a.index for a in res.atoms]
-        else:
-            cas = [a.index for a in res.atoms if a.name == "CA"]
-        if cas:  # caps (ACE, NME) have no C-alpha and give no row
-            rows.append(res.index)
-            align.append(cas[0])
-    if not rows:
-        raise SeqDanceError(f"selection {selection!r} has no C-alpha atoms")
-    return _Selection(np.asarray(atoms), np.asarray(rows), np.asarray(align), coarse)
-
-
-class _Interactions:
-    """Residue-pair contact counts summed over chunks (native detector)."""
-
-    def __init__(self, detector, keys: list[tuple[str, str]], cells: str = "listed") -> None:
-        from functools import partial
-
-        from seqdance.features.getcontacts import residue_pair_counts
-
-        self._count = partial(residue_pair_counts, cells=cells)
-        self.detector = detector
-        self.keys = keys
-        self.sums = {k: np.zeros((len(keys), len(keys))) for k in INTERACTIONS}
-
-    def update(self, xyz: np.ndarray, first_frame: int, stride: int) -> None:
-        lines = self.detector.detect(xyz, first_frame=first_frame, stride=stride)
-        counts = _pair_counts(self._count, lines, self.keys, 1, "native contact detector")
-        for k in INTERACTIONS:
-            self.sums[k] += counts[k]
-
-
-def _pair_counts(count_fn, lines, keys, n_frames: int, source: str) -> dict[str, np.ndarray]:
-    try:
-        return count_fn(lines, keys, n_frames, INTERACTIONS)
-    except KeyError as exc:
-        key = exc.args[0] if exc.args else exc
-        raise InputFileError(
-            f"{source}: residue {key} is not among the selected protein residues"
-        ) from None
-
-
-def _contacts_from_tsv(
-    path: Path, keys, n_frames: int, stride: int, cells: str = "listed"
-) -> dict[str, np.ndarray]:
-    from functools import partial
-
-    from seqdance.features.getcontacts import read_contacts, residue_pair_counts
-
-    header, lines = read_contacts(path)
-    if header.total_frames != n_frames:
-        raise InputFileError(
-            f"{path}: contacts cover {header.total_frames} frames but the trajectory gives "
-            f"{n_frames} (stride {stride})"
-        )
-    try:
-        count = partial(residue_pair_counts, cells=cells)
-        return _pair_counts(count, lines, keys, n_frames, str(path))
-    except ValueError as exc:  # a malformed atom label
-        raise InputFileError(f"{path}: {_one_line(exc)}") from None
-
-
-def _make_detector(prepared, atoms: np.ndarray, reference_xyz: np.ndarray, bond_xyz=None):
-    """Native GetContacts-rule detector on the selected atoms (file's own atom names).
-
-    Bonds come from the topology file's own coordinates when it has them, as in GetContacts.
-    """
-    from seqdance.features.contacts import ContactDetector
-
-    return ContactDetector(
-        prepared.topology.subset(atoms), reference_xyz, INTERACTIONS, "protein", bond_xyz=bond_xyz
-    )
-
-
-def _describe(trajectory) -> str:
-    if isinstance(trajectory, (str, os.PathLike)):
-        return str(trajectory)
-    if isinstance(trajectory, (list, tuple)):
-        more = f" (+{len(trajectory) - 1} more)" if len(trajectory) > 1 else ""
-        return str(trajectory[0]) + more
-    parts = getattr(trajectory, "parts", None)
-    return str(parts[0][0]) if parts else "trajectory"
+    if source is not None:
+        options = options_from(temperatures, replicas, skip, backmapped)
+        return open_source(source, input_path, options)
+    trajectory = trajectories if len(trajectories) > 1 else trajectories[0]
+    if skip:
+        return open_system(topology, trajectory, skip=skip)
+    return topology, trajectory
 
 
 def md_features(
@@ -438,29 +171,22 @@ def md_features(
         C-alpha-only trajectory only ``rmsf`` and ``corr`` are computed: residue columns are
         NaN and the interaction channels are ``MISSING`` (-1) unless ``contacts`` is given.
     """
-    import mdtraj as md
-
     if stride < 1:
         raise SeqDanceError(f"stride must be >= 1 (got {stride})")
     if chunk_size < 1:
         raise SeqDanceError(f"chunk size must be >= 1 (got {chunk_size})")
     contacts_path = Path(contacts) if contacts is not None else None
-    trj_label = _describe(trajectory)
+    trj_label = describe_trajectory(trajectory)
     if contacts_path is not None:
-        from seqdance.features.getcontacts import read_contacts
-
         read_contacts(contacts_path)  # fail on a file that is not a GetContacts TSV before reading
     timings: dict[str, float] = dict.fromkeys(
         ("read", "superpose", "sasa", "dssp", "angles", "covariance", "contacts"), 0.0
     )
     clock = time.perf_counter()
 
-    from seqdance.features.topology import geometry_topology, unbroken_dihedrals
-    from seqdance.features.trajectory import open_system
-
     prepared, source = open_system(topology, trajectory)
     top = geometry_topology(prepared.topology)  # standard names for DSSP and dihedrals
-    sel = _select(top, selection, available=source.available)
+    sel = select_residues(top, selection, available=source.available)
     sub_top = top.subset(sel.atoms)
     named = prepared.topology.subset(sel.atoms)  # residue names as written, for the output
     residues = [named.residue(int(r)) for r in sel.rows]
@@ -482,9 +208,9 @@ def md_features(
             "cannot be assigned to residues (select one copy with --selection)"
         )
     if want_native:
-        detector = _make_detector(prepared, sel.atoms, reference.xyz[0], source.reference_xyz)
+        detector = make_detector(prepared, sel.atoms, reference.xyz[0], source.reference_xyz)
         warnings.extend(getattr(detector, "warnings", []))
-        interactions = _Interactions(detector, keys_all, interaction_cells)
+        interactions = NativeInteractions(detector, keys_all, interaction_cells)
     if sel.coarse:
         warnings.append(
             "C-alpha-only trajectory: only rmsf and corr are computed; SASA, secondary "
@@ -494,7 +220,7 @@ def md_features(
 
     covariance = TraceCovariance()
     covariance_blocks = FixedBlocks(covariance)  # same bytes for any chunk size
-    sasa = None if sel.coarse else _ResidueSasa(sub_top, prepared.path, trj_label)
+    sasa = None if sel.coarse else ResidueSasa(sub_top, prepared.path, trj_label)
     ss_counts = np.zeros((n_res_all, len(DSSP_CODES)), dtype=np.int64)
     angle_defs = {}  # name -> (atom indices (M, 4), residue of each (M,), bin counts (M, 12))
     if not sel.coarse:
@@ -512,8 +238,6 @@ def md_features(
 
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(desc=f"MD {Path(trj_label).name}", unit="frame", leave=False, disable=None)
     n_frames = 0
     try:
@@ -528,7 +252,7 @@ def md_features(
             timings["read"] += time.perf_counter() - clock
             if chunk.n_frames == 0:
                 continue
-            _accumulate(
+            accumulate(
                 chunk, reference, sel, n_frames, stride, covariance_blocks, sasa, ss_counts,
                 angle_defs, interactions, timings,
             )  # fmt: skip
@@ -551,7 +275,7 @@ def md_features(
     rows = sel.rows
     pair: dict[str, np.ndarray] = {}
     if contacts_path is not None:
-        counts = _contacts_from_tsv(contacts_path, keys_all, n_frames, stride, interaction_cells)
+        counts = contacts_from_tsv(contacts_path, keys_all, n_frames, stride, interaction_cells)
         for k in INTERACTIONS:
             pair[k] = counts[k][np.ix_(rows, rows)]
     elif interactions is not None:
@@ -571,71 +295,6 @@ def md_features(
         timings=timings,
         notes=notes,
     )
-
-
-class _ResidueSasa:
-    """Per-residue SASA of each frame (:mod:`seqdance.features.sasa`, MDTraj's definition),
-    mean and standard deviation over frames accumulated in fixed blocks."""
-
-    def __init__(self, topology, top_path: Path, source: Path) -> None:
-        from seqdance.features.sasa import atomic_radii, residue_groups
-
-        self.source = source  # the trajectory, for error messages
-        try:
-            self.radii = atomic_radii(topology)  # (n_atoms,) nm
-        except ValueError as exc:
-            raise InputFileError(f"{top_path}: {_one_line(exc)}") from None
-        self.groups = residue_groups(topology)  # (n_atoms,) residue index
-        self.n_groups = topology.n_residues
-        self.moments = RunningMoments()
-        self.blocks = FixedBlocks(self.moments)
-
-    def update(self, xyz: np.ndarray) -> None:
-        """Add frames ``xyz`` (F, n_atoms, 3) nm."""
-        from seqdance.features.sasa import shrake_rupley
-
-        try:
-            areas = shrake_rupley(xyz, self.radii, self.groups, self.n_groups)  # (F, n_res) nm^2
-        except ValueError as exc:  # non-finite coordinates
-            raise InputFileError(f"{self.source}: {_one_line(exc)}") from None
-        self.blocks.update(areas)
-
-
-def _accumulate(
-    chunk, reference, sel, first_index, stride, covariance, sasa, ss_counts, angle_defs,
-    interactions, timings,
-) -> None:  # fmt: skip
-    """Add one chunk (selected atoms, nm) to every accumulator."""
-    import mdtraj as md
-
-    if interactions is not None:  # distances: superposition does not matter
-        clock = time.perf_counter()
-        interactions.update(chunk.xyz, first_frame=first_index * stride, stride=stride)
-        timings["contacts"] += time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    chunk.superpose(reference, 0, atom_indices=sel.align)
-    timings["superpose"] += time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    covariance.update(chunk.xyz[:, sel.align])  # (F, N, 3)
-    timings["covariance"] += time.perf_counter() - clock
-    if sel.coarse:
-        return
-
-    clock = time.perf_counter()
-    sasa.update(chunk.xyz)
-    timings["sasa"] += time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    ss_counts += dssp_class_counts(md.compute_dssp(chunk, simplified=False))
-    timings["dssp"] += time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    for indices, _, counts in angle_defs.values():
-        if len(indices):
-            counts += angle_bin_counts(md.compute_dihedrals(chunk, indices))
-    timings["angles"] += time.perf_counter() - clock
 
 
 def _residue_table(residues, sel, n_frames, covariance, sasa, ss_counts, angle_defs):

@@ -18,7 +18,7 @@ as over one trajectory (superposed on the first frame of the first replica).
   all-atom pair (cg2all ``top_all.pdb`` + ``traj_all.dcd`` in the folder, or given paths)
   gives the full feature set;
 * ``PED``: a multi-model PDB ensemble; models are matched atom by atom and atoms missing from
-  any model are dropped (:mod:`seqdance.features.pdbmodels`);
+  any model are dropped (:mod:`seqdance.features.formats.pdb`);
 * ``GPCRmd``: a folder with a PSF (or PDB) and DCD/XTC trajectories of the whole membrane
   system; only protein residues are used.
 """
@@ -31,10 +31,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.errors import one_line as _one_line
+from seqdance.features.formats.common import AtomTable, Block
+from seqdance.features.formats.pdb import parse_pdb_atoms
+from seqdance.features.topology import build_topology
+from seqdance.features.trajectory import FrameSource, open_system
 
 NATIVE_SOURCES = ("mdCATH", "ATLAS", "IDRome", "PED", "GPCRmd")
 MDCATH_TEMPERATURES = (320, 348, 379, 413, 450)
@@ -96,11 +101,6 @@ def _mdcath_file(path: Path) -> Path:
 
 
 def _open_mdcath(path: Path, options: SourceOptions):
-    import h5py
-
-    from seqdance.features.topology import build_topology, parse_pdb_atoms
-    from seqdance.features.trajectory import FrameSource
-
     h5_path = _mdcath_file(path)
     try:
         h5 = h5py.File(h5_path, "r")
@@ -166,9 +166,7 @@ def _mdcath_atoms(group, table, h5_path: Path) -> int:
     raise InputFileError(f"{h5_path}: no temperature/replica group with coords")
 
 
-def _head(table, n: int):
-    from seqdance.features.topology import AtomTable
-
+def _head(table: AtomTable, n: int) -> AtomTable:
     cut = {
         k: getattr(table, k)[:n]
         for k in ("names", "resnames", "resnums", "icodes", "chain_ids", "segids", "elements")
@@ -183,11 +181,7 @@ def _head(table, n: int):
 
 
 def _mdcath_reader(h5_path: Path, domain: str, temp, rep):
-    from seqdance.features.trajectory import Block
-
     def read(atoms: np.ndarray, chunk: int) -> Iterator[Block]:
-        import h5py
-
         with h5py.File(h5_path, "r") as h5:
             group = h5[domain][str(temp)][str(rep)]
             coords = group["coords"]
@@ -236,8 +230,6 @@ def atlas_replicas(folder: Path) -> tuple[Path, dict[int, Path]]:
 
 
 def _open_atlas(path: Path, options: SourceOptions):
-    from seqdance.features.trajectory import open_system
-
     folder = path if path.is_dir() else path.parent
     top, reps = atlas_replicas(folder)
     if options.replicas:
@@ -252,8 +244,6 @@ def _open_atlas(path: Path, options: SourceOptions):
 
 
 def _open_idrome(path: Path, options: SourceOptions):
-    from seqdance.features.trajectory import open_system
-
     folder = path if path.is_dir() else path.parent
     skip = IDROME_SKIP if options.skip is None else options.skip
     if options.backmapped is not None:
@@ -279,8 +269,6 @@ def _open_idrome(path: Path, options: SourceOptions):
 
 
 def _open_ped(path: Path, options: SourceOptions):
-    from seqdance.features.trajectory import open_system
-
     if path.is_dir():
         found = sorted(
             p for p in path.iterdir() if p.name.lower().endswith((".pdb", ".pdb.gz", ".ent"))
@@ -295,8 +283,6 @@ def _open_ped(path: Path, options: SourceOptions):
 
 
 def _open_gpcrmd(path: Path, options: SourceOptions):
-    from seqdance.features.trajectory import open_system
-
     if not path.is_dir():
         raise InputFileError(f"{path}: GPCRmd input is a folder with a PSF/PDB and trajectories")
     psf = sorted([*path.glob("*.psf"), *path.glob("*.psf.gz")])

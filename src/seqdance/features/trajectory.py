@@ -2,201 +2,51 @@
 
 :func:`open_trajectory` turns one or several trajectory files (replicas are pooled: their
 frames follow each other) into a :class:`FrameSource` whose :meth:`FrameSource.blocks`
-yields :class:`Block` s of the selected atoms in nm. On the way:
+yields :class:`~seqdance.features.formats.common.Block` s of the selected atoms in nm. On
+the way:
 
-* **frames are counted** before reading: DCD from its header and the file size, XTC by a
-  scan of its frame headers, GRO and multi-model PDB by a text scan, the rest by MDTraj. A
-  file that ends inside a frame (a DCD whose header promises more frames than it holds, an
-  XTC with a partial last frame) is named in a note and read up to its last complete frame;
+* **frames are counted** before reading, by the file's reader
+  (:mod:`seqdance.features.formats`): DCD from its header and the file size, XTC by a scan
+  of its frame headers, GRO and multi-model PDB by a text scan, the rest by MDTraj. A file
+  that ends inside a frame (a DCD whose header promises more frames than it holds, an XTC
+  with a partial last frame) is named in a note and read up to its last complete frame;
 * **molecules are made whole** across periodic boundaries when the frames carry a box
   (:func:`make_whole`): every residue around its anchor atom (C-alpha, else its first atom),
   each chain residue after residue, and every further polymer chain imaged next to the
   first (as MDTraj's ``make_molecules_whole`` and ``image_molecules`` do); a note says in
   how many frames anything moved. Boxes shorter than 1 nm (the dummy ``CRYST1 1 1 1`` of
-  NMR files) are ignored;
+  NMR files) are ignored (:func:`seqdance.features.pbc.box_usable`);
 * multi-frame GRO files and multi-model PDB files are read frame by frame (MDTraj reads
   them whole, or not at all).
 """
 
 from __future__ import annotations
 
-import gzip
-import io
 import os
-import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from seqdance.errors import InputFileError, SeqDanceError
-from seqdance.errors import one_line as _one_line
-from seqdance.utils.quiet import native_stdout_silenced
-
-MIN_BOX_NM = 1.0
-
-
-@dataclass
-class Block:
-    """Consecutive frames of the selected atoms."""
-
-    xyz: np.ndarray  # (F, n_sel, 3) float32, nm
-    box: np.ndarray | None = None  # (F, 3, 3) box vectors (rows a, b, c), nm
+from seqdance.errors import InputFileError
+from seqdance.features.formats.common import Block
+from seqdance.features.formats.registry import open_frames, read_atom_table
+from seqdance.features.pbc import box_usable
+from seqdance.features.topology import PreparedTopology, build_topology, is_polymer
 
 
 @dataclass
 class PartReport:
+    """Frames of one part (file) of a source: expected before reading, read, used."""
+
     label: str
     expected: int | None  # frames the file holds (complete frames), if known before reading
     read: int = 0  # frames read (before stride)
     used: int = 0  # frames used (after skip and stride)
 
 
-# ----------------------------------------------------------------------------- counting
-
-
-def dcd_frame_count(path: str | os.PathLike) -> tuple[int, int, int, int]:
-    """(frames the header promises, complete frames in the file, trailing bytes, atoms)."""
-    path = Path(path)
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(4)
-        if len(head) < 4:
-            raise ValueError("empty file")
-        for endian in ("<", ">"):
-            if struct.unpack(endian + "i", head)[0] == 84:
-                break
-        else:
-            raise ValueError("not a DCD file (first record length is not 84)")
-        record = fh.read(84)
-        if len(record) < 84 or record[:4] != b"CORD":
-            raise ValueError("not a DCD file (no CORD header)")
-        icntrl = struct.unpack(endian + "20i", record[4:84])
-        n_set, n_fixed, has_cell, four_dims = icntrl[0], icntrl[8], icntrl[10], icntrl[11]
-        fh.read(4)
-        (title_len,) = struct.unpack(endian + "i", fh.read(4))
-        fh.seek(title_len + 4, 1)
-        fh.read(4)
-        (n_atoms,) = struct.unpack(endian + "i", fh.read(4))
-        fh.read(4)
-        header = fh.tell()
-    if n_fixed:
-        return n_set, n_set, 0, n_atoms  # fixed atoms: frame sizes differ; trust the header
-    frame = (56 if has_cell else 0) + (4 if four_dims else 3) * (8 + 4 * n_atoms)
-    complete, trailing = divmod(size - header, frame)
-    return n_set, complete, trailing, n_atoms
-
-
-def xtc_frame_count(path: str | os.PathLike) -> tuple[int, int, int]:
-    """(complete frames, bytes after the last complete frame, atoms) from the frame headers."""
-    path = Path(path)
-    size = path.stat().st_size
-    count, offset, first_atoms = 0, 0, -1
-    with open(path, "rb") as fh:
-        while offset < size:
-            fh.seek(offset)
-            head = fh.read(92)
-            if len(head) < 56:
-                break
-            magic, n_atoms = struct.unpack(">ii", head[:8])
-            if magic not in (1995, 2023):
-                raise ValueError(f"bad XTC frame header at byte {offset}")
-            if first_atoms < 0:
-                first_atoms = n_atoms
-            if n_atoms <= 9:
-                length = 56 + 12 * n_atoms
-            else:
-                if magic == 2023:
-                    head += fh.read(4)
-                    if len(head) < 96:
-                        break
-                    (n_bytes,) = struct.unpack(">q", head[88:96])
-                    length = 96 + (n_bytes + 3) // 4 * 4
-                else:
-                    if len(head) < 92:
-                        break
-                    (n_bytes,) = struct.unpack(">i", head[88:92])
-                    length = 92 + (n_bytes + 3) // 4 * 4
-            if offset + length > size:
-                break
-            offset += length
-            count += 1
-    return count, size - offset, first_atoms
-
-
-@dataclass
-class GroFrame:
-    xyz: np.ndarray  # (n, 3) nm
-    box: np.ndarray | None  # (3, 3)
-    names: list[str] = field(default_factory=list)
-    resnames: list[str] = field(default_factory=list)
-    resnums: list[int] = field(default_factory=list)
-
-
-def parse_gro_frame(fh, with_names: bool = False) -> GroFrame | None:
-    """Next frame of an open GRO file (fixed columns; any decimal precision)."""
-    title = fh.readline()
-    if not title:
-        return None
-    count_line = fh.readline()
-    if not count_line.strip():
-        return None
-    n = int(count_line.split()[0])
-    lines = [fh.readline() for _ in range(n)]
-    box_line = fh.readline()
-    if len(lines) < n or not box_line or (n and not lines[-1]):
-        raise ValueError("file ends inside a frame")
-    if n:
-        first = lines[0]
-        dots = [i for i, ch in enumerate(first) if ch == "." and i >= 20]
-        width = dots[1] - dots[0] if len(dots) >= 2 else 8
-    xyz = np.empty((n, 3), dtype=np.float64)
-    names, resnames, resnums = [], [], []
-    for k, line in enumerate(lines):
-        xyz[k] = [float(line[20 + j * width : 20 + (j + 1) * width]) for j in range(3)]
-        if with_names:
-            resnums.append(int(line[0:5]))
-            resnames.append(line[5:10].strip())
-            names.append(line[10:15].strip())
-    values = [float(v) for v in box_line.split()]
-    box = None
-    if len(values) >= 3:
-        v = values + [0.0] * (9 - len(values))
-        box = np.array([[v[0], v[3], v[4]], [v[5], v[1], v[6]], [v[7], v[8], v[2]]])
-    return GroFrame(xyz, box, names, resnames, resnums)
-
-
-def _open_text(path: Path):
-    if path.name.lower().endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), errors="replace")
-    return open(path, errors="replace")
-
-
-def _gro_frames(path: Path) -> Iterator[GroFrame]:
-    with _open_text(path) as fh:
-        while True:
-            frame = parse_gro_frame(fh)
-            if frame is None:
-                return
-            yield frame
-
-
-def _count_gro(path: Path) -> int:
-    n = 0
-    for _ in _gro_frames(path):
-        n += 1
-    return n
-
-
 # ----------------------------------------------------------------------------- whole
-
-
-def box_usable(box: np.ndarray | None) -> bool:
-    if box is None:
-        return False
-    lengths = np.linalg.norm(np.asarray(box), axis=-1)
-    return bool(np.all(np.isfinite(lengths)) and np.all(lengths >= MIN_BOX_NM))
 
 
 @dataclass(frozen=True)
@@ -210,8 +60,6 @@ class Wholeness:
 
     @classmethod
     def of(cls, topology) -> Wholeness:
-        from seqdance.features.topology import _is_polymer
-
         atom_residue, anchor, chain, polymer = [], [], [], []
         for k, residue in enumerate(topology.residues):
             atoms = list(residue.atoms)
@@ -220,7 +68,7 @@ class Wholeness:
             anchor.append(atoms[names.index("CA")].index if "CA" in names else atoms[0].index)
             chain.append(residue.chain.index)
             polymer.append(
-                _is_polymer(names, residue.name) or len(atoms) == 1 and residue.chain.n_residues > 1
+                is_polymer(names, residue.name) or len(atoms) == 1 and residue.chain.n_residues > 1
             )
         return cls(
             np.asarray(atom_residue, np.int64),
@@ -440,111 +288,6 @@ def _check_finite(xyz: np.ndarray, label: str, first: int) -> None:
         )
 
 
-def _mdtraj_reader(path: Path, topology, n_frames: int | None, kind: str):
-    import mdtraj as md
-    from mdtraj.utils import in_units_of
-
-    def read(atoms: np.ndarray, chunk: int) -> Iterator[Block]:
-        try:
-            if kind in ("dcd", "xtc"):
-                cls = (
-                    md.formats.DCDTrajectoryFile if kind == "dcd" else md.formats.XTCTrajectoryFile
-                )
-                with native_stdout_silenced(), cls(str(path), "r") as fh:
-                    done = 0
-                    while n_frames is None or done < n_frames:
-                        want = chunk if n_frames is None else min(chunk, n_frames - done)
-                        if kind == "dcd":
-                            xyz, lengths, angles = fh.read(n_frames=want, atom_indices=atoms)
-                            # MDTraj's own unit conversion, so values match md.load_dcd exactly
-                            in_units_of(xyz, "angstroms", "nanometers", inplace=True)
-                            if lengths is not None:
-                                in_units_of(lengths, "angstroms", "nanometers", inplace=True)
-                            box = _box_from(lengths, angles)
-                        else:
-                            xyz, _, _, box = fh.read(n_frames=want, atom_indices=atoms)
-                        if len(xyz) == 0:
-                            break
-                        done += len(xyz)
-                        yield Block(np.asarray(xyz, dtype=np.float32), box)
-            else:
-                with native_stdout_silenced():
-                    iterator = md.iterload(str(path), chunk=chunk, top=topology, atom_indices=atoms)
-                    for piece in iterator:
-                        box = piece.unitcell_vectors
-                        yield Block(piece.xyz, box)
-        except SeqDanceError:
-            raise
-        except Exception as exc:  # readers raise assorted types for bad files
-            raise InputFileError(f"{path}: cannot read trajectory: {_one_line(exc)}") from None
-
-    return read
-
-
-def _box_from(lengths, angles) -> np.ndarray | None:
-    if lengths is None or angles is None:
-        return None
-    from mdtraj.utils import lengths_and_angles_to_box_vectors
-
-    lengths = np.asarray(lengths, dtype=np.float64)
-    if not np.all(np.isfinite(lengths)) or np.any(lengths <= 0):
-        return None
-    a, b, c = lengths_and_angles_to_box_vectors(*lengths.T, *np.asarray(angles, dtype=np.float64).T)
-    return np.stack([a, b, c], axis=1)
-
-
-def _gro_reader(path: Path):
-    def read(atoms: np.ndarray, chunk: int) -> Iterator[Block]:
-        xyz, boxes = [], []
-        try:
-            for frame in _gro_frames(path):
-                xyz.append(frame.xyz[atoms])
-                boxes.append(frame.box if frame.box is not None else np.zeros((3, 3)))
-                if len(xyz) == chunk:
-                    yield Block(np.asarray(xyz, np.float32), np.asarray(boxes))
-                    xyz, boxes = [], []
-        except (ValueError, IndexError) as exc:
-            raise InputFileError(f"{path}: cannot read GRO frames: {_one_line(exc)}") from None
-        if xyz:
-            yield Block(np.asarray(xyz, np.float32), np.asarray(boxes))
-
-    return read
-
-
-def _check_atoms(path: Path, file_atoms: int, prepared) -> None:
-    if file_atoms != prepared.n_atoms:
-        raise InputFileError(
-            f"{path}: frames have {file_atoms} atoms, the topology has {prepared.n_atoms} "
-            f"({prepared.path})"
-        )
-
-
-def _cif_reader(path: Path, n_atoms: int):
-    """An mdCIF/PDBx file as a one-frame trajectory (its first model)."""
-
-    def read(atoms: np.ndarray, chunk: int) -> Iterator[Block]:
-        from seqdance.features.topology import read_atom_table
-
-        table = read_atom_table(path)
-        if len(table) != n_atoms:
-            raise InputFileError(
-                f"{path}: frames have {len(table)} atoms, the topology has {n_atoms}"
-            )
-        yield Block(table.xyz[atoms][None].astype(np.float32), None)
-
-    return read
-
-
-def _mdtraj_length(path: Path) -> int | None:
-    import mdtraj as md
-
-    try:
-        with native_stdout_silenced(), md.open(str(path)) as handle:
-            return len(handle)
-    except Exception:  # not every format has a length
-        return None
-
-
 def open_trajectory(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     prepared,
@@ -552,73 +295,22 @@ def open_trajectory(
     labels: Sequence[str] | None = None,
 ) -> FrameSource:
     """A :class:`FrameSource` over trajectory files of one topology (pooled in order)."""
-    from seqdance.features.pdbmodels import pdb_models_part
-
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     parts, notes, warnings = [], [], []
     available = None
-    n_atoms = prepared.n_atoms
     for k, raw in enumerate(paths):
         path = Path(raw)
-        label = labels[k] if labels else str(path)
-        if not path.is_file():
-            raise InputFileError(f"{path}: no such trajectory file")
-        name = path.name.lower().removesuffix(".gz")
-        try:
-            if name.endswith(".dcd"):
-                promised, complete, trailing, file_atoms = dcd_frame_count(path)
-                _check_atoms(path, file_atoms, prepared)
-                if trailing or (promised and complete < promised):
-                    warnings.append(
-                        f"{path}: truncated: the header promises {promised} frames, the file "
-                        f"holds {complete} complete frames"
-                        + (f" and {trailing} bytes of a partial one" if trailing else "")
-                        + f"; {complete} used"
-                    )
-                parts.append(
-                    (label, complete, _mdtraj_reader(path, prepared.topology, complete, "dcd"))
-                )
-            elif name.endswith(".xtc"):
-                complete, trailing, file_atoms = xtc_frame_count(path)
-                if complete:
-                    _check_atoms(path, file_atoms, prepared)
-                if trailing:
-                    warnings.append(
-                        f"{path}: truncated: {trailing} bytes of a partial frame after frame "
-                        f"{complete}; {complete} complete frames used"
-                    )
-                parts.append(
-                    (label, complete, _mdtraj_reader(path, prepared.topology, complete, "xtc"))
-                )
-            elif name.endswith(".gro"):
-                parts.append((label, _count_gro(path), _gro_reader(path)))
-            elif name.endswith((".cif", ".mmcif", ".pdbx")):
-                parts.append((label, 1, _cif_reader(path, prepared.n_atoms)))
-            elif name.endswith((".pdb", ".ent")):
-                part, part_notes, part_available = pdb_models_part(path, prepared, label)
-                parts.append(part)
-                notes.extend(part_notes)
-                if part_available is not None:
-                    available = (
-                        part_available
-                        if available is None
-                        else np.intersect1d(available, part_available)
-                    )
-            else:
-                parts.append(
-                    (
-                        label,
-                        _mdtraj_length(path),
-                        _mdtraj_reader(path, prepared.topology, None, "other"),
-                    )
-                )
-        except InputFileError:
-            raise
-        except (OSError, ValueError, struct.error) as exc:
-            raise InputFileError(f"{path}: cannot read trajectory: {_one_line(exc)}") from None
+        part = open_frames(path, prepared, labels[k] if labels else str(path))
+        parts.append((part.label, part.expected, part.read))
+        notes.extend(part.notes)
+        warnings.extend(part.warnings)
+        if part.available is not None:
+            available = (
+                part.available if available is None else np.intersect1d(available, part.available)
+            )
     return FrameSource(
-        parts, n_atoms, skip=skip, notes=notes, available=available, warnings=warnings
+        parts, prepared.n_atoms, skip=skip, notes=notes, available=available, warnings=warnings
     )
 
 
@@ -629,12 +321,6 @@ def open_system(topology, trajectory, skip: int = 0):
     A topology without coordinates and without chain or segment IDs (a PSF of one segment, a
     PRMTOP) is split into chains at the breaks of the trajectory's first frame.
     """
-    from seqdance.features.topology import (
-        PreparedTopology,
-        build_topology,
-        read_atom_table,
-    )
-
     if isinstance(topology, PreparedTopology):
         prepared = topology
     else:
