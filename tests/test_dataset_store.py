@@ -25,7 +25,7 @@ from seqdance.data.store import (
     res_key,
     write_index,
 )
-from seqdance.data.weights import (
+from seqdance.data.loss_weights import (
     LossWeights,
     baseline_rmse,
     category,
