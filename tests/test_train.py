@@ -22,8 +22,8 @@ from seqdance.data.build import BuildConfig, build_dataset
 from seqdance.data.dataset import DatasetConfig, ProteinDataset, collate
 from seqdance.data.loss_weights import WEIGHTS_FILE, compute_loss_weights
 from seqdance.errors import SeqDanceError
-from seqdance.model.loss import SeqDanceTargets, masked_rmse_loss
 from seqdance.model import load_model
+from seqdance.model.loss import SeqDanceTargets, masked_rmse_loss
 from seqdance.model.pair_grad import PairMiddle
 from seqdance.schema import MISSING, PAIR_FEATURES, RESIDUE_FEATURES
 from seqdance.train.batches import GroupBatches, stream_seed

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from seqdance.data.dataset import normalise_rmsf
 from seqdance.data.check import protein_problems
+from seqdance.data.dataset import normalise_rmsf
 from seqdance.data.store import dataset_paths, open_h5, pair_key, read_index, res_key
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.schema import (
