@@ -5,9 +5,10 @@ One step = forward (pair head included) + loss + backward + gradient clipping + 
 - ``ours``: what ``seqdance train`` runs: ``SeqDanceModel`` (one-kernel GELU in the trunk's
   feed-forward blocks) whose trunk attention
   (``seqdance.model.attention.AttentionReadout``) adds each layer's maps into the pair logits and
-  keeps none for the backward pass, called with ``lean_backward=True`` (``seqdance.model.pair_grad``: pair
-  head in row blocks with a hand-written backward that keeps one (N, N, A) tensor), the
-  vectorised masked per-protein RMSE loss of ``seqdance.model.loss`` and fused AdamW.
+  keeps none for the backward pass, called with ``lean_backward=True``
+  (``seqdance.model.pair_grad``: pair head in row blocks with a hand-written backward that
+  keeps one (N, N, A) tensor), the vectorised masked per-protein RMSE loss of
+  ``seqdance.model.loss`` and fused AdamW.
 - ``model``: the same, but plain autograd through ``SeqDanceModel.forward`` (the inference
   forward), for reference.
 - ``naive``: the same weights through ``benchmarks/naive_model.py``'s forward, which builds the

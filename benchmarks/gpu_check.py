@@ -5,10 +5,11 @@
     python benchmarks/gpu_check.py largest TOKENS DTYPE MAX_BATCH  # ours: largest batch that fits
 
 ``ours`` is what seqdance runs (``SeqDanceModel`` for predict; for training
-``SeqDanceModel.forward(lean_backward=True)`` under autocast, the masked RMSE loss, clipping, fused AdamW, a gradient
-scaler for fp16); ``naive`` the same weights through benchmarks/naive_model.py on the stock
-``transformers`` trunk (eager attention returning every map, the full pair tensor) with the
-default AdamW. ESM2-35M with random weights (seed 0), random MD-like targets. Peak memory is
+``SeqDanceModel.forward(lean_backward=True)`` under autocast, the masked RMSE loss, clipping,
+fused AdamW, a gradient scaler for fp16); ``naive`` the same weights through
+benchmarks/naive_model.py on the stock ``transformers`` trunk (eager attention returning every
+map, the full pair tensor) with the default AdamW. ESM2-35M with random weights (seed 0),
+random MD-like targets. Peak memory is
 ``torch.cuda.max_memory_allocated`` on a GPU, the process's peak RSS on the CPU.
 ``SEQDANCE_GPU_CHECK_ARCH`` (default 35M) picks the architecture (the CPU smoke test uses a
 tiny one).
