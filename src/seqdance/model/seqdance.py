@@ -11,12 +11,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from seqdance.model import pretrained
 from seqdance.model.config import SeqDanceConfig
 from seqdance.model.esm2 import Esm2Model, Mode, Readout, Tape, init_xavier
 from seqdance.model.heads import DEFAULT_CHUNK_ELEMENTS, activate, middle_logits, mlp_head
 from seqdance.model.loss import SeqDanceTargets, masked_rmse_loss
 from seqdance.model.pair_grad import PairMiddle
+from seqdance.model.pretrained import load_state_dict_checked, read_pretrained, save_pretrained
 from seqdance.schema import PAIR_FEATURES, RESIDUE_FEATURES
 
 
@@ -255,7 +255,7 @@ class SeqDanceModel(nn.Module):
     # -- persistence ---------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (the hub layout) into ``directory``."""
-        return pretrained.save_pretrained(self, directory)
+        return save_pretrained(self, directory)  # the module's function
 
     @classmethod
     def from_pretrained(cls, spec: str | os.PathLike, **kwargs) -> SeqDanceModel:
@@ -285,10 +285,10 @@ def load_model(
         See :func:`seqdance.model.pretrained.read_pretrained`.
     device, dtype : where and in which precision the model lives.
     """
-    config, state = pretrained.read_pretrained(
+    config, state = read_pretrained(
         spec, arch=arch, variant=variant, cache_dir=cache_dir, require_variant=require_variant
     )
     model = SeqDanceModel(config)
-    pretrained.load_state_dict_checked(model, state, source=str(spec))
+    load_state_dict_checked(model, state, source=str(spec))
     model.eval()
     return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
