@@ -5,9 +5,10 @@ One step = forward (pair head included) + loss + backward + gradient clipping + 
 - ``ours``: what ``seqdance train`` runs: ``SeqDanceModel`` (one-kernel GELU in the trunk's
   feed-forward blocks) whose trunk attention
   (``seqdance.model.attention.AttentionReadout``) adds each layer's maps into the pair logits and
-  keeps none for the backward pass, through ``seqdance.model.pair_grad.TrainingForward`` (pair
-  head in row blocks with a hand-written backward that keeps one (N, N, A) tensor), the
-  vectorised masked per-protein RMSE loss of ``seqdance.model.loss`` and fused AdamW.
+  keeps none for the backward pass, called with ``lean_backward=True``
+  (``seqdance.model.pair_grad``: pair head in row blocks with a hand-written backward that
+  keeps one (N, N, A) tensor), the vectorised masked per-protein RMSE loss of
+  ``seqdance.model.loss`` and fused AdamW.
 - ``model``: the same, but plain autograd through ``SeqDanceModel.forward`` (the inference
   forward), for reference.
 - ``naive``: the same weights through ``benchmarks/naive_model.py``'s forward, which builds the
@@ -29,6 +30,7 @@ one thread the CPU time is the work done.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import resource
 import subprocess
@@ -95,7 +97,6 @@ def measure(variant: str, tokens: int, batch: int, repeats: int, threads: int = 
 
     from seqdance.model.config import SeqDanceConfig
     from seqdance.model.loss import SeqDanceTargets, masked_rmse_loss
-    from seqdance.model.pair_grad import TrainingForward
     from seqdance.model.seqdance import SeqDanceModel
     from seqdance.train.config import OptimConfig
     from seqdance.train.loop import build_optimizer
@@ -119,7 +120,7 @@ def measure(variant: str, tokens: int, batch: int, repeats: int, threads: int = 
         optimizer = build_optimizer(params, OptimConfig())
     input_ids, mask, res_t, pair_t = make_batch(tokens, batch)
     forward = naive_forward.__wrapped__  # the reference forward without its no_grad
-    trainer = TrainingForward(model)
+    trainer = functools.partial(model, lean_backward=True)  # the training step's forward
 
     def step() -> float:
         if variant in ("ours", "model"):

@@ -5,10 +5,11 @@
     python benchmarks/gpu_check.py largest TOKENS DTYPE MAX_BATCH  # ours: largest batch that fits
 
 ``ours`` is what seqdance runs (``SeqDanceModel`` for predict; for training
-``TrainingForward`` under autocast, the masked RMSE loss, clipping, fused AdamW, a gradient
-scaler for fp16); ``naive`` the same weights through benchmarks/naive_model.py on the stock
-``transformers`` trunk (eager attention returning every map, the full pair tensor) with the
-default AdamW. ESM2-35M with random weights (seed 0), random MD-like targets. Peak memory is
+``SeqDanceModel.forward(lean_backward=True)`` under autocast, the masked RMSE loss, clipping,
+fused AdamW, a gradient scaler for fp16); ``naive`` the same weights through
+benchmarks/naive_model.py on the stock ``transformers`` trunk (eager attention returning every
+map, the full pair tensor) with the default AdamW. ESM2-35M with random weights (seed 0),
+random MD-like targets. Peak memory is
 ``torch.cuda.max_memory_allocated`` on a GPU, the process's peak RSS on the CPU.
 ``SEQDANCE_GPU_CHECK_ARCH`` (default 35M) picks the architecture (the CPU smoke test uses a
 tiny one).
@@ -16,6 +17,7 @@ tiny one).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import resource
@@ -101,7 +103,6 @@ def predict(variant: str, length: int) -> dict:
 def train_step_fn(variant: str, tokens: int, size: int, dtype_name: str):
     """A closure running one training step; returns it and the model."""
     from seqdance.model.loss import SeqDanceTargets, masked_rmse_loss
-    from seqdance.model.pair_grad import TrainingForward
     from seqdance.train.config import OptimConfig
     from seqdance.train.loop import build_optimizer
 
@@ -124,7 +125,7 @@ def train_step_fn(variant: str, tokens: int, size: int, dtype_name: str):
     else:
         optimizer = build_optimizer(params, OptimConfig())
     scaler = torch.amp.GradScaler(DEVICE.type, enabled=dtype == torch.float16)
-    trainer = TrainingForward(model) if trunk is None else None
+    trainer = functools.partial(model, lean_backward=True) if trunk is None else None
     forward = naive_forward.__wrapped__  # with gradients
 
     def step() -> float:

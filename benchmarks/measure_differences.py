@@ -53,7 +53,7 @@ def build_dataset(folder: Path) -> Path:
 
 def training_effects(root: Path) -> dict:
     from seqdance.data.dataset import DatasetConfig, ProteinDataset, collate
-    from seqdance.data.weights import AUTHORS_WEIGHTS, compute_loss_weights, load_weights
+    from seqdance.data.loss_weights import AUTHORS_WEIGHTS, compute_loss_weights, load_weights
     from seqdance.model import SeqDanceConfig, SeqDanceModel
     from seqdance.model.loss import SeqDanceTargets, masked_rmse_loss
     from seqdance.schema import TRAINING_GROUPS

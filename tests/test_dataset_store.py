@@ -15,6 +15,13 @@ from seqdance.alphabet import TOKENS as ESM_TOKENS
 from seqdance.alphabet import encode, tokenize
 from seqdance.cli import main
 from seqdance.data.check import check_dataset
+from seqdance.data.loss_weights import (
+    LossWeights,
+    baseline_rmse,
+    category,
+    compute_loss_weights,
+    weights_from_rmse,
+)
 from seqdance.data.split import SplitConfig, assign_split, cluster_sequences, split_dataset
 from seqdance.data.store import (
     ProteinRecord,
@@ -24,13 +31,6 @@ from seqdance.data.store import (
     pair_key,
     res_key,
     write_index,
-)
-from seqdance.data.weights import (
-    LossWeights,
-    baseline_rmse,
-    category,
-    compute_loss_weights,
-    weights_from_rmse,
 )
 from seqdance.errors import SeqDanceError
 from seqdance.schema import INTERACTIONS, MD_RESIDUE_CHANNELS, SS_CLASSES

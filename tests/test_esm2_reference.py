@@ -14,10 +14,9 @@ transformers = pytest.importorskip("transformers")
 
 from helpers import TINY, load_naive_model  # noqa: E402
 from seqdance.errors import SeqDanceError  # noqa: E402
-from seqdance.model import SeqDanceConfig, SeqDanceModel  # noqa: E402
+from seqdance.model import SeqDanceConfig, SeqDanceModel, load_masked_lm, load_model  # noqa: E402
 from seqdance.model.alphabet import MASK_ID, batch_encode  # noqa: E402
 from seqdance.model.esm2 import Esm2Config, Esm2Model  # noqa: E402
-from seqdance.model.weights import load_masked_lm, load_model  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "esm2_versions"
 SEQS = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHMLE", "ACDEFGHIKLMNPQRSTVWYXBUZO"]

@@ -27,8 +27,8 @@ import torch
 from helpers import TINY
 from seqdance.cli import main
 from seqdance.data.build import BuildConfig, build_dataset
+from seqdance.data.loss_weights import WEIGHTS_FILE, compute_loss_weights
 from seqdance.data.store import pair_key, res_key
-from seqdance.data.weights import WEIGHTS_FILE, compute_loss_weights
 from seqdance.model import SeqDanceConfig, SeqDanceModel
 
 ROOT = Path(__file__).resolve().parents[1]

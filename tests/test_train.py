@@ -3,6 +3,7 @@ trunk, DDP (torchrun, 2 CPU processes), evaluation, CLI errors."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -19,11 +20,11 @@ from helpers import load_naive_model
 from seqdance.cli import main
 from seqdance.data.build import BuildConfig, build_dataset
 from seqdance.data.dataset import DatasetConfig, ProteinDataset, collate
-from seqdance.data.weights import WEIGHTS_FILE, compute_loss_weights
+from seqdance.data.loss_weights import WEIGHTS_FILE, compute_loss_weights
 from seqdance.errors import SeqDanceError
+from seqdance.model import load_model
 from seqdance.model.loss import SeqDanceTargets, masked_rmse_loss
-from seqdance.model.pair_grad import PairMiddle, TrainingForward
-from seqdance.model.weights import load_model
+from seqdance.model.pair_grad import PairMiddle
 from seqdance.schema import MISSING, PAIR_FEATURES, RESIDUE_FEATURES
 from seqdance.train.batches import GroupBatches, stream_seed
 from seqdance.train.checkpoint import load_trainer_state
@@ -348,7 +349,8 @@ def test_training_forward_matches_the_model(dataset):
     batch = collate([ds[i] for i in range(len(ds))])  # 4 proteins, 38 to 119 residues
     targets = SeqDanceTargets(batch["res"], batch["pair"])
     results = []
-    trainer = TrainingForward(model)  # run twice: the second reuses the first's pooled buffers
+    # the training forward, run twice: the second reuses the first's pooled buffers
+    trainer = functools.partial(model, lean_backward=True)
     for net in (model, trainer, trainer):
         model.zero_grad()
         out = net(batch["input_ids"], batch["attention_mask"])
@@ -540,7 +542,7 @@ def test_evaluate_reports_per_feature_errors(straight, dataset, tmp_path):
     # their shipped weights); its MD group includes mdCATH (5xnd)
     import pandas as pd
 
-    from seqdance.data.weights import AUTHORS_WEIGHTS
+    from seqdance.data.loss_weights import AUTHORS_WEIGHTS
 
     table = pd.read_csv(AUTHORS_WEIGHTS, index_col=0)
     model = load_model(folder)

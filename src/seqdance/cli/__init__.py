@@ -17,8 +17,8 @@ from seqdance.cli import contacts as _contacts  # noqa: F401  (registers command
 from seqdance.cli import dataset as _dataset  # noqa: F401  (registers commands)
 from seqdance.cli import demo as _demo  # noqa: F401  (registers commands)
 from seqdance.cli import features as _features  # noqa: F401  (registers commands)
-from seqdance.cli import model as _model  # noqa: F401  (registers commands)
 from seqdance.cli import mutations as _mutations  # noqa: F401  (registers commands)
+from seqdance.cli import predict as _predict  # noqa: F401  (registers commands)
 from seqdance.cli import score as _score  # noqa: F401  (registers commands)
 from seqdance.cli import train as _train  # noqa: F401  (registers commands)
 from seqdance.cli.app import app

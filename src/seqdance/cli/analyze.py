@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from seqdance.cli.app import app
-from seqdance.cli.model import ARCH_HELP, MODEL_HELP, Device, DType
+from seqdance.cli.predict import ARCH_HELP, MODEL_HELP, Device, DType
 
 analyze_app = typer.Typer(
     help="The paper's analyses: attention maps vs pair properties, embeddings vs a measured "
@@ -63,7 +63,7 @@ def attention_command(
         select_proteins,
         write_attention_outputs,
     )
-    from seqdance.cli.model import _load
+    from seqdance.cli.predict import _load
     from seqdance.model.config import MAX_RESIDUES
 
     config = AttentionConfig(
@@ -121,7 +121,7 @@ def embeddings_command(
         read_property_table,
         write_embedding_outputs,
     )
-    from seqdance.cli.model import _load
+    from seqdance.cli.predict import _load
 
     config = EmbeddingConfig(
         target=target,

@@ -137,7 +137,7 @@ def weights(
 ) -> None:
     """Per-feature, per-group loss weights (1 / baseline RMSE; residue:pair 1:3;
     interactions:co-movement 3:1) written to DATASET/loss_weights.json."""
-    from seqdance.data.weights import WEIGHTS_FILE, compute_loss_weights
+    from seqdance.data.loss_weights import WEIGHTS_FILE, compute_loss_weights
 
     result = compute_loss_weights(
         dataset,

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from seqdance.cli.app import app
-from seqdance.cli.model import ARCH_HELP, MODEL_HELP, Device, DType
+from seqdance.cli.predict import ARCH_HELP, MODEL_HELP, Device, DType
 from seqdance.cli.score import DTYPE_HELP, PROPERTIES_HELP, RESIDUES_ONLY_HELP, WINDOW_HELP
 
 
@@ -45,7 +45,7 @@ def scan_command(
     amino acid, wild type marked, per-position mean on top) and OUT/parts/ (finished
     blocks of positions: a killed scan rerun with the same options resumes from them).
     """
-    from seqdance.cli.model import _load
+    from seqdance.cli.predict import _load
     from seqdance.cli.score import _torch_dtype, _wild_type
     from seqdance.inference.benchmark import check_properties
     from seqdance.inference.scan import (
@@ -130,7 +130,7 @@ def explain_command(
     mutant OUT/explain_{mutant}_profiles.png and, with pair properties,
     OUT/explain_{mutant}_pairs.png.
     """
-    from seqdance.cli.model import _load
+    from seqdance.cli.predict import _load
     from seqdance.cli.score import _wild_type
     from seqdance.errors import SeqDanceError
     from seqdance.inference.benchmark import check_properties

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from seqdance.cli.app import app
-from seqdance.cli.model import ARCH_HELP, MODEL_HELP, Device, DType
+from seqdance.cli.predict import ARCH_HELP, MODEL_HELP, Device, DType
 
 DTYPE_HELP = (
     "Precision: bf16/fp16 compute the trunk's matrix products on mutant-minus-wild-type "
@@ -100,7 +100,7 @@ def score_command(
     """
     import pandas as pd
 
-    from seqdance.cli.model import _load
+    from seqdance.cli.predict import _load
     from seqdance.errors import InputFileError, SeqDanceError
     from seqdance.inference.benchmark import check_properties
     from seqdance.inference.mutations import build_mutant_set
@@ -230,7 +230,7 @@ def benchmark_command(
         return
     if model is None or assays is None:
         raise SeqDanceError("give --model and --assays (or --aggregate TABLE --reference FILE)")
-    from seqdance.cli.model import _load
+    from seqdance.cli.predict import _load
     from seqdance.inference.benchmark import check_properties, read_assays, run_benchmark
     from seqdance.inference.megascale import compare_with_paper, suite_assays
     from seqdance.inference.score import load_masked_lm

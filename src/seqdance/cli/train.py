@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from seqdance.cli.app import app
+from seqdance.errors import SeqDanceError
 
 
 @app.command(
@@ -32,11 +33,10 @@ def train_command(
     Writes OUT_DIR/config.yaml, OUT_DIR/log.jsonl and OUT_DIR/checkpoints/step_N/ (loadable
     by `seqdance predict --model`). Multi-process: torchrun --nproc_per_node N -m seqdance train.
     """
-    from seqdance.train.config import load_config
-    from seqdance.train.loop import train
+    from seqdance import train as training
 
-    cfg = load_config(config, overrides or [])
-    result = train(cfg, resume=resume)
+    cfg = training.load_config(config, overrides or [])
+    result = training.train(cfg, resume=resume)
     if result.rank == 0 and result.last_log is not None:
         typer.echo(
             f"{result.step} updates; last loss {result.last_log['loss']:.4f}; {result.out_dir}",
@@ -82,21 +82,15 @@ def evaluate_command(
     authors' evaluation script (its MD group includes mdCATH)."""
     import json
 
-    from seqdance.data.weights import AUTHORS_WEIGHTS, load_weights
-    from seqdance.errors import SeqDanceError
-    from seqdance.model.weights import load_model
-    from seqdance.train.distributed import DistEnv, pick_device
-    from seqdance.train.evaluate import EvalConfig, evaluate_model, write_metrics
+    from seqdance.train import evaluate as evaluation
 
     if mask not in ("residue", "element"):
         raise SeqDanceError(f"--mask must be 'residue' or 'element' (got {mask!r})")
-    net = load_model(model, device=pick_device(device, DistEnv()))
-    weights = None
-    if weights_spec != "none":
-        weights = load_weights(AUTHORS_WEIGHTS if weights_spec == "authors" else weights_spec)
-    config = EvalConfig(label=None if label == "all" else label, crop_size=crop_size,
-                        batch_size=batch_size, mask=mask, nma_bands=nma_bands)  # fmt: skip
-    metrics = evaluate_model(net, data, config, weights, progress=progress)
-    metrics = {"model": model, "data": str(data), **metrics}
-    write_metrics(metrics, out)
+    config = evaluation.EvalConfig(
+        label=None if label == "all" else label, crop_size=crop_size, batch_size=batch_size,
+        mask=mask, nma_bands=nma_bands,
+    )  # fmt: skip
+    metrics = evaluation.evaluate_checkpoint(
+        model, data, out, config, device=device, weights=weights_spec, progress=progress
+    )
     typer.echo(json.dumps(metrics["features"]), err=False)

@@ -33,12 +33,17 @@ from seqdance.data.store import (
     merge_into,
     read_index,
     read_staged,
+    res_key,
     staging_path,
     stored_names,
     write_index,
     write_staged,
 )
 from seqdance.errors import InputFileError, SeqDanceError
+from seqdance.features.md import md_features
+from seqdance.features.nma import nma_features_of_file
+from seqdance.features.sources import open_source, options_from
+from seqdance.features.trajectory import open_system
 from seqdance.schema import group_of_source
 from seqdance.utils.parallel import TaskResult, describe_error, run_batch
 
@@ -93,8 +98,6 @@ def _extract(
     if problem:
         raise SeqDanceError(problem)
     if row.kind == "md":
-        from seqdance.features.md import md_features
-
         topology, trajectory = _md_input(row)
         md = md_features(topology, trajectory, contacts=row.contacts, stride=stride,
                          interaction_cells=cells)  # fmt: skip
@@ -102,8 +105,6 @@ def _extract(
         res, pair = encode_md(md.residues, md.pair)
         sequence = md.sequence
     else:
-        from seqdance.features.nma import nma_features_of_file
-
         nma = nma_features_of_file(row.structure, chain=row.chain)
         res, pair = encode_nma(nma.gnm_msf, nma.anm_cor)
         sequence = nma.sequence
@@ -120,16 +121,12 @@ def _extract(
 def _md_input(row: ManifestRow):
     """What ``md_features`` reads for an MD row: a native source's download, or files."""
     if row.path is not None:
-        from seqdance.features.sources import open_source, options_from
-
         options = options_from(
             row.temperatures or None, row.replicas or None, int(row.skip) if row.skip else None
         )
         return open_source(row.source, row.path, options)
     trajectories = list(row.trajectories) or [row.trajectory]
     if row.skip:
-        from seqdance.features.trajectory import open_system
-
         return open_system(row.topology, trajectories, skip=int(row.skip))
     return row.topology, trajectories if len(trajectories) > 1 else trajectories[0]
 
@@ -228,8 +225,6 @@ def _stored(features_path: Path) -> list[str]:
 
 def _index_rows_from_h5(features_path: Path, names: list[str]) -> list[dict]:
     import h5py
-
-    from seqdance.data.store import res_key
 
     rows: list[dict] = []
     if not names:  # nothing lost (and perhaps no features file yet: every row failed)

@@ -18,6 +18,7 @@ from seqdance.data.store import (
     STORED_CHANNELS,
     dataset_paths,
     kind_of_widths,
+    open_h5,
     pair_key,
     read_index,
     res_key,
@@ -126,8 +127,6 @@ def protein_problems(
 def check_dataset(root: str | os.PathLike, progress: bool = False) -> CheckReport:
     """Check a dataset folder (``features.h5`` + ``index.csv``); returns every problem found."""
     from tqdm.auto import tqdm
-
-    from seqdance.data.store import open_h5
 
     features_path, index_path = dataset_paths(root)
     if not features_path.is_file():

@@ -27,6 +27,7 @@ from seqdance.data.store import (
     STORED_CHANNELS,
     dataset_paths,
     kind_of_widths,
+    open_h5,
     pair_key,
     read_index,
     res_key,
@@ -152,8 +153,6 @@ class ProteinDataset(Dataset):
     # h5py handles cannot cross processes: each DataLoader worker opens its own.
     def _file(self):
         if self._h5 is None or self._pid != os.getpid():
-            from seqdance.data.store import open_h5
-
             self._h5 = open_h5(self.features_path)
             self._pid = os.getpid()
         return self._h5

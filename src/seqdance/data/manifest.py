@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from seqdance.errors import InputFileError
+from seqdance.features.sources import NATIVE_SOURCES
 from seqdance.schema import group_of_source
 
 REQUIRED_COLUMNS = ("name", "source", "kind")
@@ -62,8 +63,6 @@ class ManifestRow:
         if self.label not in LABELS:
             return f"label {self.label!r} is neither train nor test"
         if self.kind == "md" and self.path is not None:
-            from seqdance.features.sources import NATIVE_SOURCES
-
             if self.source.lower() not in {s.lower() for s in NATIVE_SOURCES}:
                 return f"source {self.source} has no native reader for a path"
             if not self.path.exists():

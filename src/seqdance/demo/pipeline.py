@@ -264,7 +264,7 @@ def build_demo_dataset(inputs: Path, out: Path, progress: bool) -> tuple[int, in
     import pandas as pd
 
     from seqdance.data.build import BuildConfig, build_dataset
-    from seqdance.data.weights import WEIGHTS_FILE, compute_loss_weights
+    from seqdance.data.loss_weights import WEIGHTS_FILE, compute_loss_weights
     from seqdance.utils.io import atomic_path
 
     rows = []

@@ -430,7 +430,7 @@ def load_masked_lm(spec: str, *, device: str | torch.device = "cpu", dtype=None)
     """ESM2 with its masked-LM head (``seqdance.model.esm2.Esm2ForMaskedLM``) from a local
     ``save_pretrained`` folder of ``EsmForMaskedLM`` or a hub id (the local Hugging Face
     cache first; the hub only when reachable, else a one-line error)."""
-    from seqdance.model.weights import load_masked_lm as load
+    from seqdance.model.pretrained import load_masked_lm as load
 
     return load(spec, device=device, dtype=dtype)
 

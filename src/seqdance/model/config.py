@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from seqdance.errors import SeqDanceError
 from seqdance.model.alphabet import MASK_ID, PAD_ID, VOCAB_SIZE
+from seqdance.model.esm2 import Esm2Config
 from seqdance.schema import N_PAIR_OUTPUTS, N_RESIDUE_OUTPUTS
 
 Variant = Literal["seqdance", "esmdance"]
@@ -106,10 +107,8 @@ class SeqDanceConfig:
     def with_variant(self, variant: Variant) -> SeqDanceConfig:
         return replace(self, variant=variant)
 
-    def esm_config(self):
+    def esm_config(self) -> Esm2Config:
         """The trunk's :class:`seqdance.model.esm2.Esm2Config` (ESM2's published settings)."""
-        from seqdance.model.esm2 import Esm2Config
-
         return Esm2Config(
             hidden_size=self.arch.hidden_size,
             num_hidden_layers=self.arch.num_layers,

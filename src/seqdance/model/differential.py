@@ -14,7 +14,7 @@ adds, the final LayerNorm) and both heads run in float32 on full values, exactly
 :class:`seqdance.model.SeqDanceModel` computes them. With ``dtype=None`` the differences
 run in float32 too, and the outputs equal the model's forward pass up to float32 rounding.
 
-The trunk is :class:`seqdance.model.esm2.Esm2Model` itself, run with a
+The pass is :meth:`seqdance.model.SeqDanceModel.forward` itself, run with a
 :class:`seqdance.model.esm2.Tape` that records the wild type's Linears
 (:class:`_Record`) or computes the mutants' on differences (:class:`_Delta`).
 
@@ -31,9 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from seqdance.errors import SeqDanceError
-from seqdance.model.esm2 import Readout, Tape
-from seqdance.model.heads import activate
-from seqdance.schema import RESIDUE_FEATURES
+from seqdance.model.esm2 import Tape
 
 
 @dataclass
@@ -149,20 +147,11 @@ def _delta_linear(x, x_ref, y_ref, weight, dtype) -> torch.Tensor:
 
 
 def _run(model, ids, tape: Tape, pair: bool) -> DifferentialOutput:
-    """Trunk (with ``tape``) and heads over unpadded ``ids`` (B, T), in eval mode."""
-    batch, tokens = ids.shape
-    n_attn = model.config.arch.attention_channels
-    pred_weight = model.pair_pred_linear.weight  # (P, 2A): [middle | attention]
-    readout = None
-    if pair:
-        acc = torch.zeros(
-            batch, pred_weight.shape[0], tokens, tokens, device=ids.device, dtype=pred_weight.dtype
-        )  # (B, P, T, T) pair logits, the attention part added layer by layer
-        readout = Readout(acc, pred_weight[:, n_attn:])
+    """``SeqDanceModel.forward`` with ``tape`` over unpadded ``ids`` (B, T), in eval mode,
+    outside autocast (trunk and heads in the weights' precision)."""
     with torch.autocast(ids.device.type, enabled=False):
-        mode = "maps" if pair else "sdpa"
-        hidden = model.esm2(ids, mode=mode, readout=readout, tape=tape)  # (B, T, E)
-        return _heads(model, hidden, None if readout is None else readout.acc)
+        out = model(ids, pair=pair, tape=tape)
+    return DifferentialOutput(out.residue, out.pair)
 
 
 @torch.no_grad()
@@ -232,17 +221,6 @@ def differential_forward(
         )
     _check_weights(model)
     return _run(model, ids, _Delta(model, reference, dtype), pair)
-
-
-def _heads(model, hidden: torch.Tensor, acc: torch.Tensor | None) -> DifferentialOutput:
-    """The residue head and the rest of the pair head (float32), as ``SeqDanceModel``;
-    ``acc`` (B, P, T, T) holds the attention part of the pair logits, or is None."""
-    residue = activate(model.res_pred_nn(hidden), RESIDUE_FEATURES)  # (B, T, 50)
-    if acc is None:
-        return DifferentialOutput(residue, None)
-    batch, tokens, _ = hidden.shape
-    pair, _ = model._pair_outputs(hidden, acc, [tokens] * batch)
-    return DifferentialOutput(residue, pair)
 
 
 def differential_outputs(

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqdance.errors import SeqDanceError
 from seqdance.model.alphabet import MASK_ID, PAD_ID, VOCAB_SIZE
 from seqdance.model.attention import AttentionReadout
 from seqdance.model.heads import attention_logits
@@ -64,8 +65,6 @@ class Esm2Config:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Esm2Config:
         """Read a ``transformers`` ESM2 ``config.json``; refuse what this encoder is not."""
-        from seqdance.errors import SeqDanceError
-
         if data.get("position_embedding_type", "rotary") != "rotary":
             raise SeqDanceError("only rotary ESM2 models are supported (ESM-1b is not)")
         if data.get("emb_layer_norm_before"):

@@ -1,7 +1,9 @@
-"""A training forward whose pair head keeps one (N, N, A) tensor for the backward pass.
+"""The pair head's middle term for training: one (N, N, A) tensor kept for the backward pass.
 
-Forward and results are those of :class:`seqdance.model.SeqDanceModel` (same modules, same
-state-dict keys); only the pair head's middle term differs in how its gradient is obtained.
+``SeqDanceModel.forward(..., lean_backward=True)`` (the training step) computes the middle
+term with :class:`PairMiddle`; results equal the plain forward's up to rounding, only the
+way the gradient is obtained differs.
+
 Autograd through ``seqdance.model.heads.middle_logits`` keeps, for every block of rows, the
 (rows, A, E) matrices ``k_i * W1 + W2`` and the GELU input and output. :class:`PairMiddle`
 keeps only the GELU input ``pre`` (N, N, A) and rebuilds the rest block by block in the
@@ -15,11 +17,7 @@ backward pass, with the gradients written out by hand:
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from seqdance.model.heads import DEFAULT_CHUNK_ELEMENTS, activate
-from seqdance.model.seqdance import SeqDanceModel, SeqDanceOutput
-from seqdance.schema import PAIR_FEATURES, RESIDUE_FEATURES
 from seqdance.utils.workspace import WORKSPACE, TensorPool
 
 _PRE = TensorPool(limit=16)  # the (N, N, A) tensors kept for backward, reused from step to step
@@ -126,39 +124,3 @@ def release_buffers() -> None:
     """Free the scratch and pooled tensors that training steps keep for the next step."""
     _PRE.clear()
     WORKSPACE.clear()
-
-
-class TrainingForward(nn.Module):
-    """Wraps a :class:`SeqDanceModel` for training: same outputs, leaner pair-head backward.
-
-    ``module.model`` is the wrapped model (save and load that one).
-    """
-
-    def __init__(self, model: SeqDanceModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SeqDanceOutput:
-        m = self.model
-        batch, tokens = input_ids.shape
-        n_attn = m.config.arch.attention_channels
-        pred_w = m.pair_pred_linear.weight  # (P, 2A): [middle | attention]
-        acc = torch.zeros(batch, pred_w.shape[0], tokens, tokens, device=input_ids.device,
-                          dtype=pred_w.dtype)  # fmt: skip  # (B, P, T, T), channels first
-        hidden = m.run_trunk(input_ids, attention_mask, acc, pred_w[:, n_attn:])  # (B, T, E)
-        residue = activate(m.res_pred_nn(hidden), RESIDUE_FEATURES)  # (B, T, 50)
-        q, k = m.res_transform_nn(hidden).chunk(2, dim=-1)  # (B, T, E) each
-        lengths = attention_mask.sum(-1).tolist()
-        chunk = getattr(m, "chunk_elements", DEFAULT_CHUNK_ELEMENTS)
-        q, k = q.float(), k.float()  # the hand-written backward runs in fp32
-        with torch.autocast(input_ids.device.type, enabled=False):
-            for b in range(batch):
-                n = int(lengths[b])
-                middle = PairMiddle.apply(
-                    q[b, :n], k[b, :n], m.pair_middle_linear.weight,
-                    m.pair_middle_linear.bias, pred_w[:, :n_attn], chunk, True,
-                )  # fmt: skip  # (P, n, n)
-                acc[b, :, :n, :n] += middle
-        logits = acc.permute(0, 2, 3, 1).contiguous() + m.pair_pred_linear.bias  # (B, T, T, P)
-        pair = activate(logits, PAIR_FEATURES)  # (B, T, T, P)
-        return SeqDanceOutput(residue=residue, pair=pair)

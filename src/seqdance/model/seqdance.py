@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from seqdance.model.config import SeqDanceConfig
-from seqdance.model.esm2 import Esm2Model, Readout, init_xavier
+from seqdance.model.esm2 import Esm2Model, Mode, Readout, Tape, init_xavier
 from seqdance.model.heads import DEFAULT_CHUNK_ELEMENTS, activate, middle_logits, mlp_head
 from seqdance.model.loss import SeqDanceTargets, masked_rmse_loss
+from seqdance.model.pair_grad import PairMiddle
+from seqdance.model.pretrained import load_state_dict_checked, read_pretrained, save_pretrained
 from seqdance.schema import PAIR_FEATURES, RESIDUE_FEATURES
 
 
@@ -84,8 +88,6 @@ class SeqDanceModel(nn.Module):
 
     def set_dropout(self, dropout: float, trunk_dropout: float | None = None) -> None:
         """New dropout rates (heads; trunk, None for the authors' choice), config included."""
-        from dataclasses import replace
-
         self.config = replace(self.config, dropout=dropout, trunk_dropout=trunk_dropout)
         for name, module in self.named_modules():
             if isinstance(module, nn.Dropout) and not name.startswith("esm2."):
@@ -111,8 +113,11 @@ class SeqDanceModel(nn.Module):
         targets: SeqDanceTargets | None = None,
         loss_weights: Mapping[str, float] | None = None,
         trunk_autocast: torch.dtype | None = None,
+        lean_backward: bool = False,
+        tape: Tape | None = None,
     ) -> SeqDanceOutput:
-        """Run the trunk and the heads.
+        """Run the trunk and the heads: the one forward pass of inference, training and
+        differential scoring.
 
         Parameters
         ----------
@@ -133,6 +138,16 @@ class SeqDanceModel(nn.Module):
             Run only the trunk under ``torch.autocast`` with this dtype (e.g. bfloat16); the
             heads then run in the weights' precision on the trunk's output, so the outputs
             are not rounded to the low precision (zero-shot scores compare tiny changes).
+            None: the trunk runs in the weights' precision.
+        lean_backward : bool
+            The training step's path: the pair head's middle term goes through
+            :class:`seqdance.model.pair_grad.PairMiddle`, whose hand-written backward keeps
+            one (N, N, A) tensor per protein (pooled; the backward pass hands it back and
+            runs once). The caller's autocast, if any, covers the whole pass.
+        tape : seqdance.model.esm2.Tape, optional
+            The differential path (``seqdance.model.differential``): every trunk Linear runs
+            through the tape, the attention maps are formed in full precision. Unpadded
+            input, eval mode, run outside autocast.
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -141,22 +156,30 @@ class SeqDanceModel(nn.Module):
         pred_weight = self.pair_pred_linear.weight  # (P, 2A): [middle | attention]
         acc = None
         if pair:
+            # the plain pass accumulates in fp32 whatever the model's precision; the training
+            # and differential passes in the weights' precision (fp32, or fp64 for a reference)
+            plain = tape is None and not lean_backward
             acc = torch.zeros(
                 batch,
                 pred_weight.shape[0],
                 tokens,
                 tokens,
                 device=input_ids.device,
-                dtype=torch.float32,  # accumulated in fp32 whatever the model's precision
+                dtype=torch.float32 if plain else pred_weight.dtype,
             )  # (B, P, T, T) pair logits, filled layer by layer then row block by row block
-        maps: list[torch.Tensor] = []
-        keep = maps if return_attentions else None
-        low_precision = torch.autocast(
-            input_ids.device.type, dtype=trunk_autocast, enabled=trunk_autocast is not None
-        )
-        with low_precision:
-            hidden = self.run_trunk(input_ids, attention_mask, acc, pred_weight[:, n_attn:], keep)
-        # hidden: (B, T, E)
+        maps: list[torch.Tensor] | None = [] if return_attentions else None
+        readout = Readout(acc, pred_weight[:, n_attn:], maps)
+        if lean_backward:
+            precision = contextlib.nullcontext()  # the caller's autocast, if any
+        else:
+            precision = torch.autocast(
+                input_ids.device.type, dtype=trunk_autocast, enabled=trunk_autocast is not None
+            )
+        with precision:
+            hidden = self.esm2(
+                input_ids, attention_mask, mode=self._attention_mode(pair, maps, tape),
+                readout=readout, tape=tape,
+            )  # fmt: skip  # (B, T, E)
         if trunk_autocast is not None:
             hidden = hidden.to(self.res_pred_nn[0].weight.dtype)
 
@@ -166,11 +189,16 @@ class SeqDanceModel(nn.Module):
             out.residue_logits = residue_logits
         if return_embeddings:
             out.embeddings = hidden
-        if return_attentions:
+        if maps is not None:
             out.attentions = torch.stack(maps, dim=1)  # (B, layers, heads, T, T)
         if pair:
             lengths = attention_mask.sum(-1).tolist()  # padding rows/columns are left out
-            out.pair, logits = self._pair_outputs(hidden, acc, lengths)
+            self._add_middle_logits(hidden, acc, lengths, lean_backward)
+            # channels last, contiguous: activations on a permuted view may round differently
+            # with the batch size, and a wild type must score exactly 0 against itself
+            logits = acc.permute(0, 2, 3, 1).contiguous()  # (B, T, T, P)
+            logits += self.pair_pred_linear.bias
+            out.pair = activate(logits, PAIR_FEATURES)  # (B, T, T, P)
             if return_logits:
                 out.pair_logits = logits
         if targets is not None:
@@ -179,61 +207,88 @@ class SeqDanceModel(nn.Module):
             )
         return out
 
-    def _pair_outputs(
-        self, hidden: torch.Tensor, acc: torch.Tensor, lengths: list[int]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Finish the pair head on the trunk's ``hidden`` (B, T, E).
-
-        ``acc`` (B, P, T, T) holds the attention part of the pair logits (channels first)
-        and receives the middle part, row block by row block, for the first ``lengths[b]``
-        tokens of each sequence. Returns the activated pair outputs and the logits, both
-        (B, T, T, P).
-        """
-        n_attn = self.config.arch.attention_channels
-        pred_weight = self.pair_pred_linear.weight  # (P, 2A): [middle | attention]
-        q, k = self.res_transform_nn(hidden).chunk(2, dim=-1)  # (B, T, E) each
-        for b, n in enumerate(lengths):
-            n = int(n)
-            middle_logits(
-                q[b, :n], k[b, :n],
-                self.pair_middle_linear.weight, self.pair_middle_linear.bias,
-                pred_weight[:, :n_attn], acc[b, :, :n, :n].permute(1, 2, 0),
-                self.chunk_elements,
-            )  # fmt: skip
-        # channels last, contiguous: activations on a permuted view may round differently
-        # with the batch size, and a wild type must score exactly 0 against itself
-        logits = acc.permute(0, 2, 3, 1).contiguous()  # (B, T, T, P)
-        logits += self.pair_pred_linear.bias
-        return activate(logits, PAIR_FEATURES), logits
-
-    def run_trunk(self, input_ids, attention_mask, acc=None, attn_weight=None, keep=None):
-        """The trunk's last hidden state (B, T, E); its attention maps are reduced into
-        ``acc`` (B, P, T, T), the pair logits channels first, with ``attn_weight`` (P, A) and,
-        with ``keep`` a list, kept there. Three ways, from cheapest
-        (``seqdance.model.esm2``):
+    @staticmethod
+    def _attention_mode(pair: bool, maps: list | None, tape: Tape | None) -> Mode:
+        """The trunk's attention (``seqdance.model.esm2``), from cheapest:
 
         - no pair head, no maps: fused (SDPA) attention;
         - pair head only: ``"readout"`` attention, which adds each layer's readout into
-          ``acc`` and keeps no maps for the backward pass;
-        - maps wanted: ``"maps"`` attention, the probabilities formed and returned.
+          the pair logits and keeps no maps for the backward pass;
+        - maps wanted, or the differential tape: ``"maps"`` attention, the probabilities
+          formed (and returned when asked for).
         """
-        if acc is None and keep is None:
-            return self.esm2(input_ids, attention_mask, mode="sdpa")
-        mode = "maps" if keep is not None else "readout"
-        readout = Readout(acc, attn_weight, keep)
-        return self.esm2(input_ids, attention_mask, mode=mode, readout=readout)
+        if not pair and maps is None:
+            return "sdpa"
+        if maps is not None or tape is not None:
+            return "maps"
+        return "readout"
+
+    def _add_middle_logits(
+        self, hidden: torch.Tensor, acc: torch.Tensor, lengths: list[int], lean: bool
+    ) -> None:
+        """Add the middle part of the pair logits to ``acc`` (B, P, T, T), channels first,
+        for the first ``lengths[b]`` tokens of each sequence; ``hidden`` (B, T, E).
+
+        ``acc`` already holds the attention part. ``lean``: through :class:`PairMiddle`
+        (training), else :func:`seqdance.model.heads.middle_logits` row block by row block.
+        """
+        n_attn = self.config.arch.attention_channels
+        w_pm = self.pair_pred_linear.weight[:, :n_attn]  # (P, A): the middle columns
+        mid = self.pair_middle_linear
+        q, k = self.res_transform_nn(hidden).chunk(2, dim=-1)  # (B, T, E) each
+        if not lean:
+            for b, n in enumerate(lengths):
+                n = int(n)
+                out = acc[b, :, :n, :n].permute(1, 2, 0)  # (n, n, P)
+                middle_logits(q[b, :n], k[b, :n], mid.weight, mid.bias, w_pm, out,
+                              self.chunk_elements)  # fmt: skip
+            return
+        q, k = q.float(), k.float()  # the hand-written backward runs in fp32
+        with torch.autocast(hidden.device.type, enabled=False):
+            for b, n in enumerate(lengths):
+                n = int(n)
+                middle = PairMiddle.apply(
+                    q[b, :n], k[b, :n], mid.weight, mid.bias, w_pm, self.chunk_elements, True
+                )  # (P, n, n)
+                acc[b, :, :n, :n] += middle
 
     # -- persistence ---------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (the hub layout) into ``directory``."""
-        from seqdance.model.weights import save_pretrained
-
-        return save_pretrained(self, directory)
+        return save_pretrained(self, directory)  # the module's function
 
     @classmethod
-    def from_pretrained(cls, spec: str | Path, **kwargs) -> SeqDanceModel:
-        """Load from a hub id, a hub-layout folder or a checkpoint (see ``load_model``)."""
-        from seqdance.model.weights import load_model
-
+    def from_pretrained(cls, spec: str | os.PathLike, **kwargs) -> SeqDanceModel:
+        """Load from a hub id, a hub-layout folder or a checkpoint (see :func:`load_model`)."""
         return load_model(spec, **kwargs)
 
+
+def load_model(
+    spec: str | os.PathLike,
+    *,
+    arch: str | None = None,
+    variant: str | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    require_variant: str | None = None,
+) -> SeqDanceModel:
+    """Build the model ``spec`` names, in eval mode: a hub-layout folder, a checkpoint file
+    or a hub id (``seqdance.model.pretrained``, the one rule that turns ``--model`` into a
+    model).
+
+    Parameters
+    ----------
+    spec : str or path
+        Folder, checkpoint file or hub id.
+    arch, variant, cache_dir, require_variant
+        See :func:`seqdance.model.pretrained.read_pretrained`.
+    device, dtype : where and in which precision the model lives.
+    """
+    config, state = read_pretrained(
+        spec, arch=arch, variant=variant, cache_dir=cache_dir, require_variant=require_variant
+    )
+    model = SeqDanceModel(config)
+    load_state_dict_checked(model, state, source=str(spec))
+    model.eval()
+    return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)

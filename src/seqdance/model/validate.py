@@ -1,6 +1,6 @@
 """Checks on model files a user hands us: one clear line instead of a library traceback.
 
-Kept apart from the loaders (``weights.py``, ``config.py``) so that they call it in one line.
+Kept apart from the loaders (``pretrained.py``, ``config.py``) so that they call it in one line.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Checkpoints: ``out_dir/checkpoints/step_{N}/``, written atomically (temp folder + rename).
 
 Each folder holds the model in the hub layout (``model.safetensors`` + ``config.json``, written by
-:func:`seqdance.model.weights.save_pretrained`, so ``seqdance predict --model`` loads it) and
+:func:`seqdance.model.pretrained.save_pretrained`, so ``seqdance predict --model`` loads it) and
 ``trainer_state.pt``: optimizer and gradient-scaler state, the update count (which is also the data
 position and the learning-rate schedule's state), RNG states and the training config. It holds
 only tensors and plain Python values, so ``torch.load(weights_only=True)`` reads it.
@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from seqdance.errors import InputFileError
-from seqdance.model.weights import save_pretrained
+from seqdance.model.pretrained import save_pretrained
+from seqdance.model.validate import quiet_torch_load
 from seqdance.utils.io import atomic_path
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -129,8 +130,6 @@ def load_trainer_state(folder: str | os.PathLike) -> dict[str, Any]:
     """The ``trainer_state.pt`` of a checkpoint folder (weights-only unpickling)."""
     path = Path(folder) / STATE_FILE
     try:
-        from seqdance.model.validate import quiet_torch_load
-
         return quiet_torch_load(path)
     except FileNotFoundError:
         raise InputFileError(f"{path}: no trainer state in the checkpoint") from None

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from seqdance.errors import InputFileError, SeqDanceError
+from seqdance.schema import TRAINING_GROUPS
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Kind = Literal["md", "nma"]
@@ -33,8 +34,6 @@ class GroupConfig:
 
 
 def _default_groups() -> list[GroupConfig]:
-    from seqdance.schema import TRAINING_GROUPS
-
     return [GroupConfig(g.name, list(g.sources), g.source_kind) for g in TRAINING_GROUPS]
 
 

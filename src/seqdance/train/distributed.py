@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from seqdance.errors import SeqDanceError
+
 
 @dataclass(frozen=True)
 class DistEnv:
@@ -44,8 +46,6 @@ def pick_device(spec: str, env: DistEnv) -> torch.device:
     ``cpu``, ``cuda``, ``cuda:N`` (and ``mps`` where present) are checked against the machine:
     a device that is not there is a :class:`SeqDanceError`, not a library traceback.
     """
-    from seqdance.errors import SeqDanceError
-
     spec = str(spec).strip()
     if spec == "auto":
         if torch.cuda.is_available():

@@ -19,9 +19,12 @@ from pathlib import Path
 import torch
 
 from seqdance.data.dataset import DatasetConfig, ProteinDataset, collate
+from seqdance.data.loss_weights import AUTHORS_WEIGHTS, load_weights
 from seqdance.errors import SeqDanceError
 from seqdance.model.loss import term_rmse
+from seqdance.model.seqdance import load_model
 from seqdance.schema import DATA_GROUPS, loss_terms
+from seqdance.train.distributed import DistEnv, pick_device
 from seqdance.utils.io import atomic_path
 
 
@@ -134,3 +137,28 @@ def _check_finite(rmse: torch.Tensor, ok: torch.Tensor, proteins, names, data_di
             f"{data_dir}: protein {proteins[b]} has non-finite {names[f]} values "
             "(run `seqdance dataset check`)"
         )
+
+
+def evaluate_checkpoint(
+    spec: str,
+    data_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    config: EvalConfig,
+    *,
+    device: str = "auto",
+    weights: str = "authors",
+    progress: bool = False,
+) -> dict:
+    """``seqdance evaluate``: load the model ``spec`` on ``device``, evaluate it on
+    ``data_dir`` and write the metrics (model and data named) to ``out``.
+
+    ``weights``: ``authors`` (their published table), a table file, or ``none``.
+    """
+    net = load_model(spec, device=pick_device(device, DistEnv()))
+    table = None
+    if weights != "none":
+        table = load_weights(AUTHORS_WEIGHTS if weights == "authors" else weights)
+    metrics = evaluate_model(net, data_dir, config, table, progress=progress)
+    metrics = {"model": spec, "data": str(data_dir), **metrics}
+    write_metrics(metrics, out)
+    return metrics

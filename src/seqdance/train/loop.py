@@ -20,8 +20,17 @@ from pathlib import Path
 
 import torch
 
+from seqdance.data.loss_weights import (
+    AUTHORS_WEIGHTS,
+    WEIGHTS_FILE,
+    check_weights_cover,
+    compute_loss_weights,
+    load_weights,
+)
 from seqdance.errors import SeqDanceError
-from seqdance.model.pair_grad import TrainingForward, release_buffers
+from seqdance.model.loss import SeqDanceTargets, masked_rmse_loss
+from seqdance.model.pair_grad import release_buffers
+from seqdance.model.pretrained import WEIGHTS_NAME, load_state_dict_checked
 from seqdance.schema import DataGroup, loss_term_names
 from seqdance.train.batches import iterate_batches, phase_loader, stream_seed
 from seqdance.train.checkpoint import (
@@ -185,8 +194,6 @@ class _Trainer:
         torch.manual_seed(self.config.seed)  # same initial weights on every rank
         model = build_model(self.config.model)
         if state is not None:
-            from seqdance.model.weights import WEIGHTS_NAME, load_state_dict_checked
-
             folder = Path(state["folder"])
             tensors = load_weights_file(folder / WEIGHTS_NAME)
             load_state_dict_checked(model, tensors, str(folder))
@@ -202,14 +209,6 @@ class _Trainer:
 
     def _loss_weights(self) -> dict[str, dict[str, float]]:
         """``{group: {term: weight}}`` as ``loss.weights`` says, checked against the groups."""
-        from seqdance.data.weights import (
-            AUTHORS_WEIGHTS,
-            WEIGHTS_FILE,
-            check_weights_cover,
-            compute_loss_weights,
-            load_weights,
-        )
-
         spec = self.config.data.loss_weights or self.config.loss.weights
         bands = self.config.loss.nma_bands
         if spec == "authors":
@@ -304,7 +303,7 @@ class _Trainer:
             if scaler is not None and state.get("scaler"):
                 scaler.load_state_dict(state["scaler"])
             set_rng_states(state["rng"])
-        net = TrainingForward(model)  # same outputs, leaner pair-head backward
+        net = model  # called with lean_backward: the pair head's lean training backward
         if self.env.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -397,8 +396,6 @@ class _Trainer:
         return result
 
     def _loss(self, net, batch: dict, weights: dict[str, dict[str, float]]):
-        from seqdance.model.loss import SeqDanceTargets, masked_rmse_loss
-
         group = batch["groups"][0]
         if group not in weights:
             raise SeqDanceError(f"the loss weights have no entry for data group {group!r}")
@@ -415,7 +412,7 @@ class _Trainer:
             else contextlib.nullcontext()
         )
         with amp:
-            out = net(input_ids, mask)
+            out = net(input_ids, mask, lean_backward=True)
         residue = out.residue.float()  # (B, T, 50)
         pair = out.pair.float()  # (B, T, T, 13)
         try:

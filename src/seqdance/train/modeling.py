@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from seqdance.errors import SeqDanceError
 from seqdance.model.config import Esm2Architecture, SeqDanceConfig, get_architecture
-from seqdance.model.seqdance import SeqDanceModel
+from seqdance.model.pretrained import load_state_dict_checked, read_esm2
+from seqdance.model.seqdance import SeqDanceModel, load_model
 from seqdance.train.config import ModelConfig
 
 
@@ -31,8 +32,6 @@ def resolve_architecture(cfg: ModelConfig) -> Esm2Architecture:
 def build_model(cfg: ModelConfig) -> SeqDanceModel:
     """A fresh model for training (call ``torch.manual_seed`` first for reproducible weights)."""
     if cfg.init_from:
-        from seqdance.model.weights import load_model
-
         variant = None if cfg.freeze_trunk is None else _variant(cfg.freeze_trunk)
         model = load_model(cfg.init_from, variant=variant, require_variant="model.freeze_trunk")
         arch = resolve_architecture(cfg)
@@ -65,8 +64,6 @@ def _variant(freeze_trunk: bool) -> str:
 
 def load_trunk(model: SeqDanceModel, spec: str) -> None:
     """Copy pretrained ESM2 weights (hub id or local ``transformers`` folder) into the trunk."""
-    from seqdance.model.weights import load_state_dict_checked, read_esm2
-
     try:
         got, state = read_esm2(spec)
     except SeqDanceError as exc:

@@ -1,6 +1,8 @@
-"""The one rule that turns ``--model`` into a model.
+"""Model files: the one rule that turns ``--model`` into a config and weights, and back.
 
-``spec`` may be
+:func:`read_pretrained` reads ``spec``; :func:`seqdance.model.load_model` (the same as
+``SeqDanceModel.from_pretrained``) builds the model from what it returns, and
+:func:`save_pretrained` writes the hub layout. ``spec`` may be
 
 1. a local folder in the hub layout: ``config.json`` (the authors' constructor arguments,
    e.g. ``{"esm2_select": "model_35M", "model_select": "seqdance"}``, or our own
@@ -38,7 +40,6 @@ from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.model.alphabet import VOCAB_SIZE
 from seqdance.model.config import ARCHITECTURES, Esm2Architecture, SeqDanceConfig, get_architecture
 from seqdance.model.esm2 import Esm2Config, Esm2ForMaskedLM
-from seqdance.model.seqdance import SeqDanceModel
 from seqdance.model.validate import check_model_config, check_model_path, quiet_torch_load
 from seqdance.utils.hub import require_hub
 from seqdance.utils.io import atomic_path
@@ -73,17 +74,15 @@ _PER_LAYER_INV_FREQ = TOLERATED_UNEXPECTED[3]
 
 
 # -- public entry point ----------------------------------------------------------------
-def load_model(
+def read_pretrained(
     spec: str | os.PathLike,
     *,
     arch: str | None = None,
     variant: str | None = None,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype | None = None,
     cache_dir: str | os.PathLike | None = None,
     require_variant: str | None = None,
-) -> SeqDanceModel:
-    """Build a model from ``spec`` (see the module docstring), in eval mode.
+) -> tuple[SeqDanceConfig, dict[str, torch.Tensor]]:
+    """Config and state dict of the model ``spec`` names (see the module docstring).
 
     Parameters
     ----------
@@ -94,7 +93,6 @@ def load_model(
         a config; checked against the tensor shapes.
     variant : str, optional
         ``seqdance`` or ``esmdance`` where the file does not say (only matters for training).
-    device, dtype : where and in which precision the model lives.
     cache_dir : path, optional
         Hugging Face cache folder (default: the hub's own).
     require_variant : str, optional
@@ -102,6 +100,12 @@ def load_model(
         is SeqDance or ESMDance (a config-less ``update_N.pt``) and no ``variant`` is an error
         naming that option, instead of the SeqDance default (training must not unfreeze an
         ESMDance trunk by accident).
+
+    Returns
+    -------
+    config : SeqDanceConfig
+    state : dict of str to Tensor
+        The authors' state-dict keys (``module.`` prefixes and old LayerNorm names undone).
     """
     path = Path(spec)
     if not path.exists() and os.path.lexists(path):
@@ -136,14 +140,12 @@ def load_model(
         )
     if variant is not None:
         config = config.with_variant(variant)  # type: ignore[arg-type]
-    model = SeqDanceModel(config)
-    load_state_dict_checked(model, state, source=str(spec))
-    model.eval()
-    return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
+    return config, state
 
 
-def save_pretrained(model: SeqDanceModel, directory: str | os.PathLike) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` atomically into ``directory``."""
+def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Path:
+    """Write ``config.json`` (``model.config``) and ``model.safetensors`` atomically into
+    ``directory`` (a SeqDance model)."""
     from safetensors.torch import save_file
 
     directory = Path(directory)

@@ -29,14 +29,10 @@ class DType(str, Enum):
 
 
 def _load(model: str, arch: str | None, device: Device, dtype: DType):
-    import torch
+    """The model on ``--device`` in ``--dtype`` (score, scan, explain and analyze load so too)."""
+    from seqdance.inference import pipeline
 
-    from seqdance.model import load_model
-    from seqdance.train.distributed import DistEnv, pick_device
-
-    name = pick_device(device.value, DistEnv())  # the one device picker (train, evaluate too)
-    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    return load_model(model, arch=arch, device=name, dtype=torch_dtype[dtype.value])
+    return pipeline.load_on_device(model, arch, device.value, dtype.value)
 
 
 @app.command("predict")
@@ -73,60 +69,14 @@ def predict_command(
     and OUT/{id}.pair.npz (one L x L array per pair output). Every sequence runs in one pass,
     as the authors' code; --window N predicts longer ones in overlapping windows (docs/model.md).
     """
-    from seqdance.inference.fasta import read_fasta
-    from seqdance.inference.predict import (
-        iter_outputs,
-        write_attention_npz,
-        write_pair_npz,
-        write_residue_tsv,
-    )
-    from seqdance.utils.io import output_group
+    from seqdance.inference import pipeline
 
-    records = read_fasta(fasta)  # every record checked before any work starts
-    pdb_records = _records_in_structure(pdb, records) if pdb is not None else set()
-    net = _load(model, arch, device, dtype)
-    outputs = iter_outputs(
-        net,
-        [r.sequence for r in records],
-        attentions=attention,
-        token_budget=token_budget,
-        window=window,
+    n = pipeline.predict_fasta(
+        fasta, model, out, arch=arch, device=device.value, dtype=dtype.value, plots=plots,
+        attention=attention, pdb=pdb, token_budget=token_budget, window=window,
         progress=progress,
-    )
-    for index, result in outputs:
-        record = records[index]
-        # a record's files (tsv, npz, plots, pdb) appear together or not at all
-        with output_group() as group:
-            at = group.path
-            write_residue_tsv(at(out / f"{record.id}.residue.tsv"), record.sequence,
-                              result.residue)  # fmt: skip
-            write_pair_npz(at(out / f"{record.id}.pair.npz"), result.pair)
-            if attention:
-                write_attention_npz(at(out / f"{record.id}.attention.npz"), result.attentions)
-            if plots:
-                from seqdance.inference.plots import plot_pairs, plot_profiles
-
-                plot_profiles(at(out / f"{record.id}.profiles.png"), record.id, result.residue)
-                plot_pairs(at(out / f"{record.id}.pairs.png"), record.id, result.pair)
-            if record.id in pdb_records:
-                from seqdance.inference.bfactor import write_bfactors
-                from seqdance.schema import RESIDUE_CHANNELS
-
-                rmsf = result.residue[:, RESIDUE_CHANNELS.index("rmsf_nor")]
-                write_bfactors(pdb, at(out / f"{record.id}.rmsf.pdb"), record.sequence, rmsf)
-    typer.echo(f"{len(records)} records written to {out}", err=True)
-
-
-def _records_in_structure(pdb: Path, records) -> set[str]:
-    from seqdance.errors import SeqDanceError
-    from seqdance.inference.bfactor import read_protein_chains
-
-    _, chains = read_protein_chains(pdb)
-    sequences = {seq for _, _, seq in chains}
-    matched = {r.id for r in records if r.sequence in sequences}
-    if not matched:
-        raise SeqDanceError(f"--pdb {pdb}: no FASTA record has the sequence of one of its chains")
-    return matched
+    )  # fmt: skip
+    typer.echo(f"{n} records written to {out}", err=True)
 
 
 @app.command("embed")
@@ -152,17 +102,10 @@ def embed_command(
     Writes one HDF5 file with a group per record id holding residues (L, E) and
     mean (E,), the mean over residues (special tokens excluded).
     """
-    from seqdance.inference.embed import embed, write_embeddings
-    from seqdance.inference.fasta import read_fasta
+    from seqdance.inference import pipeline
 
-    records = read_fasta(fasta)
-    net = _load(model, arch, device, dtype)
-    items = embed(
-        net,
-        [r.sequence for r in records],
-        token_budget=token_budget,
-        window=window,
-        progress=progress,
-    )
-    write_embeddings(out, ((records[i].id, residues) for i, residues in items))
-    typer.echo(f"{len(records)} records written to {out}", err=True)
+    n = pipeline.embed_fasta(
+        fasta, model, out, arch=arch, device=device.value, dtype=dtype.value,
+        token_budget=token_budget, window=window, progress=progress,
+    )  # fmt: skip
+    typer.echo(f"{n} records written to {out}", err=True)

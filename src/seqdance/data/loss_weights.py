@@ -33,8 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from seqdance.data.check import protein_problems
 from seqdance.data.dataset import normalise_rmsf
-from seqdance.data.store import dataset_paths, pair_key, read_index, res_key
+from seqdance.data.store import dataset_paths, open_h5, pair_key, read_index, res_key
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.schema import (
     DATA_GROUPS,
@@ -193,8 +194,6 @@ def compute_loss_weights(
     protein has a label). ``max_proteins`` caps the proteins read per group (random, seeded)."""
     from tqdm.auto import tqdm
 
-    from seqdance.data.store import open_h5
-
     features_path, index_path = dataset_paths(root)
     index = read_index(index_path)
     if label is not None and "label" in index.columns and (index["label"] == label).any():
@@ -318,8 +317,6 @@ def _check_unlabelled(index, label: str | None, index_path) -> None:
 
 def _check_protein(res, pair, kind: str, name: str, features_path) -> None:
     """Refuse data that ``seqdance dataset check`` rejects (a weight from it would be wrong)."""
-    from seqdance.data.check import protein_problems
-
     problems = protein_problems(res, pair, None, kind)
     if problems:
         raise SeqDanceError(
