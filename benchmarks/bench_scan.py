@@ -45,8 +45,10 @@ def main() -> None:
     import torch
 
     from seqdance.inference.fasta import read_fasta
+    from seqdance.inference.options import ScoreOptions
     from seqdance.inference.scan import mutant_sequence, run_scan, scan_mutants
-    from seqdance.inference.score import ordered_channels, score_sequences
+    from seqdance.inference.score import score_sequences
+    from seqdance.inference.summaries import ordered_channels
     from seqdance.model import SeqDanceConfig, SeqDanceModel
     from seqdance.model.config import get_architecture
     from seqdance.schema import resolve_properties
@@ -77,7 +79,7 @@ def main() -> None:
                 t_scan = time.perf_counter() - start
             start = time.perf_counter()
             single = score_sequences(
-                model, wild_type, mutants, channels, token_budget=len(wild_type) + 2
+                model, wild_type, mutants, channels, ScoreOptions(token_budget=len(wild_type) + 2)
             )
             t_single = time.perf_counter() - start
             got = scan.table[list(channels)].to_numpy()

@@ -75,10 +75,10 @@ def _agreement(low: np.ndarray, fp32: np.ndarray, channels) -> dict:
     (min, median, how many below 0.99) and per combined column; relative score errors."""
     from scipy.stats import spearmanr
 
-    from seqdance.inference.score import summarise
+    from seqdance.inference.summaries import summarise_scores
 
     rhos = np.array([spearmanr(low[:, c], fp32[:, c]).statistic for c in range(fp32.shape[1])])
-    want, got = summarise(channels, fp32).combined, summarise(channels, low).combined
+    want, got = summarise_scores(channels, fp32).combined, summarise_scores(channels, low).combined
     rel = np.abs(low - fp32) / np.maximum(np.abs(fp32), 1e-12)
     return {
         "spearman_min": float(np.nanmin(rhos)),
@@ -98,7 +98,7 @@ def exact_scores(model, wild_type: str, sequences: list[str], token_budget: int)
 
     import torch
 
-    from seqdance.inference.score import _reduce
+    from seqdance.inference.relative_change import reduce_changes
     from seqdance.model.alphabet import batch_encode, encode
     from seqdance.model.differential import differential_forward, wild_type_activations
 
@@ -111,7 +111,7 @@ def exact_scores(model, wild_type: str, sequences: list[str], token_budget: int)
         ids, _ = batch_encode(sequences[i : i + batch])
         out = differential_forward(exact, reference, ids, dtype=None)
         parts.append(
-            _reduce(
+            reduce_changes(
                 out.residue[:, real],
                 out.pair[:, real, real],
                 wt.residue[0, real],
@@ -141,12 +141,10 @@ def main() -> None:
 
     from seqdance.inference.fasta import read_fasta
     from seqdance.inference.mutations import build_mutant_set
-    from seqdance.inference.score import (
-        _forward,
-        _reduce,
-        _split_channels,
-        score_sequences,
-    )
+    from seqdance.inference.options import ScoreOptions
+    from seqdance.inference.outputs import scored_outputs, split_channels
+    from seqdance.inference.relative_change import reduce_changes
+    from seqdance.inference.score import score_sequences
     from seqdance.model import SeqDanceConfig, SeqDanceModel, get_architecture
     from seqdance.schema import resolve_properties
 
@@ -162,38 +160,37 @@ def main() -> None:
     all63 = resolve_properties(None)
     residue = resolve_properties("sasa_mean,psi")
     budget = args.token_budget
+    fp32_options = ScoreOptions(token_budget=budget)
+    bf16_options = ScoreOptions(token_budget=budget, autocast=torch.bfloat16)
 
     with torch.no_grad():
         # warm-up (allocator, kernels) on 2 mutants, not timed
-        score_sequences(model, wild_type, seqs[:2], all63, token_budget=budget)
+        score_sequences(model, wild_type, seqs[:2], all63, fp32_options)
         naive, t_naive = timed(lambda: naive_scores(model, wild_type, seqs))
         fast, t_fast = timed(
-            lambda: score_sequences(model, wild_type, seqs, all63, token_budget=budget)
+            lambda: score_sequences(model, wild_type, seqs, all63, fp32_options)
         )
         res, t_res = timed(
-            lambda: score_sequences(model, wild_type, seqs, residue, token_budget=budget)
+            lambda: score_sequences(model, wild_type, seqs, residue, fp32_options)
         )
         bf16, t_bf16 = timed(
-            lambda: score_sequences(
-                model, wild_type, seqs, all63, token_budget=budget, autocast=torch.bfloat16
-            )
+            lambda: score_sequences(model, wild_type, seqs, all63, bf16_options)
         )
         bf16_res, t_bf16_res = timed(
-            lambda: score_sequences(
-                model, wild_type, seqs, residue, token_budget=budget, autocast=torch.bfloat16
-            )
+            lambda: score_sequences(model, wild_type, seqs, residue, bf16_options)
         )
         # plain trunk autocast (the path before differential inference), batched as
         # score_sequences batches
-        res_idx, pair_idx = _split_channels(all63)
+        res_idx, pair_idx = split_channels(all63)
         batch = max(1, budget // (len(wild_type) + 2))
 
         def plain_autocast():
-            wt_res, wt_pair = _forward(model, [wild_type], res_idx, pair_idx, torch.bfloat16)
+            wt_res, wt_pair = scored_outputs(model, [wild_type], res_idx, pair_idx, torch.bfloat16)
             parts = []
             for i in range(0, len(seqs), batch):
-                res, pair = _forward(model, seqs[i : i + batch], res_idx, pair_idx, torch.bfloat16)
-                parts.append(_reduce(res, pair, wt_res[0], wt_pair[0], 0.01))
+                chunk = seqs[i : i + batch]
+                res, pair = scored_outputs(model, chunk, res_idx, pair_idx, torch.bfloat16)
+                parts.append(reduce_changes(res, pair, wt_res[0], wt_pair[0], 0.01))
             return np.concatenate(parts)
 
         plain, t_plain = timed(plain_autocast)

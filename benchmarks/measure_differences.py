@@ -123,6 +123,7 @@ def scoring_effects(n_mutants: int) -> dict:
 
     from seqdance.inference.fasta import read_fasta
     from seqdance.inference.mutations import build_mutant_set
+    from seqdance.inference.options import ScoreOptions
     from seqdance.inference.score import score_mutants, score_sequences
     from seqdance.model import SeqDanceConfig, SeqDanceModel
     from seqdance.schema import resolve_properties
@@ -139,7 +140,7 @@ def scoring_effects(n_mutants: int) -> dict:
     mutants = build_mutant_set(tem1, table["mutant"].tolist(), offset=24)
     channels = resolve_properties(None)
     allt = score_mutants(model, mutants, channels).columns()
-    res = score_mutants(model, mutants, channels, residues_only=True).columns()
+    res = score_mutants(model, mutants, channels, ScoreOptions(residues_only=True)).columns()
     names = [c for c in allt if c not in channels or c in ("sasa_mean", "vdw", "corr")]
     rel = {c: np.abs(allt[c] / res[c] - 1) for c in names}
     fitness = table["2500"].to_numpy()
@@ -165,8 +166,10 @@ def scoring_effects(n_mutants: int) -> dict:
     long_mutants = [long_wt[:k] + ("A" if long_wt[k] != "A" else "G") + long_wt[k + 1:]
                     for k in (50, 550, 1050)]  # fmt: skip
     props = resolve_properties("sasa_mean,psi")
-    one = score_sequences(model, long_wt, long_mutants, props, residues_only=True)
-    win = score_sequences(model, long_wt, long_mutants, props, residues_only=True, window=1022)
+    one = score_sequences(model, long_wt, long_mutants, props, ScoreOptions(residues_only=True))
+    win = score_sequences(
+        model, long_wt, long_mutants, props, ScoreOptions(residues_only=True, window=1022)
+    )
     out["long_1100_one_pass_vs_windows_relative_difference_pct"] = [
         round(100 * float(x), 2) for x in np.abs(win / one - 1).max(axis=1)
     ]

@@ -10,17 +10,13 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
+from seqdance.benchmark.assays import read_proteingym_assay, subsample
+from seqdance.benchmark.megascale import read_megascale
+from seqdance.benchmark.metrics import spearman
+from seqdance.benchmark.run import medians, orientation
+from seqdance.benchmark.suites import read_assays
 from seqdance.cli import main
 from seqdance.errors import SeqDanceError
-from seqdance.inference.benchmark import (
-    medians,
-    orientation,
-    read_assays,
-    read_megascale,
-    read_proteingym_assay,
-    spearman,
-    subsample,
-)
 from seqdance.model import Esm2Architecture, SeqDanceConfig, SeqDanceModel
 
 DATA = Path(__file__).resolve().parent / "data" / "scoring"

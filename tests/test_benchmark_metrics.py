@@ -13,13 +13,13 @@ from scipy.stats import spearmanr
 from sklearn.metrics import matthews_corrcoef, roc_auc_score
 
 from helpers import TINY, run_cli
-from seqdance.inference.metrics import (
+from seqdance.benchmark.assays import read_reference
+from seqdance.benchmark.metrics import (
     aggregate,
     assay_metrics,
     binarize,
     proteingym,
     read_per_assay_table,
-    read_reference,
 )
 from seqdance.model import SeqDanceConfig, SeqDanceModel
 

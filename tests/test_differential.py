@@ -15,7 +15,11 @@ from helpers import TINY, random_tiny_model
 from seqdance.errors import SeqDanceError
 from seqdance.inference.fasta import read_fasta
 from seqdance.inference.mutations import build_mutant_set
-from seqdance.inference.score import _forward, _reduce, _split_channels, score_sequences, summarise
+from seqdance.inference.options import ScoreOptions
+from seqdance.inference.outputs import scored_outputs, split_channels
+from seqdance.inference.relative_change import reduce_changes
+from seqdance.inference.score import score_sequences
+from seqdance.inference.summaries import summarise_scores
 from seqdance.model import SeqDanceConfig, SeqDanceModel, get_architecture
 from seqdance.model.alphabet import MASK_ID, batch_encode, encode
 from seqdance.model.differential import (
@@ -119,14 +123,14 @@ def test_bad_inputs(tiny):
 def test_score_sequences_bf16_uses_the_delta_path(tiny):
     """Equal sequences score exactly 0 and the delta scores match a direct computation."""
     props = resolve_properties(None)
-    got = score_sequences(tiny, WILD_TYPE, MUTANTS, props, autocast=torch.bfloat16,
-                          residues_only=True)  # fmt: skip
+    got = score_sequences(tiny, WILD_TYPE, MUTANTS, props,
+                          ScoreOptions(autocast=torch.bfloat16, residues_only=True))  # fmt: skip
     assert np.all(got[2] == 0.0)  # the wild type itself
-    res_idx, pair_idx = _split_channels(props)
+    res_idx, pair_idx = split_channels(props)
     ids, _ = batch_encode(MUTANTS)
     wt, out = differential_outputs(tiny, torch.tensor(encode(WILD_TYPE)), ids)
     real = slice(1, len(WILD_TYPE) + 1)
-    want = _reduce(
+    want = reduce_changes(
         out.residue[:, real][..., res_idx],
         out.pair[:, real, real][..., pair_idx],
         wt.residue[0, real][..., res_idx],
@@ -147,11 +151,11 @@ def test_bf16_scores_agree_with_fp32_on_tem1_8m():
     seqs = list(build_mutant_set(wild_type, table["mutant"].tolist()[:16], offset=24).sequences)
     props = resolve_properties(None)
     fp32 = score_sequences(model, wild_type, seqs, props)
-    delta = score_sequences(model, wild_type, seqs, props, autocast=torch.bfloat16)
-    res_idx, pair_idx = _split_channels(props)
-    wt_res, wt_pair = _forward(model, [wild_type], res_idx, pair_idx, torch.bfloat16)
-    res, pair = _forward(model, seqs, res_idx, pair_idx, torch.bfloat16)
-    plain = _reduce(res, pair, wt_res[0], wt_pair[0], 0.01)  # (N, 63) trunk under autocast
+    delta = score_sequences(model, wild_type, seqs, props, ScoreOptions(autocast=torch.bfloat16))
+    res_idx, pair_idx = split_channels(props)
+    wt_res, wt_pair = scored_outputs(model, [wild_type], res_idx, pair_idx, torch.bfloat16)
+    res, pair = scored_outputs(model, seqs, res_idx, pair_idx, torch.bfloat16)
+    plain = reduce_changes(res, pair, wt_res[0], wt_pair[0], 0.01)  # (N, 63) trunk under autocast
 
     rel_delta = np.abs(delta - fp32) / fp32
     rel_plain = np.abs(plain - fp32) / fp32
@@ -159,7 +163,7 @@ def test_bf16_scores_agree_with_fp32_on_tem1_8m():
     assert rel_delta.max() < 0.2 * rel_plain.max()
     rho = np.array([spearmanr(delta[:, c], fp32[:, c]).statistic for c in range(63)])
     assert np.median(rho) >= 0.995 and rho.min() >= 0.98
-    geo = [summarise(props, x).combined["norm_geometric_mean"] for x in (fp32, delta)]
+    geo = [summarise_scores(props, x).combined["norm_geometric_mean"] for x in (fp32, delta)]
     assert spearmanr(*geo).statistic >= 0.99
 
 
@@ -181,8 +185,10 @@ def test_long_sequences_keep_the_windowed_autocast_path(tiny):
     wild_type = read_fasta(DATA / "blat_ecolx_wt.fasta")[0].sequence  # 263 residues
     seqs = [_mutate(wild_type, (40, "W")), _mutate(wild_type, (200, "P"))]
     props = resolve_properties(None)
-    fp32 = score_sequences(tiny, wild_type, seqs, props, window=120, residues_only=True)
-    bf16 = score_sequences(tiny, wild_type, seqs, props, window=120, autocast=torch.bfloat16,
-                           residues_only=True)  # fmt: skip
+    fp32 = score_sequences(tiny, wild_type, seqs, props,
+                           ScoreOptions(window=120, residues_only=True))  # fmt: skip
+    bf16 = score_sequences(tiny, wild_type, seqs, props,
+                           ScoreOptions(window=120, autocast=torch.bfloat16,
+                                        residues_only=True))  # fmt: skip
     assert np.all(np.isfinite(bf16)) and not np.array_equal(bf16, fp32)
     assert np.abs(bf16 - fp32).mean() < 0.25 * np.abs(fp32).mean()

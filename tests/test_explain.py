@@ -14,6 +14,7 @@ from helpers import random_tiny_model, run_cli
 from seqdance.inference.explain import explain_mutants
 from seqdance.inference.fasta import read_fasta
 from seqdance.inference.mutations import build_mutant_set
+from seqdance.inference.options import ScoreOptions
 from seqdance.inference.score import score_mutants
 from seqdance.model import SeqDanceModel
 from seqdance.model.alphabet import batch_encode
@@ -46,8 +47,9 @@ def test_explain_adds_up_to_score(tiny_model, wild_type, residues_only):
     per-feature summary, whatever rows the score counts."""
     mutants = build_mutant_set(wild_type, ["L59Q", "L59Q:A10G", "M1W"], first_row=None)
     channels = resolve_properties(None)
-    ex = explain_mutants(tiny_model, mutants, channels, residues_only=residues_only)
-    scores = score_mutants(tiny_model, mutants, channels, residues_only=residues_only)
+    options = ScoreOptions(residues_only=residues_only)
+    ex = explain_mutants(tiny_model, mutants, channels, options)
+    scores = score_mutants(tiny_model, mutants, channels, options)
     assert len(ex.labels) == len(wild_type) + (0 if residues_only else 2)
     assert ex.channels == scores.channels
     np.testing.assert_allclose(ex.channel_scores(), scores.channel_scores, rtol=1e-5, atol=1e-9)
@@ -164,8 +166,9 @@ def test_explain_in_windows_adds_up_and_needs_residues_only(tiny_model, wild_typ
     channels = ["sasa_mean", "psi_3", "vdw"]
     window = len(wild_type) // 2 + 8  # two overlapping windows
     with pytest.raises(SeqDanceError, match="more than the window"):
-        explain_mutants(tiny_model, mutants, channels, window=window)
-    ex = explain_mutants(tiny_model, mutants, channels, window=window, residues_only=True)
-    scores = score_mutants(tiny_model, mutants, channels, window=window, residues_only=True)
+        explain_mutants(tiny_model, mutants, channels, ScoreOptions(window=window))
+    options = ScoreOptions(window=window, residues_only=True)
+    ex = explain_mutants(tiny_model, mutants, channels, options)
+    scores = score_mutants(tiny_model, mutants, channels, options)
     assert len(ex.labels) == len(wild_type)
     np.testing.assert_allclose(ex.channel_scores(), scores.channel_scores, rtol=1e-5, atol=1e-9)

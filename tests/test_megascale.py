@@ -12,15 +12,10 @@ import torch
 from scipy.stats import spearmanr
 
 from helpers import load_naive_model, random_tiny_model
+from seqdance.benchmark.megascale import TSUBOYAMA_COLUMNS, is_designed, read_tsuboyama
+from seqdance.benchmark.suites import PAPER_RESULTS, suite_assays
 from seqdance.cli import main
 from seqdance.errors import SeqDanceError
-from seqdance.inference.megascale import (
-    PAPER_RESULTS,
-    TSUBOYAMA_COLUMNS,
-    is_designed,
-    read_tsuboyama,
-    suite_assays,
-)
 from seqdance.model import SeqDanceModel
 from seqdance.model.alphabet import batch_encode
 

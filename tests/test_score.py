@@ -14,6 +14,7 @@ from scipy.stats import spearmanr
 from helpers import load_naive_model, random_tiny_model
 from seqdance.cli import main
 from seqdance.errors import SeqDanceError
+from seqdance.inference.baselines import esm_llr
 from seqdance.inference.fasta import read_fasta
 from seqdance.inference.mutations import (
     Substitution,
@@ -21,16 +22,10 @@ from seqdance.inference.mutations import (
     format_mutant,
     parse_mutant,
 )
-from seqdance.inference.score import (
-    combine,
-    esm_llr,
-    load_masked_lm,
-    quantile_normalize,
-    score_mutants,
-    score_sequences,
-    summaries_for,
-)
-from seqdance.model import SeqDanceConfig, SeqDanceModel
+from seqdance.inference.options import ScoreOptions
+from seqdance.inference.score import score_mutants, score_sequences
+from seqdance.inference.summaries import combine, quantile_normalize, summaries_for
+from seqdance.model import SeqDanceConfig, SeqDanceModel, load_masked_lm
 from seqdance.model.alphabet import MASK_ID, TOKEN_ID, batch_encode, encode
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS, resolve_properties
 
@@ -177,7 +172,8 @@ def tem1_reference_all(tiny_model, tem1, tem1_mutants):
 def test_default_scores_average_all_tokens(tiny_model, tem1, tem1_mutants, tem1_reference_all,
                                            tem1_reference):  # fmt: skip
     channels = resolve_properties(None)
-    got = score_sequences(tiny_model, tem1, tem1_mutants.sequences, channels, token_budget=600)
+    got = score_sequences(tiny_model, tem1, tem1_mutants.sequences, channels,
+                          ScoreOptions(token_budget=600))  # fmt: skip
     np.testing.assert_allclose(got, tem1_reference_all, rtol=1e-3, atol=1e-7)
     moved = tem1_reference[[0, 1, 3, 5]]
     # the two conventions differ (by 0.5-4 % per score on the published model)
@@ -186,8 +182,8 @@ def test_default_scores_average_all_tokens(tiny_model, tem1, tem1_mutants, tem1_
 
 def test_scores_equal_naive_on_tem1(tiny_model, tem1, tem1_mutants, tem1_reference):
     channels = resolve_properties(None)
-    got = score_sequences(tiny_model, tem1, tem1_mutants.sequences, channels, token_budget=600,
-                          residues_only=True)  # fmt: skip
+    got = score_sequences(tiny_model, tem1, tem1_mutants.sequences, channels,
+                          ScoreOptions(token_budget=600, residues_only=True))  # fmt: skip
     assert got.shape == (6, 63)
     np.testing.assert_allclose(got, tem1_reference, rtol=1e-3, atol=1e-7)
     assert np.all(got[2] == 0)  # the wild type itself
@@ -201,7 +197,7 @@ def test_residue_only_skips_pair_head(tiny_model, tem1, tem1_mutants, tem1_refer
     try:
         got = score_sequences(
             tiny_model, tem1, tem1_mutants.sequences, resolve_properties("sasa_mean,psi"),
-            residues_only=True,
+            ScoreOptions(residues_only=True),
         )  # fmt: skip
     finally:
         handle.remove()
@@ -212,7 +208,8 @@ def test_residue_only_skips_pair_head(tiny_model, tem1, tem1_mutants, tem1_refer
 
 def test_pair_subset_matches(tiny_model, tem1, tem1_mutants, tem1_reference):
     chosen = ("rmsf_nor", "corr", "hp")
-    got = score_sequences(tiny_model, tem1, tem1_mutants.sequences, chosen, residues_only=True)
+    got = score_sequences(tiny_model, tem1, tem1_mutants.sequences, chosen,
+                          ScoreOptions(residues_only=True))  # fmt: skip
     ref = tem1_reference[:, [2, 50 + PAIR_CHANNELS.index("hp"), 50 + PAIR_CHANNELS.index("corr")]]
     np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-7)  # schema order: rmsf, hp, corr
 
@@ -222,9 +219,9 @@ def test_windowed_long_sequence(tiny_model, tem1, tem1_mutants):
 
     seqs = tem1_mutants.sequences[:2]
     with pytest.raises(SeqDanceError, match="windowed scores average over residues only"):
-        score_sequences(tiny_model, tem1, seqs, resolve_properties(None), window=120)
-    got = score_sequences(tiny_model, tem1, seqs, resolve_properties(None), window=120,
-                          residues_only=True)  # fmt: skip
+        score_sequences(tiny_model, tem1, seqs, resolve_properties(None), ScoreOptions(window=120))
+    got = score_sequences(tiny_model, tem1, seqs, resolve_properties(None),
+                          ScoreOptions(window=120, residues_only=True))  # fmt: skip
     outs = predict(tiny_model, [tem1, *seqs], window=120)  # windows merged as predict does
     for k, out in enumerate(outs[1:]):
         r = np.abs(out.residue - outs[0].residue) / (np.abs(outs[0].residue) + 0.01)
@@ -520,6 +517,6 @@ def test_long_sequence_runs_in_one_pass(tiny_model):
     expected = [float(((rm - rw).abs() / (rw.abs() + 0.01)).mean()),
                 float(((pm - pw).abs() / (pw.abs() + 0.01)).mean())]  # fmt: skip
     np.testing.assert_allclose(got[0], expected, rtol=1e-3)
-    windowed = score_sequences(tiny_model, wild_type, [mutant], channels, window=1022,
-                               residues_only=True)  # fmt: skip
+    windowed = score_sequences(tiny_model, wild_type, [mutant], channels,
+                               ScoreOptions(window=1022, residues_only=True))  # fmt: skip
     assert not np.allclose(windowed, got)

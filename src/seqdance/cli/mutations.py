@@ -7,8 +7,18 @@ from pathlib import Path
 import typer
 
 from seqdance.cli.app import app
-from seqdance.cli.predict import ARCH_HELP, MODEL_HELP, Device, DType
-from seqdance.cli.score import DTYPE_HELP, PROPERTIES_HELP, RESIDUES_ONLY_HELP, WINDOW_HELP
+from seqdance.cli.predict import ARCH_HELP, MODEL_HELP, Device, DType, _load
+from seqdance.cli.score import (
+    DTYPE_HELP,
+    PROPERTIES_HELP,
+    RESIDUES_ONLY_HELP,
+    WINDOW_HELP,
+    _score_options,
+    _wild_type,
+    check_properties,
+)
+from seqdance.errors import SeqDanceError
+from seqdance.schema import FEATURE_BY_NAME
 
 
 @app.command("scan")
@@ -45,38 +55,23 @@ def scan_command(
     amino acid, wild type marked, per-position mean on top) and OUT/parts/ (finished
     blocks of positions: a killed scan rerun with the same options resumes from them).
     """
-    from seqdance.cli.predict import _load
-    from seqdance.cli.score import _torch_dtype, _wild_type
-    from seqdance.inference.benchmark import check_properties
-    from seqdance.inference.scan import (
-        parse_positions,
-        plot_columns,
-        plot_scan,
-        run_scan,
-        score_columns,
-    )
+    from seqdance.inference import scan, summaries
 
     wild_type = _wild_type(sequence, fasta)
-    chosen = parse_positions(positions, len(wild_type), offset)
+    chosen = scan.parse_positions(positions, len(wild_type), offset)
     channels = check_properties(properties)
     requested = [c.strip() for c in plot.split(",") if c.strip()] if plot else None
-    columns = plot_columns(score_columns(channels), requested)  # checked before any work
-    net = _load(model, arch, device, DType.fp32)
-    autocast = None if dtype is DType.fp32 else _torch_dtype(dtype)
-    result = run_scan(
-        net,
-        wild_type,
-        out,
-        channels,
-        positions=chosen,
-        offset=offset,
-        token_budget=token_budget,
-        autocast=autocast,
-        residues_only=residues_only,
-        window=window,
-        progress=progress,
+    # checked before any work
+    columns = scan.plot_columns(summaries.score_columns(channels), requested)
+    options = _score_options(
+        residues_only=residues_only, window=window, token_budget=token_budget, dtype=dtype
     )
-    plot_scan(result.table, out, columns)
+    net = _load(model, arch, device, DType.fp32)
+    result = scan.run_scan(
+        net, wild_type, out, channels, positions=chosen, offset=offset, options=options,
+        progress=progress,
+    )  # fmt: skip
+    scan.plot_scan(result.table, out, columns)
     if result.reused_blocks:
         typer.echo(
             f"resumed: {result.reused_blocks} finished block(s) reused, "
@@ -130,52 +125,36 @@ def explain_command(
     mutant OUT/explain_{mutant}_profiles.png and, with pair properties,
     OUT/explain_{mutant}_pairs.png.
     """
-    from seqdance.cli.predict import _load
-    from seqdance.cli.score import _wild_type
-    from seqdance.errors import SeqDanceError
-    from seqdance.inference.benchmark import check_properties
-    from seqdance.inference.explain import (
-        explain_mutants,
-        file_stem,
-        per_residue_change,
-        plot_pair_maps,
-        plot_profiles,
-        residue_rows,
-        write_explanation,
-    )
-    from seqdance.inference.mutations import build_mutant_set
-    from seqdance.schema import FEATURE_BY_NAME
+    from seqdance.inference import bfactor, explain, mutations
 
     wild_type = _wild_type(sequence, fasta)
     channels = check_properties(properties)
-    mutants = build_mutant_set(wild_type, list(mutant), None, offset, first_row=None)
+    mutants = mutations.build_mutant_set(wild_type, list(mutant), None, offset, first_row=None)
     if pdb is not None and not pdb.is_file():
         raise SeqDanceError(f"--pdb: structure not found: {pdb}")
     if pdb_property is not None and pdb_property not in FEATURE_BY_NAME:
         raise SeqDanceError(f"--pdb-property: unknown feature {pdb_property!r}")
+    options = _score_options(residues_only=residues_only, window=window)
     net = _load(model, arch, device, DType.fp32)
-    ex = explain_mutants(net, mutants, channels, residues_only=residues_only, window=window)
-    values = [per_residue_change(ex, m, pdb_property) for m in range(len(ex.mutants))]
+    ex = explain.explain_mutants(net, mutants, channels, options)
+    values = [explain.per_residue_change(ex, m, pdb_property) for m in range(len(ex.mutants))]
     if pdb is not None:  # check the structure before any output is written
-        from seqdance.inference.bfactor import read_protein_chains
-
-        _, chains = read_protein_chains(pdb)
+        _, chains = bfactor.read_protein_chains(pdb)
         if not any(seq == wild_type for _, _, seq in chains):
             found = ", ".join(f"{cid} ({len(seq)} residues)" for cid, _, seq in chains)
             raise SeqDanceError(
                 f"{pdb}: no chain has exactly the wild-type sequence of {len(wild_type)} "
                 f"residues (chains: {found})"
             )
-    written = write_explanation(ex, wild_type, out)
+    written = explain.write_explanation(ex, wild_type, out)
     for m, name in enumerate(ex.mutants):
-        stem = file_stem(name)
-        written.append(plot_profiles(ex, m, out / f"explain_{stem}_profiles.png", wild_type))
+        stem = explain.file_stem(name)
+        profiles = out / f"explain_{stem}_profiles.png"
+        written.append(explain.plot_change_profiles(ex, m, profiles, wild_type))
         if ex.rel_pair is not None:
-            written.append(plot_pair_maps(ex, m, out / f"explain_{stem}_pairs.png"))
+            written.append(explain.plot_pair_maps(ex, m, out / f"explain_{stem}_pairs.png"))
         if pdb is not None:
-            from seqdance.inference.bfactor import write_bfactors
-
             target = out / f"explain_{stem}.pdb"
-            write_bfactors(pdb, target, wild_type, values[m][residue_rows(ex)])
+            bfactor.write_bfactors(pdb, target, wild_type, values[m][explain.residue_rows(ex)])
             written.append(target)
     typer.echo(f"{len(ex.mutants)} mutant(s) explained, {len(written)} files in {out}", err=True)

@@ -7,8 +7,12 @@ from pathlib import Path
 
 import typer
 
+from seqdance.alphabet import check_sequence
 from seqdance.cli.app import app
-from seqdance.cli.predict import ARCH_HELP, MODEL_HELP, Device, DType
+from seqdance.cli.predict import ARCH_HELP, MODEL_HELP, Device, DType, _load
+from seqdance.errors import InputFileError, SeqDanceError
+from seqdance.schema import resolve_properties
+from seqdance.utils.io import atomic_path
 
 DTYPE_HELP = (
     "Precision: bf16/fp16 compute the trunk's matrix products on mutant-minus-wild-type "
@@ -45,9 +49,7 @@ class Baseline(str, Enum):
 
 
 def _wild_type(sequence: str | None, fasta: Path | None) -> str:
-    from seqdance.errors import SeqDanceError
     from seqdance.inference.fasta import read_fasta
-    from seqdance.model.alphabet import check_sequence
 
     if (sequence is None) == (fasta is None):
         raise SeqDanceError("give the wild type with exactly one of --sequence and --fasta")
@@ -59,16 +61,47 @@ def _wild_type(sequence: str | None, fasta: Path | None) -> str:
     return records[0].sequence
 
 
-def _torch_dtype(dtype: DType):
+def check_properties(names: str | None) -> tuple[str, ...]:
+    """``--properties`` text to channel names (all 63 when None), as a one-line error."""
+    try:
+        return resolve_properties(names)
+    except ValueError as exc:
+        raise SeqDanceError(str(exc)) from None
+
+
+def _score_options(
+    *,
+    residues_only: bool = False,
+    window: int | None = None,
+    token_budget: int | None = None,
+    dtype: DType = DType.fp32,
+):
+    """The one :class:`~seqdance.inference.options.ScoreOptions` of a command: bf16/fp16
+    autocast over the fp32 weights, the default token budget when None."""
     import torch
 
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype.value]
+    from seqdance.inference.options import DEFAULT_TOKEN_BUDGET, ScoreOptions
+
+    torch_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype.value]
+    return ScoreOptions(
+        residues_only=residues_only,
+        window=window,
+        token_budget=DEFAULT_TOKEN_BUDGET if token_budget is None else token_budget,
+        autocast=torch_dtype,
+    )
+
+
+def _load_masked_lm(spec: str, net):
+    """ESM2's masked LM for the baselines, on the device of ``net``."""
+    from seqdance.model import load_masked_lm
+
+    return load_masked_lm(spec, device=next(net.parameters()).device)
 
 
 @app.command("score")
 def score_command(
     model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
-    mutations: Path = typer.Option(
+    mutations_csv: Path = typer.Option(
         ...,
         "--mutations",
         help="CSV with a 'mutant' (A12G, A12G:C15D) or 'mutated_sequence' column.",
@@ -100,45 +133,39 @@ def score_command(
     """
     import pandas as pd
 
-    from seqdance.cli.predict import _load
-    from seqdance.errors import InputFileError, SeqDanceError
-    from seqdance.inference.benchmark import check_properties
-    from seqdance.inference.mutations import build_mutant_set
-    from seqdance.inference.score import esm_llr, load_masked_lm, score_mutants
-    from seqdance.utils.io import atomic_path
+    from seqdance.inference import baselines, mutations, score
 
     wild_type = _wild_type(sequence, fasta)
     channels = check_properties(properties)
     try:
-        table = pd.read_csv(mutations, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        table = pd.read_csv(mutations_csv, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputFileError(
-            f"{mutations}: cannot read CSV ({' '.join(str(exc).split())})"
+            f"{mutations_csv}: cannot read CSV ({' '.join(str(exc).split())})"
         ) from exc
     has_text, has_seq = "mutant" in table.columns, "mutated_sequence" in table.columns
-    mutant_set = build_mutant_set(
+    mutant_set = mutations.build_mutant_set(
         wild_type,
         table["mutant"].tolist() if has_text else None,
         table["mutated_sequence"].tolist() if has_seq else None,
         offset,
         first_row=2,  # line numbers of the CSV (line 1 is the header)
     )
+    options = _score_options(
+        residues_only=residues_only, window=window, token_budget=token_budget, dtype=dtype
+    )
     net = _load(model, arch, device, DType.fp32)  # bf16/fp16: autocast over fp32 weights
-    autocast = None if dtype is DType.fp32 else _torch_dtype(dtype)
-    mlm = None
-    if baseline:
-        mlm = load_masked_lm(esm_model, device=next(net.parameters()).device)
-    columns = score_mutants(
-        net, mutant_set, channels, token_budget=token_budget, autocast=autocast,
-        residues_only=residues_only, window=window,
-    ).columns()  # fmt: skip
+    mlm = _load_masked_lm(esm_model, net) if baseline else None
+    columns = score.score_mutants(net, mutant_set, channels, options).columns()
     for method in dict.fromkeys(b.value for b in baseline):
-        columns[f"llr_{method.replace('-', '_')}"] = esm_llr(
+        columns[f"llr_{method.replace('-', '_')}"] = baselines.esm_llr(
             mlm, mutant_set, method, token_budget=token_budget, window=window
         )
     clash = [c for c in columns if c in table.columns]
     if clash:
-        raise SeqDanceError(f"{mutations}: input already has output column(s) {', '.join(clash)}")
+        raise SeqDanceError(
+            f"{mutations_csv}: input already has output column(s) {', '.join(clash)}"
+        )
     result = pd.concat([table, pd.DataFrame(columns, index=table.index)], axis=1)
     with atomic_path(out) as tmp:
         result.to_csv(tmp, index=False)
@@ -148,7 +175,7 @@ def score_command(
 @app.command("benchmark")
 def benchmark_command(
     model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
-    assays: Path | None = typer.Option(
+    assay_path: Path | None = typer.Option(
         None,
         "--assays",
         help="Folder of ProteinGym-style assays (X.csv + X.fasta), the Tsuboyama 2023 "
@@ -207,19 +234,18 @@ def benchmark_command(
     OUT/summary_by_model.csv (Spearman) and OUT/summary_by_model_{metric}.csv. Metrics are
     oriented so that higher = predicts fitness (relative changes negated).
     """
-    from seqdance.errors import SeqDanceError
-    from seqdance.inference.metrics import read_per_assay_table, read_reference, write_summaries
+    from seqdance.benchmark import assays, metrics, run, suites
 
-    ref = read_reference(reference) if reference is not None else None
+    ref = assays.read_reference(reference) if reference is not None else None
     if aggregate is not None:
         if ref is None:
             raise SeqDanceError(
                 "--aggregate needs --reference (ProteinGym's DMS_substitutions.csv)"
             )
-        if model is not None or assays is not None:
+        if model is not None or assay_path is not None:
             raise SeqDanceError("--aggregate takes no --model or --assays")
-        tables = read_per_assay_table(aggregate)
-        written, unmatched = write_summaries(tables, ref, out, samples=bootstrap_samples)
+        tables = metrics.read_per_assay_table(aggregate)
+        written, unmatched = metrics.write_summaries(tables, ref, out, samples=bootstrap_samples)
         if unmatched:
             typer.echo(
                 f"warning: {len(unmatched)} assay(s) not in the reference file left out "
@@ -228,24 +254,19 @@ def benchmark_command(
             )
         typer.echo(f"summaries written: {', '.join(str(p) for p in written)}", err=True)
         return
-    if model is None or assays is None:
+    if model is None or assay_path is None:
         raise SeqDanceError("give --model and --assays (or --aggregate TABLE --reference FILE)")
-    from seqdance.cli.predict import _load
-    from seqdance.inference.benchmark import check_properties, read_assays, run_benchmark
-    from seqdance.inference.megascale import compare_with_paper, suite_assays
-    from seqdance.inference.score import load_masked_lm
-
     channels = check_properties(properties)
     if suite is not None:
-        found = suite_assays(suite.value, assays, reference, limit)
+        found = suites.suite_assays(suite.value, assay_path, reference, limit)
     else:
-        found = read_assays(assays, limit)
+        found = suites.read_assays(assay_path, limit)
+    options = _score_options(
+        residues_only=residues_only, window=window, token_budget=token_budget, dtype=dtype
+    )
     net = _load(model, arch, device, DType.fp32)  # bf16/fp16: autocast over fp32 weights
-    autocast = None if dtype is DType.fp32 else _torch_dtype(dtype)
-    mlm = None
-    if baseline:
-        mlm = load_masked_lm(esm_model, device=next(net.parameters()).device)
-    result = run_benchmark(
+    mlm = _load_masked_lm(esm_model, net) if baseline else None
+    result = run.run_benchmark(
         net,
         found,
         out,
@@ -253,10 +274,8 @@ def benchmark_command(
         baselines=list(dict.fromkeys(b.value for b in baseline)),
         mlm=mlm,
         max_variants=max_variants,
-        token_budget=token_budget,
+        options=options,
         progress=progress,
-        autocast=autocast,
-        score_options={"residues_only": residues_only, "window": window},
         reference=ref,
         bootstrap_samples=bootstrap_samples,
     )
@@ -272,12 +291,10 @@ def benchmark_command(
     n_assays = len({r["assay"] for r in result.rows})
     typer.echo(f"{n_assays} assays scored, summary in {out / 'summary.csv'}", err=True)
     if suite is not None:
-        from seqdance.inference.megascale import PAPER_COUNTS
-
         variant = getattr(getattr(net, "config", None), "variant", None)
-        rows = compare_with_paper(suite.value, result.medians, variant, headline)
+        rows = suites.compare_with_paper(suite.value, result.medians, variant, headline)
         typer.echo(f"suite {suite.value}: median Spearman over {n_assays} proteins "
-                   f"(paper: {PAPER_COUNTS[suite.value]})")  # fmt: skip
+                   f"(paper: {suites.PAPER_COUNTS[suite.value]})")  # fmt: skip
         typer.echo(f"{'model':<10} {'column':<24} {'ours':>7} {'paper':>7}")
         for row in rows:
             typer.echo(f"{row['model']:<10} {row['column']:<24} {row['ours']:>7.3f} "

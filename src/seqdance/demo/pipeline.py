@@ -386,7 +386,8 @@ def run_predictions(model, sequences: dict[str, str], out: Path, figures: Path, 
 def run_scoring(model, assay_csv: Path, out: Path, figures: Path) -> ScoreSummary:
     import pandas as pd
 
-    from seqdance.inference.benchmark import evaluate, read_proteingym_assay, score_assay
+    from seqdance.benchmark.assays import read_proteingym_assay
+    from seqdance.benchmark.run import evaluate, score_assay
     from seqdance.schema import resolve_properties
     from seqdance.utils.io import atomic_path
 

@@ -58,7 +58,7 @@ def plot_score_scatter(
     ``score``, ``target``: shape=(N,). Larger scores predict less fit variants, so a useful
     model gives a falling cloud.
     """
-    from seqdance.inference.benchmark import spearman
+    from seqdance.benchmark.metrics import spearman
 
     plt = _pyplot()
     rho, n = spearman(-score, target)

@@ -5,27 +5,33 @@ relative change ``|P_mut - P_wt| / (|P_wt| + 0.01)`` (``seqdance.inference.score
 module reports those terms where they arise: per residue for the residue channels, per
 residue pair for the pair channels (and their row means per residue), with the signed
 change ``P_mut - P_wt`` beside them, so that the mean of the reported relative changes is
-the mutant's score. The outputs come from the same forward function and the same
-per-element term (:func:`seqdance.inference.score.relative_change_elements`) as the score:
-whatever rows the score counts (residues, or every token when special tokens count) are
-the rows reported here.
+the mutant's score. The outputs come from the score's own step
+(:func:`seqdance.inference.outputs.outputs_at_scored_positions`) and the same per-element
+term (:func:`seqdance.inference.relative_change.relative_change_elements`): whatever rows the
+score counts (residues, or every token when special tokens count) are the rows reported here.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from seqdance.errors import SeqDanceError
 from seqdance.inference.mutations import MutantSet, format_mutant
-from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
+from seqdance.inference.options import ScoreOptions
+from seqdance.inference.outputs import outputs_at_scored_positions
+from seqdance.inference.relative_change import relative_change_elements
+from seqdance.inference.summaries import ordered_channels
+from seqdance.schema import FEATURE_BY_NAME, PAIR_CHANNELS, RESIDUE_CHANNELS, RESIDUE_FEATURES
 from seqdance.utils.io import atomic_path, save_figure, save_npz
 
 TOP_LABELS = 5  # largest changes labelled per profile
+DEFAULT_OPTIONS = ScoreOptions()
 
 
 @dataclass
@@ -68,51 +74,31 @@ def explain_mutants(
     model,
     mutants: MutantSet,
     properties: Sequence[str],
-    *,
-    token_budget: int | None = None,
-    window: int | None = None,
-    residues_only: bool = False,
+    options: ScoreOptions = DEFAULT_OPTIONS,
 ) -> Explanation:
     """Run the wild type and each mutant once (float32) and keep every output's change.
 
-    ``residues_only`` and ``window`` as :func:`~seqdance.inference.score.score_sequences`, so
-    that the rows and the numbers are those of the score: by default all T = L + 2 outputs
-    (``<cls>``/``<eos>`` rows included) in one pass; ``residues_only``: the L residues;
-    ``window`` (needs ``residues_only``): longer sequences in the score's overlapping windows.
+    ``options`` as :func:`~seqdance.inference.score.score_sequences` (``autocast`` is not
+    used: explanations run in float32), so that the rows and the numbers are those of the
+    score: by default all T = L + 2 outputs (``<cls>``/``<eos>`` rows included) in one pass;
+    ``residues_only``: the L residues; ``window`` (needs ``residues_only``): longer sequences
+    in the score's overlapping windows.
     """
-    import torch
-
-    from seqdance.inference import score as sc
-
-    channels = sc.ordered_channels(properties)
-    res_idx, pair_idx = sc._split_channels(channels)
+    channels = ordered_channels(properties)
     if not mutants.sequences:
         raise SeqDanceError("no mutant to explain")
     wild_type = mutants.wild_type
-    if window is not None and len(wild_type) > window and not residues_only:
-        raise SeqDanceError(  # as score_sequences: windows hold no <cls>/<eos> rows
-            f"the wild type has {len(wild_type)} residues, more than the window ({window}): "
-            "windowed changes are residues only; pass --residues-only or no window"
-        )
-    budget = sc.DEFAULT_TOKEN_BUDGET if token_budget is None else token_budget
+    options.windowed(len(wild_type))  # the window rule, checked before the model runs
     sequences = [wild_type, *mutants.sequences]
-    if window is not None and len(wild_type) > window:
-        windows = sc._windowed(model, sequences, res_idx, pair_idx, budget, window)
-        found = {i: (r, p) for i, r, p in windows}
-        res = [found[i][0] for i in range(len(sequences))]
-        pair = [found[i][1] for i in range(len(sequences))]
-        res = torch.stack(res) if res_idx else None
-        pair = torch.stack(pair) if pair_idx else None
-    else:
-        res, pair = sc._forward(
-            model, sequences, res_idx, pair_idx, residues_only=residues_only
-        )  # (1+M, P, Cr), (1+M, P, P, Cp)
+    res, pair = outputs_at_scored_positions(
+        model, sequences, channels, replace(options, autocast=None)
+    )  # (1+M, P, Cr), (1+M, P, P, Cp)
     res = res.float().cpu() if res is not None else None
     pair = pair.float().cpu() if pair is not None else None
     rows = (res if res is not None else pair).shape[1]
     labels, shift = _row_labels(len(wild_type), rows, mutants.offset)
-    rel_res = sc.relative_change_elements(res[1:], res[0]).numpy() if res is not None else None
-    rel_pair = sc.relative_change_elements(pair[1:], pair[0]).numpy() if pair is not None else None
+    rel_res = relative_change_elements(res[1:], res[0]).numpy() if res is not None else None
+    rel_pair = relative_change_elements(pair[1:], pair[0]).numpy() if pair is not None else None
     mutated = tuple(
         tuple(s.index(mutants.offset) + shift for s in subs) for subs in mutants.substitutions
     )
@@ -146,8 +132,6 @@ def residue_table(ex: Explanation, wild_type: str):
     """Long table: mutant, row, position, wt, aa, property, kind, wt_value, mt_value, delta,
     rel_change. Residue channels per row; pair channels as row means over partners
     (``kind = pair_row_mean``), whose mean is again the pair channel's score."""
-    import pandas as pd
-
     frames = []
     residues = {
         lab: wild_type[int(lab) - int(ex.labels[_first_residue(ex)])]
@@ -212,8 +196,6 @@ def score_table(ex: Explanation):
     """Per mutant and channel: the mean of the reported relative changes (the score), and
     the rows with the largest relative change (residue channels) or largest row mean (pair
     channels)."""
-    import pandas as pd
-
     scores = ex.channel_scores()  # (M, C)
     rows = []
     for m, name in enumerate(ex.mutants):
@@ -295,8 +277,6 @@ def _feature_profiles(ex: Explanation, m: int):
     """(feature name, signed change or None, relative change, score) per residue feature:
     scalar features with their signed change, multi-channel ones by their mean relative
     change over channels."""
-    from seqdance.schema import RESIDUE_FEATURES
-
     out = []
     for feature in RESIDUE_FEATURES:
         idx = [ex.residue_channels.index(c) for c in feature.channels if c in ex.residue_channels]
@@ -315,7 +295,7 @@ def _feature_profiles(ex: Explanation, m: int):
     return out
 
 
-def plot_profiles(
+def plot_change_profiles(
     ex: Explanation, m: int, path: str | os.PathLike, wild_type: str | None = None
 ) -> Path:
     """Per-residue change of each residue feature (signed for one-channel features, the
@@ -404,8 +384,6 @@ def plot_pair_maps(ex: Explanation, m: int, path: str | os.PathLike) -> Path:
 def per_residue_change(ex: Explanation, m: int, feature: str | None = None) -> np.ndarray:
     """One value per row for B-factors: the mean relative change over the scored residue
     channels and pair row means (or over one feature's channels)."""
-    from seqdance.schema import FEATURE_BY_NAME
-
     parts = []
     if feature is not None:
         if feature not in FEATURE_BY_NAME:

@@ -3,7 +3,7 @@
 A scan scores the 19 substitutions at each chosen position with the scoring code of
 ``seqdance score`` (``seqdance.inference.score``): channel scores by
 :func:`~seqdance.inference.score.score_sequences`, then the per-feature summaries and
-their combinations by :func:`~seqdance.inference.score.summarise` over the whole scan,
+their combinations by :func:`~seqdance.inference.summaries.summarise_scores` over the whole scan,
 so ``scan.csv`` equals ``seqdance score`` run on the same mutant list.
 
 Work goes in blocks of positions. Each finished block's channel scores are written
@@ -22,9 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
 
 from seqdance.errors import SeqDanceError
 from seqdance.inference.mutations import AMINO_ACIDS
+from seqdance.inference.options import EPSILON, ScoreOptions
+from seqdance.inference.score import DEFAULT_OPTIONS, score_sequences
+from seqdance.inference.summaries import ordered_channels, summarise_scores
+from seqdance.model.alphabet import check_sequence
 from seqdance.utils.io import atomic_path, save_figure, save_npz
 
 SCAN_NAME = "scan.csv"
@@ -91,8 +98,6 @@ def mutant_sequence(wild_type: str, mutant: ScanMutant) -> str:
 # -- resumable scoring ---------------------------------------------------------------------
 def model_fingerprint(model) -> str:
     """Hash of the model's parameters and buffers (names, shapes, values)."""
-    import torch
-
     digest = hashlib.blake2b(digest_size=16)
     for name, tensor in list(model.state_dict().items()):
         digest.update(name.encode())
@@ -148,11 +153,8 @@ def run_scan(
     *,
     positions: Sequence[int] | None = None,
     offset: int = 1,
-    token_budget: int | None = None,
-    autocast=None,
+    options: ScoreOptions = DEFAULT_OPTIONS,
     block_positions: int = BLOCK_POSITIONS,
-    residues_only: bool = False,
-    window: int | None = None,
     progress: bool = False,
 ) -> ScanResult:
     """Score every single substitution at ``positions`` (0-based; all when None), resumably.
@@ -160,19 +162,8 @@ def run_scan(
     Writes ``out_dir/parts/`` (manifest and one ``.npz`` of channel scores per block of
     ``block_positions`` positions) and ``out_dir/scan.csv``. Blocks already in
     ``out_dir/parts`` from an interrupted run with the same manifest are not recomputed.
-    ``residues_only`` and ``window``: as :func:`~seqdance.inference.score.score_sequences`.
+    ``options``: as :func:`~seqdance.inference.score.score_sequences`.
     """
-    import pandas as pd
-    from tqdm.auto import tqdm
-
-    from seqdance.inference.score import (
-        DEFAULT_TOKEN_BUDGET,
-        ordered_channels,
-        score_sequences,
-        summarise,
-    )
-    from seqdance.model.alphabet import check_sequence
-
     wild_type = check_sequence("wild type", wild_type)
     positions = list(range(len(wild_type))) if positions is None else sorted(set(positions))
     if not positions:
@@ -180,7 +171,6 @@ def run_scan(
     channels = ordered_channels(properties)
     if not channels:
         raise SeqDanceError("no property to score")
-    token_budget = DEFAULT_TOKEN_BUDGET if token_budget is None else token_budget
     out_dir = Path(out_dir)
     parts = out_dir / PARTS_DIR
     manifest = {
@@ -189,11 +179,13 @@ def run_scan(
         "positions": positions,
         "channels": list(channels),
         "block_positions": block_positions,
-        "autocast": str(autocast),
-        "residues_only": residues_only,
-        "window": window,
+        "autocast": str(options.autocast),
+        "residues_only": options.residues_only,
+        "window": options.window,
         "model": model_fingerprint(model),
     }
+    if options.eps != EPSILON:  # older manifests, all at the default, stay valid
+        manifest["eps"] = options.eps
     _check_manifest(parts, manifest)
     for stale in parts.glob(".block_*"):  # temporary files of a killed write
         stale.unlink()
@@ -211,10 +203,7 @@ def run_scan(
                 wild_type,
                 [mutant_sequence(wild_type, m) for m in mutants],
                 channels,
-                token_budget=token_budget,
-                autocast=autocast,
-                residues_only=residues_only,
-                window=window,
+                options,
             )  # (19 * len(block), C)
             save_npz(path, compressed=False, scores=block_scores)
             computed += 1
@@ -225,7 +214,7 @@ def run_scan(
     bar.close()
     channel_scores = np.concatenate(scores, axis=0)  # (N, C)
     mutants = scan_mutants(wild_type, positions)
-    columns = summarise(channels, channel_scores).columns()
+    columns = summarise_scores(channels, channel_scores).columns()
     table = pd.DataFrame(
         {
             "position": [m.index + offset for m in mutants],
@@ -252,19 +241,6 @@ def _read_block(path: Path, rows: int, cols: int) -> np.ndarray | None:
 
 
 # -- heat maps -----------------------------------------------------------------------------
-def score_columns(properties: Sequence[str]) -> list[str]:
-    """Names of the score columns that scoring ``properties`` gives (as ``seqdance score``):
-    channels, multi-channel summaries, then the combinations when there are 2+ summaries."""
-    from seqdance.inference.score import COMBINATIONS, ordered_channels, summaries_for
-
-    channels = ordered_channels(properties)
-    summaries = summaries_for(channels)
-    names = list(dict.fromkeys([*channels, *(s.name for s in summaries)]))
-    if len(summaries) >= 2:
-        names += [f"{p}_{c}" for p in ("raw", "norm") for c in COMBINATIONS]
-    return names
-
-
 def plot_columns(scores: Sequence[str], requested: Sequence[str] | None) -> list[str]:
     """Score columns to draw: ``requested`` (checked against ``scores``, the scan's score
     columns) or the defaults that the scan has (the first score column when none)."""

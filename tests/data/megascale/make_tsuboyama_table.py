@@ -20,7 +20,7 @@ import sys
 import pandas as pd
 
 sys.path.insert(0, "src")
-from seqdance.inference.megascale import TSUBOYAMA_COLUMNS  # noqa: E402
+from seqdance.benchmark.megascale import TSUBOYAMA_COLUMNS  # noqa: E402
 
 
 def convert(system_info: pd.DataFrame) -> pd.DataFrame:

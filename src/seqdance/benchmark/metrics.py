@@ -7,7 +7,8 @@ package ``proteingym``, loaded by path because ``import proteingym`` fails in th
 Every prediction must be oriented "higher = predicted fitter".
 
 Across assays (``aggregate``), as ProteinGym ranks models: join each assay with its row of
-the reference file ``DMS_substitutions.csv`` (``UniProt_ID``, ``coarse_selection_type``),
+the reference file ``DMS_substitutions.csv`` (``UniProt_ID``, ``coarse_selection_type``;
+read by :func:`seqdance.benchmark.assays.read_reference`),
 average the assays of each (UniProt ID, function category), then each category, and report
 the mean of the five category averages as ``Average_<metric>``; the standard error is
 ProteinGym's bootstrap over the (protein, category) rows of the difference to the best
@@ -22,8 +23,13 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+from sklearn.metrics import matthews_corrcoef, roc_auc_score
 
+from seqdance.benchmark.assays import read_csv_table, reference_row
 from seqdance.errors import InputFileError, SeqDanceError
+from seqdance.utils.io import atomic_path
 
 METRICS = ("spearman", "auc", "mcc", "ndcg", "top_recall")
 # ProteinGym's names of the metrics (file and column names of its summaries)
@@ -35,10 +41,9 @@ PROTEINGYM_NAMES = {
     "top_recall": "Top_recall",
 }
 CATEGORIES = ("Activity", "Binding", "Expression", "OrganismalFitness", "Stability")
-REFERENCE_COLUMNS = ("DMS_id", "UniProt_ID", "coarse_selection_type", "DMS_binarization_cutoff")
 BOOTSTRAP_SAMPLES = 10_000  # ProteinGym's number_assay_reshuffle
 BOOTSTRAP_SEED = 0
-MIN_VARIANTS = 3
+MIN_VARIANTS = 3  # fewer pairs give NaN metrics
 
 
 @functools.cache
@@ -58,6 +63,17 @@ def proteingym():
 
 
 # -- per assay -----------------------------------------------------------------------------
+def spearman(prediction: np.ndarray, target: np.ndarray) -> tuple[float, int]:
+    """Spearman rank correlation over the finite pairs, and their number (NaN if < 3)."""
+    prediction = np.asarray(prediction, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    ok = np.isfinite(prediction) & np.isfinite(target)
+    n = int(ok.sum())
+    if n < MIN_VARIANTS or np.ptp(prediction[ok]) == 0 or np.ptp(target[ok]) == 0:
+        return float("nan"), n
+    return float(spearmanr(prediction[ok], target[ok]).statistic), n
+
+
 def binarize(target: np.ndarray, cutoff: float) -> np.ndarray:
     """``DMS_score_bin``: 1 (fit) where the measurement is at or above ``cutoff``, else 0.
 
@@ -77,9 +93,6 @@ def assay_metrics(
     fewer than 3 pairs or a constant side every metric is NaN; without ``target_bin`` AUC
     and MCC are NaN. Also returns ``n``, the number of pairs used.
     """
-    from scipy.stats import spearmanr
-    from sklearn.metrics import matthews_corrcoef, roc_auc_score
-
     pg = proteingym()
     prediction = np.asarray(prediction, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
@@ -102,46 +115,6 @@ def assay_metrics(
     return out
 
 
-# -- the reference file --------------------------------------------------------------------
-def _read_table(path: Path, what: str):
-    """A CSV (a UTF-8 byte-order mark allowed), or one line naming the file and the problem."""
-    import pandas as pd
-
-    if not path.is_file():
-        raise InputFileError(f"{what} not found: {path}")
-    try:
-        return pd.read_csv(path, encoding="utf-8-sig", low_memory=False)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputFileError(
-            f"{path}: cannot read CSV ({' '.join(str(exc).split())[:200]})"
-        ) from exc
-
-
-def read_reference(path: str | os.PathLike):
-    """ProteinGym's ``DMS_substitutions.csv`` indexed by ``DMS_id`` (checked columns)."""
-    path = Path(path)
-    table = _read_table(path, "reference file")
-    missing = [c for c in REFERENCE_COLUMNS if c not in table.columns]
-    if missing:
-        raise InputFileError(
-            f"{path}: not a ProteinGym reference file (missing {', '.join(missing)})"
-        )
-    return table.drop_duplicates("DMS_id").set_index("DMS_id", drop=False)
-
-
-def reference_row(reference, assay_name: str):
-    """The reference row of an assay named by its ``DMS_id`` or its ``DMS_filename``
-    (without ``.csv``), or None."""
-    if assay_name in reference.index:
-        return reference.loc[assay_name]
-    if "DMS_filename" in reference.columns:
-        stems = reference["DMS_filename"].astype(str).str.removesuffix(".csv")
-        hit = reference[stems == assay_name]
-        if len(hit):
-            return hit.iloc[0]
-    return None
-
-
 # -- leaderboard aggregation ---------------------------------------------------------------
 def aggregate(table, reference, metric: str = "spearman", *, samples: int = BOOTSTRAP_SAMPLES):
     """ProteinGym's summary of a per-assay table: one row per model (column of ``table``).
@@ -151,7 +124,7 @@ def aggregate(table, reference, metric: str = "spearman", *, samples: int = BOOT
     table : DataFrame
         Index: assay ids (``DMS_id``); one numeric column per model or score.
     reference : DataFrame
-        :func:`read_reference`.
+        :func:`seqdance.benchmark.assays.read_reference`.
     metric : str
         One of :data:`METRICS` (names the columns).
     samples : int
@@ -163,8 +136,6 @@ def aggregate(table, reference, metric: str = "spearman", *, samples: int = BOOT
     Function_Activity, ..., Function_Stability, n_assays``, sorted by the average
     (descending), unrounded.
     """
-    import pandas as pd
-
     name = PROTEINGYM_NAMES[metric]
     unknown = [a for a in table.index if a not in reference.index]
     if unknown:
@@ -231,7 +202,7 @@ def read_per_assay_table(path: str | os.PathLike) -> dict[str, object]:
     columns are dropped; the metric is Spearman unless the file name says otherwise).
     """
     path = Path(path)
-    table = _read_table(path, "per-assay table")
+    table = read_csv_table(path, "per-assay table")
     if {"assay", "property"} <= set(table.columns):
         return {m: long_to_wide(table, m) for m in METRICS if m in table.columns}
     if "DMS ID" in table.columns:
@@ -284,8 +255,6 @@ def write_summaries(
     """:func:`aggregate` every metric's table into ``out_dir`` (written atomically, or as part
     of ``group``, a :func:`seqdance.utils.io.output_group`) over the assays the reference
     knows; returns the files and the assays left out."""
-    from seqdance.utils.io import atomic_path
-
     out_dir = Path(out_dir)
     written = []
     unmatched: list[str] = []

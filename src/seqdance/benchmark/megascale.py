@@ -1,4 +1,4 @@
-"""The published mega-scale stability table (Tsuboyama et al. 2023) and the paper's benchmarks.
+"""The mega-scale stability tables (Tsuboyama et al. 2023): the published table and bioemu's.
 
 ``Tsuboyama2023_Dataset2_Dataset3_20230416.csv`` (Zenodo record 7992926, folder
 ``Processed_K50_dG_datasets``) has 37 columns, :data:`TSUBOYAMA_COLUMNS`. The authors' notebook
@@ -14,10 +14,13 @@
    assay (score 0, ESM2 log-likelihood ratio 0). The target is the averaged ``ddG_ML``
    (kcal/mol; positive = stabilising, so higher = more stable, as the benchmark expects).
 
-The paper's medians of per-protein Spearman correlations (:data:`PAPER_RESULTS`) are over 412
-proteins for the whole table; the 135 designed proteins are, as inferred here, the ``WT_name`` s
-that are not PDB entries (:func:`is_designed`); the 23 viral ProteinGym assays are those whose
-``taxon`` is ``Virus`` in ProteinGym's reference file (:func:`viral_assays`).
+The 135 designed proteins of the paper are, as inferred here, the ``WT_name`` s that are not
+PDB entries (:func:`is_designed`).
+
+The other input, the mega-scale stability table as shipped by bioemu-benchmarks
+(``system_info.csv``: :data:`MEGASCALE_COLUMNS`), is read by :func:`read_megascale`. There
+``dg_exp`` is the folding free energy (negative = stable) and ``ddg_exp = dg_mut - dg_wt``
+(positive = destabilising), so the target is ``-ddg_exp``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from seqdance.benchmark.assays import Assay, read_csv_table
 from seqdance.errors import InputFileError
 
 _K50 = [f"log10_K50_{p}{s}" for p in ("t", "c") for s in ("", "_95CI_high", "_95CI_low", "_95CI")]
@@ -44,15 +49,8 @@ TSUBOYAMA_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 USED_COLUMNS = ("aa_seq", "mut_type", "WT_name", "WT_cluster", "ddG_ML")
 WILD_TYPE = "wt"
+MEGASCALE_COLUMNS = ("name", "name_wt", "mutant", "ddg_exp", "dg_exp", "sequence")
 
-SUITES = ("megascale", "designed", "proteingym-viral")
-# median per-protein Spearman in the paper (seqdance-facts.md section 6)
-PAPER_RESULTS: dict[str, dict[str, float]] = {
-    "megascale": {"ESMDance": 0.46, "ESM2-35M": 0.33, "SeqDance": 0.24},
-    "designed": {"ESMDance": 0.46, "ESM2-35M": 0.21, "SeqDance": 0.20},
-    "proteingym-viral": {"ESMDance": 0.25, "ESM2-35M": 0.03, "SeqDance": 0.18},
-}
-PAPER_COUNTS = {"megascale": 412, "designed": 135, "proteingym-viral": 23}
 _PDB_ENTRY = re.compile(r"^[0-9][A-Za-z0-9]{3}(\.pdb|$|_)")
 
 
@@ -74,8 +72,6 @@ def is_designed(wt_name: str) -> bool:
 def filter_tsuboyama(table):
     """The notebook's filtering of the raw table: one row per sequence (``aa_seq``,
     ``mut_type``, ``WT_name``, ``WT_cluster``, mean ``ddG_ML``); see the module docstring."""
-    import pandas as pd
-
     ddg = table["ddG_ML"].astype(str).str.strip()
     keep = (ddg != "-") & ~table["mut_type"].astype(str).str.contains("ins|del", regex=True)
     table = table[keep].copy()
@@ -88,16 +84,12 @@ def filter_tsuboyama(table):
     return out.reset_index(drop=True)
 
 
-def read_tsuboyama(path: str | os.PathLike, designed_only: bool = False) -> list:
-    """One :class:`~seqdance.inference.benchmark.Assay` per ``WT_name`` (sorted), as the notebook.
+def read_tsuboyama(path: str | os.PathLike, designed_only: bool = False) -> list[Assay]:
+    """One :class:`~seqdance.benchmark.assays.Assay` per ``WT_name`` (sorted), as the notebook.
 
     Wild types without a ``wt`` row left after filtering are skipped (they cannot be scored).
     ``designed_only`` keeps the designed domains (:func:`is_designed`).
     """
-    import pandas as pd
-
-    from seqdance.inference.benchmark import Assay
-
     path = Path(path)
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
@@ -130,70 +122,43 @@ def read_tsuboyama(path: str | os.PathLike, designed_only: bool = False) -> list
     return assays
 
 
-def viral_assays(reference: str | os.PathLike) -> set[str]:
-    """``DMS_id`` s whose ``taxon`` is ``Virus`` in a ProteinGym reference file."""
-    import pandas as pd
-
-    reference = Path(reference)
-    if not reference.is_file():
-        raise InputFileError(f"ProteinGym reference file not found: {reference}")
-    table = pd.read_csv(reference)
-    for column in ("DMS_id", "taxon"):
-        if column not in table.columns:
-            raise InputFileError(f"{reference}: no {column!r} column (a DMS_substitutions.csv?)")
-    return set(table.loc[table["taxon"] == "Virus", "DMS_id"].astype(str))
+def is_megascale(path: Path) -> bool:
+    """Whether ``path`` is a CSV file whose header has :data:`MEGASCALE_COLUMNS`."""
+    if not path.is_file():
+        return False
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:
+        header = handle.readline().strip().split(",")
+    return all(c in header for c in MEGASCALE_COLUMNS)
 
 
-def suite_assays(
-    suite: str,
-    assays: str | os.PathLike,
-    reference: str | os.PathLike | None = None,
-    limit: int | None = None,
-) -> list:
-    """The assays of one paper suite from its published inputs.
+def read_megascale(path: str | os.PathLike) -> list[Assay]:
+    """One assay per wild type of a mega-scale ``system_info.csv``; target ``-ddg_exp``.
 
-    ``megascale``/``designed``: ``assays`` is the Tsuboyama table; ``proteingym-viral``: a folder
-    of ProteinGym assays (X.csv + X.fasta) and ``reference`` ProteinGym's ``DMS_substitutions.csv``.
+    Wild types without their own row, and mutants whose length differs from the wild type,
+    are left out.
     """
-    from seqdance.errors import SeqDanceError
-    from seqdance.inference.benchmark import read_assays
-
-    if suite not in SUITES:
-        raise SeqDanceError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
-    if suite in ("megascale", "designed"):
-        if not is_tsuboyama(assays):
-            raise InputFileError(
-                f"--suite {suite} needs the Tsuboyama2023_Dataset2_Dataset3 table (columns "
-                f"{', '.join(USED_COLUMNS)}), not {assays}"
+    path = Path(path)
+    table = read_csv_table(path)
+    missing = [c for c in MEGASCALE_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputFileError(f"{path}: missing column(s) {', '.join(missing)}")
+    is_mutant = table["mutant"].astype(str).str.lower().isin(("true", "1"))
+    wild = table[~is_mutant].drop_duplicates("name").set_index("name")
+    assays = []
+    for name_wt, group in table[is_mutant].groupby("name_wt", sort=True):
+        if name_wt not in wild.index:
+            continue
+        wild_type = str(wild.loc[name_wt, "sequence"]).upper()
+        group = group[group["sequence"].str.len() == len(wild_type)]
+        group = group[np.isfinite(group["ddg_exp"].to_numpy(dtype=np.float64))]
+        if len(group) == 0:
+            continue
+        assays.append(
+            Assay(
+                name=str(name_wt),
+                wild_type=wild_type,
+                target=-group["ddg_exp"].to_numpy(dtype=np.float64),
+                mutated_sequences=tuple(str(s).upper() for s in group["sequence"]),
             )
-        return read_tsuboyama(assays, designed_only=suite == "designed")[:limit]
-    if reference is None:
-        raise SeqDanceError("--suite proteingym-viral needs --reference DMS_substitutions.csv")
-    viral = viral_assays(reference)
-    chosen = [a for a in read_assays(assays) if a.name in viral]
-    if not chosen:
-        raise InputFileError(f"{assays}: none of its assays is viral in {reference}")
-    return chosen[:limit]
-
-
-def paper_model(variant: str | None) -> str:
-    """The paper's row for a model variant (``esmdance``/``seqdance``)."""
-    return "ESMDance" if variant == "esmdance" else "SeqDance"
-
-
-def compare_with_paper(suite: str, medians: list[dict], variant: str | None,
-                       headline: str) -> list[dict]:  # fmt: skip
-    """Rows (model, column, ours, paper, n) for our medians beside the paper's."""
-    by_prop = {m["property"]: m for m in medians}
-    out = []
-    ours = by_prop.get(headline)
-    if ours is not None:
-        model = paper_model(variant)
-        out.append({"model": model, "column": headline, "ours": ours["spearman"],
-                    "paper": PAPER_RESULTS[suite][model], "n": ours["n_assays"]})  # fmt: skip
-    for column, prop in by_prop.items():
-        if column.startswith("llr_"):
-            paper = PAPER_RESULTS[suite]["ESM2-35M"]
-            out.append({"model": "ESM2-35M", "column": column, "ours": prop["spearman"],
-                        "paper": paper, "n": prop["n_assays"]})  # fmt: skip
-    return out
+        )
+    return assays
