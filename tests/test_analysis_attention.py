@@ -12,14 +12,12 @@ import torch
 from scipy.stats import spearmanr
 
 from helpers import TINY, run_cli
-from seqdance.analysis.attention import (
+from seqdance.analysis.attention import AttentionConfig, analyze_attention, map_columns
+from seqdance.analysis.attention_metrics import (
     INTERACTION_SUM,
-    AttentionConfig,
     PairProperty,
-    analyze_attention,
     attention_metrics,
     average_ranks_sorted,
-    map_columns,
     pair_properties,
 )
 from seqdance.data.build import BuildConfig, build_dataset
