@@ -15,7 +15,7 @@ import time
 import numpy as np
 from scipy.stats import rankdata, spearmanr
 
-from seqdance.analysis.attention import attention_metrics, pair_properties
+from seqdance.analysis.attention_metrics import attention_metrics, pair_properties
 from seqdance.schema import MD_PAIR_CHANNELS
 
 

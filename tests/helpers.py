@@ -1,20 +1,21 @@
-"""Shared test helpers: the tiny architecture, the naive reference forward, the CLI runner."""
+"""Pure test helpers that module-level test code needs (fixtures live in ``conftest.py``):
+the tiny architecture, the naive reference model, the authors' weight layout."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from types import ModuleType
 
-import pytest
+import torch
 
-from seqdance.cli import main
-from seqdance.model import Esm2Architecture
+from seqdance.model import Esm2Architecture, SeqDanceModel
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = Esm2Architecture("tiny", num_layers=2, hidden_size=32, num_heads=4, ffn_size=64)
 
 
-def load_naive_model():
+def load_naive_model() -> ModuleType:
     """``benchmarks/naive_model.py``: the independent reference (full pair tensor, stacked maps)."""
     spec = importlib.util.spec_from_file_location("naive_model", ROOT / "benchmarks/naive_model.py")
     module = importlib.util.module_from_spec(spec)
@@ -25,24 +26,16 @@ def load_naive_model():
 naive_forward = load_naive_model().naive_forward
 
 
-def random_tiny_model(seed: int):
-    """A tiny SeqDance in eval mode, seeded, with non-zero head biases so that no output sits
-    at a special value (for score tests, where |P_wt| + 0.01 divides)."""
-    import torch
-
-    from seqdance.model import SeqDanceConfig, SeqDanceModel
-
-    torch.manual_seed(seed)
-    model = SeqDanceModel(SeqDanceConfig(arch=TINY)).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if not name.startswith("esm2") and name.endswith("bias"):
-                p.normal_(0, 0.3)
-    return model
-
-
-def run_cli(args: list[str]) -> int:
-    """Run ``seqdance ARGS`` in-process; the exit status (the command must exit)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    return exit_info.value.code
+def authors_state_dict(model: SeqDanceModel) -> dict[str, torch.Tensor]:
+    """The model's weights laid out as the authors' transformers-4.48 files are."""
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    hidden = model.config.arch.hidden_size
+    inv_freq = state.pop("esm2.rotary_embeddings.inv_freq")
+    for i in range(model.config.arch.num_layers):
+        state[f"esm2.encoder.layer.{i}.attention.self.rotary_embeddings.inv_freq"] = (
+            inv_freq.clone()
+        )
+    state["esm2.embeddings.position_embeddings.weight"] = torch.randn(1026, hidden)
+    state["esm2.pooler.dense.weight"] = torch.randn(hidden, hidden)
+    state["esm2.pooler.dense.bias"] = torch.randn(hidden)
+    return state

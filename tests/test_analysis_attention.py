@@ -11,19 +11,16 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from helpers import TINY, run_cli
-from seqdance.analysis.attention import (
+from seqdance.analysis.attention import AttentionConfig, analyze_attention, map_columns
+from seqdance.analysis.attention_metrics import (
     INTERACTION_SUM,
-    AttentionConfig,
     PairProperty,
-    analyze_attention,
     attention_metrics,
     average_ranks_sorted,
-    map_columns,
     pair_properties,
 )
 from seqdance.data.build import BuildConfig, build_dataset
-from seqdance.model import SeqDanceConfig, SeqDanceModel
+from seqdance.model import SeqDanceModel
 from seqdance.model.alphabet import batch_encode
 from seqdance.schema import INTERACTIONS, MD_PAIR_CHANNELS, NMA_PAIR_CHANNELS
 
@@ -142,13 +139,8 @@ def dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def model() -> SeqDanceModel:
-    torch.manual_seed(0)
-    net = SeqDanceModel(SeqDanceConfig(arch=TINY))
-    with torch.no_grad():
-        for param in net.parameters():
-            param.add_(0.3 * torch.randn_like(param))
-    return net.eval()
+def model(make_tiny_model) -> SeqDanceModel:
+    return make_tiny_model(0, noise=0.3)
 
 
 def _reference_auroc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -250,7 +242,7 @@ def test_blocks_of_maps_give_the_same_numbers():
 
 
 # -- command line -----------------------------------------------------------------------------
-def test_cli_writes_summary_table_and_plot(dataset, model, tmp_path):
+def test_cli_writes_summary_table_and_plot(run_cli, dataset, model, tmp_path):
     folder = model.save_pretrained(tmp_path / "tiny")
     out = tmp_path / "out"
     code = run_cli(
@@ -278,7 +270,9 @@ def test_cli_writes_summary_table_and_plot(dataset, model, tmp_path):
         (["--label", "train", "--data", "{data}", "--limit", "0"], "--limit"),
     ],
 )
-def test_cli_bad_input_is_one_line_and_writes_nothing(dataset, tmp_path, capsys, args, message):
+def test_cli_bad_input_is_one_line_and_writes_nothing(
+    run_cli, dataset, tmp_path, capsys, args, message
+):
     args = [a.format(tmp=tmp_path, data=dataset) for a in args]
     out = tmp_path / "out"
     code = run_cli(["analyze", "attention", "--model", "x", "--out", str(out), *args])
@@ -288,7 +282,7 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(dataset, tmp_path, capsys,
     assert not out.exists()
 
 
-def test_cli_no_protein_with_the_label(dataset, tmp_path, capsys):
+def test_cli_no_protein_with_the_label(run_cli, dataset, tmp_path, capsys):
     index = pd.read_csv(dataset / "index.csv")
     index["label"] = "train"
     empty = tmp_path / "ds"

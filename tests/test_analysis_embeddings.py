@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import TINY, run_cli
 from seqdance.analysis.embeddings import (
     EmbeddingConfig,
     analyze_embeddings,
@@ -19,20 +18,15 @@ from seqdance.analysis.embeddings import (
     mean_embeddings,
 )
 from seqdance.errors import SeqDanceError
-from seqdance.model import SeqDanceConfig, SeqDanceModel
+from seqdance.model import SeqDanceModel
 from seqdance.model.alphabet import batch_encode
 
 TABLE = Path(__file__).parent / "data" / "analysis" / "megascale_rg.csv"
 
 
 @pytest.fixture(scope="module")
-def model() -> SeqDanceModel:
-    torch.manual_seed(1)
-    net = SeqDanceModel(SeqDanceConfig(arch=TINY))
-    with torch.no_grad():
-        for param in net.parameters():
-            param.add_(0.3 * torch.randn_like(param))
-    return net.eval()
+def model(make_tiny_model) -> SeqDanceModel:
+    return make_tiny_model(1, noise=0.3)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +100,7 @@ def test_pca_regression_equals_an_independent_computation(table, embeddings, k):
         fit_pca_regression(embeddings[train][:5], y[train][:5], 5)
 
 
-def test_cli_metrics_predictions_and_plot(model, table, embeddings, tmp_path):
+def test_cli_metrics_predictions_and_plot(run_cli, model, table, embeddings, tmp_path):
     folder = model.save_pretrained(tmp_path / "tiny")
     out = tmp_path / "out"
     args = ["analyze", "embeddings", "-m", str(folder), "--table", str(TABLE)]
@@ -182,7 +176,9 @@ def _edit(table: pd.DataFrame, case: str) -> pd.DataFrame:
         ("number", [], "row 2 (1EM7_L7A): 'big' is not a number"),
     ],
 )
-def test_bad_tables_fail_with_one_line_and_no_output(tmp_path, capsys, case, extra, message):
+def test_bad_tables_fail_with_one_line_and_no_output(
+    run_cli, tmp_path, capsys, case, extra, message
+):
     path = tmp_path / "table.csv"
     _edit(pd.read_csv(TABLE), case).to_csv(path, index=False)
     out = tmp_path / "out"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import torch
 
-from helpers import TINY
 from seqdance.model import SeqDanceConfig, SeqDanceModel
 from seqdance.model.attention import AttentionReadout
 from seqdance.model.loss import SeqDanceTargets, masked_rmse_loss
@@ -70,10 +69,10 @@ def test_dropout_matches_eager_with_the_same_mask():
         torch.testing.assert_close(got.grad, want.grad, rtol=1e-5, atol=1e-6)
 
 
-def test_model_gradients_equal_eager_attention_with_hooks():
+def test_model_gradients_equal_eager_attention_with_hooks(tiny_arch):
     """The pair path (readout attention) against the maps path (eager + hooks), padded batch."""
     torch.manual_seed(0)
-    model = SeqDanceModel(SeqDanceConfig(arch=TINY, dropout=0.0)).train()
+    model = SeqDanceModel(SeqDanceConfig(arch=tiny_arch, dropout=0.0)).train()
     model.esm2.contact_head.requires_grad_(False)
     gen = torch.Generator().manual_seed(1)
     ids = torch.randint(4, 24, (3, 12), generator=gen)

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from scipy.stats import spearmanr
 
 from seqdance.benchmark.assays import read_proteingym_assay, subsample
@@ -17,18 +16,10 @@ from seqdance.benchmark.run import medians, orientation
 from seqdance.benchmark.suites import read_assays
 from seqdance.cli import main
 from seqdance.errors import SeqDanceError
-from seqdance.model import Esm2Architecture, SeqDanceConfig, SeqDanceModel
 
 DATA = Path(__file__).resolve().parent / "data" / "scoring"
 GYM = DATA / "proteingym"
 MEGA = DATA / "megascale_system_info.csv"
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(11)
-    model = SeqDanceModel(SeqDanceConfig(arch=Esm2Architecture("tiny", 2, 32, 4, 64))).eval()
-    return model.save_pretrained(tmp_path_factory.mktemp("tiny"))
 
 
 def _run(argv):

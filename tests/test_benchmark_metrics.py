@@ -8,11 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from scipy.stats import spearmanr
 from sklearn.metrics import matthews_corrcoef, roc_auc_score
 
-from helpers import TINY, run_cli
 from seqdance.benchmark.assays import read_reference
 from seqdance.benchmark.metrics import (
     aggregate,
@@ -21,7 +19,6 @@ from seqdance.benchmark.metrics import (
     proteingym,
     read_per_assay_table,
 )
-from seqdance.model import SeqDanceConfig, SeqDanceModel
 
 DATA = Path(__file__).resolve().parent / "data" / "scoring"
 REFERENCE = DATA / "proteingym_reference_DMS_substitutions.csv"
@@ -35,13 +32,6 @@ FUNCTIONS = [
     "Function_OrganismalFitness",
     "Function_Stability",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(5)
-    model = SeqDanceModel(SeqDanceConfig(arch=TINY)).eval()
-    return model.save_pretrained(tmp_path_factory.mktemp("tiny"))
 
 
 def test_metrics_analytic_cases():
@@ -65,7 +55,7 @@ def test_metrics_analytic_cases():
     assert partial["spearman"] == 1.0
 
 
-def test_benchmark_metrics_equal_proteingym_functions(tiny_dir, tmp_path):
+def test_benchmark_metrics_equal_proteingym_functions(run_cli, tiny_dir, tmp_path):
     """Real ProteinGym assays (without DMS_score_bin): the bin is derived from the
     reference file's cutoff, and every metric equals ProteinGym's function on the scores."""
     out = tmp_path / "bench"
@@ -146,7 +136,7 @@ def test_aggregate_reproduces_published_summary():
     assert se[published.index[0]] == 0.0  # the best model against itself
 
 
-def test_cli_aggregate_proteingym_table(tmp_path, capsys):
+def test_cli_aggregate_proteingym_table(run_cli, tmp_path, capsys):
     out = tmp_path / "agg"
     argv = ["benchmark", "--aggregate", str(DMS_LEVEL), "--reference", str(REFERENCE)]
     assert run_cli([*argv, "--out", str(out), "--bootstrap-samples", "20"]) == 0

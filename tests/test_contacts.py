@@ -15,7 +15,6 @@ import mdtraj as md
 import numpy as np
 import pytest
 
-from helpers import run_cli
 from seqdance.errors import SeqDanceError
 from seqdance.features.contact_detector import ContactDetector
 from seqdance.features.contact_rules import header_itypes, parse_itypes, protein_atoms, select_atoms
@@ -96,7 +95,7 @@ def test_5xnd_equals_naive_reference_and_keeps_resid_zero():
     }
 
 
-def test_without_hydrogens_warns_and_keeps_heavy_atom_contacts(reference_3tvj, tmp_path):
+def test_without_hydrogens_warns_and_keeps_heavy_atom_contacts(run_cli, reference_3tvj, tmp_path):
     _, ref = reference_3tvj
     top = load_named_topology(TVJ_TOP)
     traj = md.load(str(TVJ_TRJ), top=top)
@@ -331,7 +330,7 @@ def test_itype_parsing():
 # ---------------------------------------------------------------- command line
 
 
-def test_cli_writes_getcontacts_tsv(reference_3tvj, tmp_path):
+def test_cli_writes_getcontacts_tsv(run_cli, reference_3tvj, tmp_path):
     _, ref = reference_3tvj
     out = tmp_path / "c.tsv"
     args = ["contacts", "--topology", str(TVJ_TOP), "--trajectory", str(TVJ_TRJ)]
@@ -357,7 +356,7 @@ def test_cli_writes_getcontacts_tsv(reference_3tvj, tmp_path):
         (TVJ_TOP, TVJ_TRJ, ["vdw"], "unexpected argument"),
     ],
 )
-def test_cli_bad_input_one_line_error_no_output(top, trj, rest, message, tmp_path, capsys):
+def test_cli_bad_input_one_line_error_no_output(run_cli, top, trj, rest, message, tmp_path, capsys):
     out = tmp_path / "out.tsv"
     argv = ["contacts", "-t", str(top), "-x", str(trj), "-o", str(out), "--no-progress", *rest]
     assert run_cli(argv) == 1

@@ -18,24 +18,20 @@ from seqdance.data.dataset import (
 from seqdance.data.store import merge_into, write_index
 from seqdance.errors import InputFileError
 from seqdance.schema import N_PAIR_OUTPUTS, N_RESIDUE_OUTPUTS, output_slice
-from test_dataset_store import records  # noqa: E402  (real reference arrays)
 
 MD_RES, NMA_RES = output_slice("residue", "md"), output_slice("residue", "nma")
 MD_PAIR, NMA_PAIR = output_slice("pair", "md"), output_slice("pair", "nma")
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("loader")
-    recs = records()
-    merge_into(folder / "features.h5", recs)
-    write_index(folder / "index.csv", pd.DataFrame([r.index_row() for r in recs]))
-    return folder
+def root(small_dataset):
+    """The shared small dataset of the authors' reference arrays (read only)."""
+    return small_dataset
 
 
 @pytest.fixture(scope="module")
-def stored():
-    return {r.name: r for r in records()}
+def stored(reference_records):
+    return {r.name: r for r in reference_records}
 
 
 def test_md_item_layout_and_rmsf_normalisation(root, stored):
@@ -78,14 +74,14 @@ def test_nma_item_and_clamp(root, stored):
     assert clipped["pair"][..., 0].max() == pytest.approx(2.0)
 
 
-def test_training_groups_leave_mdcath_out(tmp_path):
+def test_training_groups_leave_mdcath_out(reference_records, tmp_path):
     """The authors' training loader: MD group = ATLAS, GPCRmd, PED; mdCATH proteins not read
     (the reading/evaluation table, DATA_GROUPS, keeps them; a config table can add them)."""
     import dataclasses
 
     from seqdance.schema import TRAINING_GROUPS, DataGroup
 
-    recs = records()
+    recs = list(reference_records)
     recs.append(dataclasses.replace(recs[0], name="cath1", source="mdCATH"))
     merge_into(tmp_path / "features.h5", recs)
     write_index(tmp_path / "index.csv", pd.DataFrame([r.index_row() for r in recs]))

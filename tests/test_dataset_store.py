@@ -24,43 +24,21 @@ from seqdance.data.loss_weights import (
 )
 from seqdance.data.split import SplitConfig, assign_split, cluster_sequences, split_dataset
 from seqdance.data.store import (
-    ProteinRecord,
     encode_md,
     encode_nma,
     merge_into,
     pair_key,
     res_key,
-    write_index,
 )
 from seqdance.errors import SeqDanceError
 from seqdance.schema import INTERACTIONS, MD_RESIDUE_CHANNELS, SS_CLASSES
 
 DATA = Path(__file__).parent / "data"
-TVJ = DATA / "md" / "3tvj_I"
 NMA = DATA / "nma"
 
 
-def reference_md() -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndarray]:
-    """The authors' 3tvj_I reference outputs as an MDFeatures-like residues table + pair dict."""
-    table = pd.read_csv(TVJ / "3tvj_I_res_feature.csv")
-    renames = {f"dssp_{c if c != 'loop' else ' '}": f"ss_{c}" for c in SS_CLASSES}
-    residues = table.rename(columns=renames)
-    raw = np.load(TVJ / "3tvj_I_pair_feature.npz")["array"]  # (38, 38, 10), one triangle filled
-    pair = {}
-    for k, name in enumerate((*INTERACTIONS, "corr")):
-        m = raw[..., k]
-        pair[name] = m if name == "corr" else m + m.T - np.diag(np.diag(m))  # symmetric
-    return residues, pair, raw
-
-
-def tvj_sequence() -> str:
-    from seqdance.features.structure import read_calphas
-
-    return read_calphas(TVJ / "3tvj_I.pdb").sequence
-
-
-def test_encode_md_from_the_authors_reference_files():
-    residues, pair, raw = reference_md()
+def test_encode_md_from_the_authors_reference_files(reference_md):
+    residues, pair, raw = reference_md
     res, stored = encode_md(residues, pair)
     assert res.shape == (40, 47) and stored.shape == (40, 40, 10) and res.dtype == np.float32
     assert (res[[0, -1]] == -1).all() and (stored[[0, -1]] == -1).all()
@@ -82,8 +60,8 @@ def test_encode_md_from_the_authors_reference_files():
     assert stored[..., 0].max() == pytest.approx(8.5 ** (1 / 3), rel=1e-6)
 
 
-def test_encode_md_names_missing_columns():
-    residues, pair, _ = reference_md()
+def test_encode_md_names_missing_columns(reference_md):
+    residues, pair, _ = reference_md
     with pytest.raises(SeqDanceError, match="lack columns: psi_11"):
         encode_md(residues.drop(columns=["psi_11"]), pair)
     with pytest.raises(SeqDanceError, match="lack channels: corr"):
@@ -102,29 +80,10 @@ def test_encode_nma_transposes_bands_last():
 # ----------------------------------------------------------------------------- a small dataset
 
 
-def records() -> list[ProteinRecord]:
-    residues, pair, _ = reference_md()
-    res, stored = encode_md(residues, pair)
-    ref = np.load(NMA / "nma_residue_pair_features_2g3r.npz")
-    nres, npair = encode_nma(ref["gnm_msf"], ref["anm_cor"])
-    from seqdance.features.structure import read_calphas
-
-    seq_2g3r = read_calphas(NMA / "2g3r.pdb").sequence
-    return [
-        ProteinRecord("3tvj_I", tvj_sequence(), "ATLAS", "md", res, stored, "train"),
-        ProteinRecord("idr1", tvj_sequence(), "IDRome", "md", res * 1, stored * 1, "train"),
-        ProteinRecord("2g3r", seq_2g3r, "proteinflow_pdb", "nma", nres, npair, "train"),
-        ProteinRecord("2g3r_t", seq_2g3r, "proteinflow_pdb", "nma", nres, npair, "test"),
-    ]
-
-
 @pytest.fixture(scope="module")
-def small(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("small")
-    recs = records()
-    merge_into(root / "features.h5", recs)
-    write_index(root / "index.csv", pd.DataFrame([r.index_row() for r in recs]))
-    return root
+def small(small_dataset) -> Path:
+    """The shared small dataset of the authors' reference arrays (read only: copy_of to edit)."""
+    return small_dataset
 
 
 def copy_of(root: Path, tmp_path: Path) -> Path:
@@ -199,9 +158,9 @@ def test_check_token_alignment_and_kind(small, tmp_path):
     assert "2g3r_t: md data should have 47 / 10 channels, not 3 / 3" in text
 
 
-def test_check_accepts_the_authors_published_layout(tmp_path):
+def test_check_accepts_the_authors_published_layout(reference_records, tmp_path):
     """Their HDF5: bare float64 datasets, no attributes; index: name,modify_seq,source,label."""
-    recs = records()
+    recs = list(reference_records)
     with h5py.File(tmp_path / "authors.h5", "w") as h5:
         for r in recs:
             h5.create_dataset(res_key(r.name), data=r.res.astype(np.float64))
@@ -411,8 +370,8 @@ def test_vectorised_tokenize_equals_encode():
     assert tokenize(seq.lower()).tolist() == encode(seq)
 
 
-def test_merge_published_parts(small, tmp_path, capsys):
-    recs = records()
+def test_merge_published_parts(reference_records, small, tmp_path, capsys):
+    recs = list(reference_records)
     for k, chunk in enumerate((recs[:1], recs[1:])):
         merge_into(tmp_path / f"part{k}.h5", chunk, existing=False)
     with pytest.raises(SystemExit) as exit_info:

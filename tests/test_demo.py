@@ -18,7 +18,8 @@ from scipy.stats import spearmanr
 
 from seqdance.cli import main
 from seqdance.demo import bundled_data, run_demo
-from seqdance.demo.pipeline import HEADLINE_SCORE, PROTEINS, TINY_NOTE
+from seqdance.demo.inputs import PROTEINS
+from seqdance.demo.results import HEADLINE_SCORE, TINY_NOTE
 from seqdance.errors import SeqDanceError
 from seqdance.inference.predict import predict
 from seqdance.model import load_model
@@ -220,7 +221,7 @@ def test_cli_runs_the_demo_end_to_end(tmp_path):
 
 def test_demo_trains_on_every_bundled_training_protein(tmp_path):
     """The authors' groups leave mdCATH out; the demo's own groups take every source it ships."""
-    from seqdance.demo.pipeline import PROTEINS, demo_train_config
+    from seqdance.demo.training import demo_train_config
 
     cfg = demo_train_config(tmp_path / "data", tmp_path / "run", 10, "cpu", False)
     sources = {s for g in cfg.data.groups for s in g.sources}

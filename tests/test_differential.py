@@ -11,7 +11,6 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from helpers import TINY, random_tiny_model
 from seqdance.errors import SeqDanceError
 from seqdance.inference.fasta import read_fasta
 from seqdance.inference.mutations import build_mutant_set
@@ -49,9 +48,8 @@ MUTANTS = [
 
 
 @pytest.fixture(scope="module")
-def tiny() -> SeqDanceModel:
-    model = random_tiny_model(11)
-    return model
+def tiny(make_tiny_model) -> SeqDanceModel:
+    return make_tiny_model(11, head_biases=True)
 
 
 def _close(got: torch.Tensor, want: torch.Tensor, rtol: float = 1e-5) -> None:
@@ -110,12 +108,12 @@ def test_bf16_delta_is_close_to_fp32(tiny):
     _close(low.pair, exact.pair, rtol=2e-3)
 
 
-def test_bad_inputs(tiny):
+def test_bad_inputs(tiny_arch, tiny):
     reference, _ = wild_type_activations(tiny, torch.tensor(encode(WILD_TYPE)))
     shorter, _ = batch_encode([WILD_TYPE[:-1]])
     with pytest.raises(SeqDanceError, match="as long as the wild type"):
         differential_forward(tiny, reference, shorter)
-    half = SeqDanceModel(SeqDanceConfig(arch=TINY)).eval().to(torch.bfloat16)
+    half = SeqDanceModel(SeqDanceConfig(arch=tiny_arch)).eval().to(torch.bfloat16)
     with pytest.raises(SeqDanceError, match="float32 weights"):
         wild_type_activations(half, torch.tensor(encode(WILD_TYPE)))
 

@@ -10,30 +10,17 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import random_tiny_model, run_cli
 from seqdance.inference.explain import explain_mutants
 from seqdance.inference.fasta import read_fasta
 from seqdance.inference.mutations import build_mutant_set
 from seqdance.inference.options import ScoreOptions
 from seqdance.inference.score import score_mutants
-from seqdance.model import SeqDanceModel
 from seqdance.model.alphabet import batch_encode
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS, resolve_properties
 
 DATA = Path(__file__).resolve().parent / "data"
 FASTA = DATA / "scoring" / "proteingym" / "F7YBW8_MESOW_Aakre_2015.fasta"
 PDB_2KCF = DATA / "nma" / "2KCF.pdb"
-
-
-@pytest.fixture(scope="module")
-def tiny_model() -> SeqDanceModel:
-    model = random_tiny_model(21)
-    return model
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tiny_model, tmp_path_factory) -> Path:
-    return tiny_model.save_pretrained(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +78,7 @@ def test_explain_matches_plain_recomputation(tiny_model, wild_type):
     assert ex.mutated == ((9 + (ex.labels[0] == "<cls>"),),)
 
 
-def test_cli_explain(tiny_dir, wild_type, tmp_path):
+def test_cli_explain(run_cli, tiny_dir, wild_type, tmp_path):
     out = tmp_path / "ex"
     argv = ["explain", "-m", str(tiny_dir), "--sequence", wild_type, "--out", str(out)]
     assert run_cli([*argv, "--mutant", "L59Q", "--mutant", "L59Q:A10G"]) == 0
@@ -126,7 +113,7 @@ def test_cli_explain(tiny_dir, wild_type, tmp_path):
         assert list(npz["mutants"]) == ["L59Q", "L59Q:A10G"]
 
 
-def test_cli_explain_pdb_bfactors(tiny_dir, tmp_path):
+def test_cli_explain_pdb_bfactors(run_cli, tiny_dir, tmp_path):
     from seqdance.inference.bfactor import read_protein_chains
 
     _, chains = read_protein_chains(PDB_2KCF)
@@ -145,7 +132,7 @@ def test_cli_explain_pdb_bfactors(tiny_dir, tmp_path):
     assert betas.max() > 0
 
 
-def test_cli_explain_bad_input(tiny_dir, wild_type, tmp_path, capsys):
+def test_cli_explain_bad_input(run_cli, tiny_dir, wild_type, tmp_path, capsys):
     out = tmp_path / "bad"
     argv = ["explain", "-m", str(tiny_dir), "--sequence", wild_type, "--out", str(out)]
     assert run_cli([*argv, "--mutant", "K59Q"]) == 1

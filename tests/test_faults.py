@@ -24,12 +24,10 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import TINY
 from seqdance.cli import main
 from seqdance.data.build import BuildConfig, build_dataset
 from seqdance.data.loss_weights import WEIGHTS_FILE, compute_loss_weights
 from seqdance.data.store import pair_key, res_key
-from seqdance.model import SeqDanceConfig, SeqDanceModel
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
@@ -92,10 +90,9 @@ def copy_dataset(dataset: Path, to: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    net = SeqDanceModel(SeqDanceConfig(arch=TINY)).eval()
-    return net.save_pretrained(tmp_path_factory.mktemp("fault_model") / "tiny")
+def model_dir(tiny_dir) -> Path:
+    """The shared tiny model folder (tests that change it copy it first)."""
+    return tiny_dir
 
 
 def train_args(dataset: Path, out_dir: Path, *extra: str) -> list[str]:

@@ -11,7 +11,6 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from helpers import load_naive_model, random_tiny_model
 from seqdance.benchmark.megascale import TSUBOYAMA_COLUMNS, is_designed, read_tsuboyama
 from seqdance.benchmark.suites import PAPER_RESULTS, suite_assays
 from seqdance.cli import main
@@ -29,12 +28,6 @@ def _run(argv) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    model = random_tiny_model(5)
-    return model.save_pretrained(tmp_path_factory.mktemp("tiny"))
 
 
 def notebook_filter(path: Path) -> pd.DataFrame:
@@ -97,7 +90,7 @@ def _notebook_score(outputs, wild_type: str, seq: str, feature: slice) -> float:
     return float(((mt - wt).abs() / (wt.abs() + 0.01)).mean())
 
 
-def test_benchmark_spearman_per_protein_and_median(tiny_dir, tmp_path):
+def test_benchmark_spearman_per_protein_and_median(naive_model, tiny_dir, tmp_path):
     out = tmp_path / "bench"
     argv = ["benchmark", "-m", str(tiny_dir), "--assays", str(TABLE), "--limit", "5",
             "--properties", "sasa_mean,psi", "--out", str(out), "--no-progress"]  # fmt: skip
@@ -105,7 +98,7 @@ def test_benchmark_spearman_per_protein_and_median(tiny_dir, tmp_path):
     summary = pd.read_csv(out / "summary.csv")
     medians = pd.read_csv(out / "summary_median.csv")  # one row per property
     model = SeqDanceModel.from_pretrained(tiny_dir).eval()
-    naive = load_naive_model()
+    naive = naive_model
     cache: dict[str, torch.Tensor] = {}
 
     def outputs(seq: str) -> torch.Tensor:

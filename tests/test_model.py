@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from helpers import TINY, load_naive_model, naive_forward
+from helpers import TINY
 from seqdance.errors import SeqDanceError
 from seqdance.model import SeqDanceConfig, SeqDanceModel
 from seqdance.model.alphabet import TOKENS, batch_encode, check_sequence, encode
@@ -59,7 +59,7 @@ def test_invalid_letter_names_record_and_position():
         check_sequence("p1", "ACJD")
 
 
-def test_efficient_forward_equals_naive_for_a_padded_batch(model):
+def test_efficient_forward_equals_naive_for_a_padded_batch(naive_forward, model):
     ids, mask = batch_encode(SEQS)
     with torch.no_grad():
         out = model(ids, mask, return_embeddings=True)
@@ -97,12 +97,12 @@ def test_batched_equals_one_at_a_time(model):
             torch.testing.assert_close(batched.pair[b, :n, :n], single.pair[0], atol=1e-5, rtol=0)
 
 
-def test_residue_only_path_and_attention_maps(model):
+def test_residue_only_path_and_attention_maps(naive_model, model):
     ids, mask = batch_encode(SEQS)
     with torch.no_grad():
         full = model(ids, mask, return_attentions=True, return_logits=True)
         light = model(ids, mask, pair=False)
-        trunk = load_naive_model().stock_trunk(model)  # transformers' EsmModel, eager
+        trunk = naive_model.stock_trunk(model)  # transformers' EsmModel, eager
         ref = trunk(input_ids=ids, attention_mask=mask, output_attentions=True).attentions
     assert light.pair is None
     torch.testing.assert_close(light.residue, full.residue, atol=1e-5, rtol=0)
@@ -216,7 +216,7 @@ def test_seqdance_init_is_xavier_and_esmdance_trunk_is_frozen():
     assert {m.p for m in frozen.esm2.modules() if isinstance(m, torch.nn.Dropout)} == {0.0}
 
 
-def test_35m_architecture_matches_naive_over_several_row_blocks():
+def test_35m_architecture_matches_naive_over_several_row_blocks(naive_forward):
     from seqdance.model import get_architecture
 
     torch.manual_seed(3)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from helpers import TINY, naive_forward
+from helpers import TINY, authors_state_dict, naive_forward
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.model import Esm2Architecture, SeqDanceConfig, SeqDanceModel, load_model
 from seqdance.model.alphabet import batch_encode
@@ -25,21 +25,6 @@ def tiny_model(seed: int = 0, arch: Esm2Architecture = TINY) -> SeqDanceModel:
         for param in model.parameters():
             param.add_(0.1 * torch.randn_like(param))  # non-zero biases too
     return model.eval()
-
-
-def authors_state_dict(model: SeqDanceModel) -> dict[str, torch.Tensor]:
-    """The model's weights laid out as the authors' transformers-4.48 files are."""
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    hidden = model.config.arch.hidden_size
-    inv_freq = state.pop("esm2.rotary_embeddings.inv_freq")
-    for i in range(model.config.arch.num_layers):
-        state[f"esm2.encoder.layer.{i}.attention.self.rotary_embeddings.inv_freq"] = (
-            inv_freq.clone()
-        )
-    state["esm2.embeddings.position_embeddings.weight"] = torch.randn(1026, hidden)
-    state["esm2.pooler.dense.weight"] = torch.randn(hidden, hidden)
-    state["esm2.pooler.dense.bias"] = torch.randn(hidden)
-    return state
 
 
 def assert_same_predictions(loaded: SeqDanceModel, reference: SeqDanceModel):

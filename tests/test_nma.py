@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import run_cli
 from seqdance.errors import InputFileError
 from seqdance.features.nma import (
     anm_band_correlations,
@@ -48,7 +47,7 @@ def test_2g3r_matches_authors_reference():
     np.testing.assert_allclose(feats.anm_cor, ref["anm_cor"], rtol=1e-5, atol=1e-9)
 
 
-def test_cli_writes_reference_numbers(tmp_path):
+def test_cli_writes_reference_numbers(run_cli, tmp_path):
     assert run_cli(["features", "nma", str(PDB_2G3R), "--out", str(tmp_path), "--no-progress"]) == 0
     out = load_nma_features(tmp_path / "2g3r.nma.npz")
     ref = np.load(REF_2G3R)
@@ -211,7 +210,7 @@ def _write_pdb(path: Path, records: list[tuple[str, str, str, int, tuple[float, 
     path.write_text("\n".join(lines) + "\nEND\n")
 
 
-def test_bad_files_give_one_line_errors_and_no_output(tmp_path, capsys):
+def test_bad_files_give_one_line_errors_and_no_output(run_cli, tmp_path, capsys):
     not_structure = tmp_path / "notes.pdb"
     not_structure.write_text("this is not a structure\n")
     waters = tmp_path / "waters.pdb"
@@ -234,7 +233,7 @@ def test_bad_files_give_one_line_errors_and_no_output(tmp_path, capsys):
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_batch_with_a_bad_file_writes_the_others(tmp_path, capsys):
+def test_batch_with_a_bad_file_writes_the_others(run_cli, tmp_path, capsys):
     bad = tmp_path / "broken.pdb"
     bad.write_text("HEADER garbage\nATOM  this line is cut")
     out = tmp_path / "out"

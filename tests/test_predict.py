@@ -9,13 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import TINY, naive_forward, run_cli
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.inference import embed, predict, read_fasta
 from seqdance.inference.fasta import parse_fasta
 from seqdance.inference.predict import make_batches
 from seqdance.inference.windows import Window, merge_pairs, merge_residues, plan_windows
-from seqdance.model import SeqDanceConfig, SeqDanceModel
 from seqdance.model.alphabet import batch_encode
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
 
@@ -31,13 +29,8 @@ ACDEFGHIKLMNPQRSTVWYACDEFG
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    net = SeqDanceModel(SeqDanceConfig(arch=TINY))
-    with torch.no_grad():
-        for param in net.parameters():
-            param.add_(0.2 * torch.randn_like(param))
-    return net.eval()
+def model(make_tiny_model):
+    return make_tiny_model(0, noise=0.2)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +73,7 @@ def test_batches_are_length_sorted_and_within_budget():
         assert len(batch) == 1 or len(batch) * (max(lengths[i] for i in batch) + 2) <= 70
 
 
-def test_predict_batches_equal_one_at_a_time_and_the_naive_forward(model):
+def test_predict_batches_equal_one_at_a_time_and_the_naive_forward(naive_forward, model):
     seqs = [r.sequence for r in parse_fasta(FASTA)]
     batched = predict(model, seqs, token_budget=10_000)
     for seq, out in zip(seqs, predict(model, seqs, token_budget=1), strict=True):
@@ -119,7 +112,7 @@ def test_merge_is_a_weighted_mean_and_pairs_outside_windows_are_nan():
     assert pair[1, 2, 0] == 1 and pair[8, 7, 0] == 3
 
 
-def test_long_sequences_run_in_one_pass_by_default(model):
+def test_long_sequences_run_in_one_pass_by_default(naive_forward, model):
     """The authors run any length in one pass: a 1,030-residue sequence (T = 1,032 tokens, past
     ESM2's 1,024) equals the naive forward of the whole sequence, no window merged in."""
     rng = np.random.default_rng(1)
@@ -150,12 +143,10 @@ def test_long_sequences_are_windowed_and_merged(model):
 
 
 # -- embed ------------------------------------------------------------------------------
-def test_embeddings_equal_the_trunk_last_hidden_state(model):
+def test_embeddings_equal_the_trunk_last_hidden_state(naive_model, model):
     seqs = [r.sequence for r in parse_fasta(FASTA)]
     pytest.importorskip("transformers")  # the reference trunk
-    from helpers import load_naive_model
-
-    trunk = load_naive_model().stock_trunk(model)  # transformers' EsmModel, same weights
+    trunk = naive_model.stock_trunk(model)  # transformers' EsmModel, same weights
     got = dict(embed(model, seqs))
     for i, seq in enumerate(seqs):
         ids, mask = batch_encode([seq])
@@ -165,7 +156,7 @@ def test_embeddings_equal_the_trunk_last_hidden_state(model):
 
 
 # -- CLI --------------------------------------------------------------------------------
-def test_cli_predict_writes_tables_arrays_plots_and_attention(model, model_dir, tmp_path):
+def test_cli_predict_writes_tables_arrays_plots_and_attention(run_cli, model, model_dir, tmp_path):
     fasta = tmp_path / "in.fasta"
     fasta.write_text(FASTA)
     out = tmp_path / "out"
@@ -195,7 +186,7 @@ def test_cli_predict_writes_tables_arrays_plots_and_attention(model, model_dir, 
     assert not list(out.glob(".*tmp*"))
 
 
-def test_cli_embed_writes_one_group_per_record(model, model_dir, tmp_path):
+def test_cli_embed_writes_one_group_per_record(run_cli, model, model_dir, tmp_path):
     fasta = tmp_path / "in.fasta"
     fasta.write_text(FASTA)
     h5_path = tmp_path / "emb.h5"
@@ -222,6 +213,7 @@ def test_cli_embed_writes_one_group_per_record(model, model_dir, tmp_path):
     ],
 )
 def test_cli_bad_inputs_fail_with_one_line_and_no_output(
+        run_cli,
     model_dir, tmp_path, capsys, fasta_text, extra, message
 ):
     if "--device" in extra and torch.cuda.is_available():
@@ -242,7 +234,7 @@ def test_cli_bad_inputs_fail_with_one_line_and_no_output(
     assert not h5_path.exists()
 
 
-def test_cli_pdb_writes_rmsf_as_bfactors(model, model_dir, tmp_path, capsys):
+def test_cli_pdb_writes_rmsf_as_bfactors(run_cli, model, model_dir, tmp_path, capsys):
     import prody
 
     structure = ROOT / "tests/data/nma/2g3r.pdb"  # one chain, A, 119 residues

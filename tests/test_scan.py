@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import random_tiny_model, run_cli
 from seqdance.inference.fasta import read_fasta
 from seqdance.inference.scan import (
     HEATMAP_ORDER,
@@ -26,12 +25,6 @@ from seqdance.inference.scan import (
 
 FASTA = Path(__file__).resolve().parent / "data" / "scoring" / "proteingym"
 FASTA = FASTA / "F7YBW8_MESOW_Aakre_2015.fasta"
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    model = random_tiny_model(13)
-    return model.save_pretrained(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +42,7 @@ def test_parse_positions_and_mutants():
 
 
 @pytest.mark.parametrize("rows", [[], ["--residues-only"]], ids=["all-tokens", "residues-only"])
-def test_scan_equals_score(tiny_dir, wild_type, tmp_path, rows):
+def test_scan_equals_score(run_cli, tiny_dir, wild_type, tmp_path, rows):
     out = tmp_path / "scan"
     argv = ["scan", "-m", str(tiny_dir), "--fasta", str(FASTA), "--out", str(out), *rows]
     assert run_cli([*argv, "--positions", "5-6,93", "--offset", "1", "--no-progress"]) == 0
@@ -103,7 +96,7 @@ def _blocks(out: Path) -> dict[str, tuple[int, int]]:
     return {p.name: (p.stat().st_mtime_ns, p.stat().st_ino) for p in (out / "parts").glob("b*")}
 
 
-def test_killed_scan_resumes(tiny_dir, tmp_path, capsys):
+def test_killed_scan_resumes(run_cli, tiny_dir, tmp_path, capsys):
     """Kill a running scan after its first block; the rerun reuses the finished blocks
     (files untouched) and gives the same table as an uninterrupted scan."""
     out = tmp_path / "killed"
@@ -138,7 +131,7 @@ def test_killed_scan_resumes(tiny_dir, tmp_path, capsys):
     assert "holds parts of another scan (different channels)" in capsys.readouterr().err
 
 
-def test_scan_bad_input(tiny_dir, tmp_path, capsys):
+def test_scan_bad_input(run_cli, tiny_dir, tmp_path, capsys):
     out = tmp_path / "bad"
     argv = ["scan", "-m", str(tiny_dir), "--fasta", str(FASTA), "--out", str(out)]
     cases = {

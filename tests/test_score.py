@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from helpers import load_naive_model, random_tiny_model
+from helpers import authors_state_dict, load_naive_model
 from seqdance.cli import main
 from seqdance.errors import SeqDanceError
 from seqdance.inference.baselines import esm_llr
@@ -39,17 +39,6 @@ TEM1_OFFSET = 24
 @pytest.fixture(scope="module")
 def tem1() -> str:
     return read_fasta(TEM1_FASTA)[0].sequence
-
-
-@pytest.fixture(scope="module")
-def tiny_model() -> SeqDanceModel:
-    model = random_tiny_model(7)
-    return model
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tiny_model, tmp_path_factory) -> Path:
-    return tiny_model.save_pretrained(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="module")
@@ -462,8 +451,6 @@ def test_cli_score_defaults_equal_the_notebook_on_published_files(tem1, tmp_path
     the notebook's numbers to 1e-4 relative; --residues-only gives the residue means."""
     from safetensors.torch import save_file
 
-    from test_model_weights import authors_state_dict
-
     torch.manual_seed(11)
     config = SeqDanceConfig.from_dict({"esm2_select": "model_8M", "model_select": "esmdance"})
     model = SeqDanceModel(config).eval()
@@ -498,7 +485,7 @@ def test_cli_score_defaults_equal_the_notebook_on_published_files(tem1, tmp_path
     assert change.max() > 0.005  # the <cls>/<eos> rows move the scores
 
 
-def test_long_sequence_runs_in_one_pass(tiny_model):
+def test_long_sequence_runs_in_one_pass(naive_model, tiny_model):
     """Over 1,022 residues (T > 1,024 tokens): one pass by default, as the authors (rotary
     positions have no maximum); windows only when asked."""
     rng = np.random.default_rng(0)
@@ -506,7 +493,7 @@ def test_long_sequence_runs_in_one_pass(tiny_model):
     mutant = wild_type[:500] + ("A" if wild_type[500] != "A" else "G") + wild_type[501:]
     channels = resolve_properties("sasa_mean,corr")
     got = score_sequences(tiny_model, wild_type, [mutant], channels)
-    naive = load_naive_model()
+    naive = naive_model
     outs = []
     for seq in (wild_type, mutant):
         ids, mask = batch_encode([seq])

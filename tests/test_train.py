@@ -16,7 +16,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers import load_naive_model
 from seqdance.cli import main
 from seqdance.data.build import BuildConfig, build_dataset
 from seqdance.data.dataset import DatasetConfig, ProteinDataset, collate
@@ -454,12 +453,12 @@ def test_resume_is_exact(straight, dataset, tmp_path):
         train(tiny(dataset, out, "train.max_steps=50", "optim.lr=1e-2", *common), resume=True)
 
 
-def test_frozen_trunk_stays_frozen(dataset, tmp_path):
+def test_frozen_trunk_stays_frozen(naive_model, dataset, tmp_path):
     from transformers import EsmModel
 
     tiny_model = build_model(load_config(CONFIGS / "tiny.yaml").model)
     trunk_dir = tmp_path / "esm2_tiny"
-    hf_config = load_naive_model().hf_config
+    hf_config = naive_model.hf_config
     EsmModel(hf_config(tiny_model.config.arch), add_pooling_layer=False).save_pretrained(trunk_dir)
     saved = EsmModel.from_pretrained(trunk_dir, add_pooling_layer=False).state_dict()
     reference = {k: v for k, v in saved.items()  # 4.48's absolute position table is unused

@@ -1,13 +1,8 @@
 """The paper's analyses: attention maps against pair properties, embeddings against
 measured conformational properties."""
 
-from seqdance.analysis.attention import (
-    AttentionAnalysis,
-    AttentionConfig,
-    analyze_attention,
-    attention_metrics,
-    pair_properties,
-)
+from seqdance.analysis.attention import AttentionAnalysis, AttentionConfig, analyze_attention
+from seqdance.analysis.attention_metrics import attention_metrics, pair_properties
 from seqdance.analysis.embeddings import (
     EmbeddingAnalysis,
     PcaRegression,

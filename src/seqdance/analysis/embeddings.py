@@ -19,8 +19,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+from scipy.stats import pearsonr, spearmanr
+from tqdm.auto import tqdm
 
+from seqdance.alphabet import check_sequence
+from seqdance.analysis.plots import prediction_scatter
 from seqdance.errors import InputFileError, SeqDanceError
+from seqdance.inference.embed import embed
+from seqdance.inference.predict import make_batches
+from seqdance.model.alphabet import batch_encode
+from seqdance.utils.io import atomic_path
 
 SPLITS = ("train", "test")
 
@@ -98,8 +107,6 @@ def read_property_table(path: str | os.PathLike, config: EmbeddingConfig) -> pd.
     split value other than train/test, a non-numeric target, an invalid residue letter, or
     an empty train or test set raise :class:`SeqDanceError` naming the problem.
     """
-    from seqdance.alphabet import check_sequence
-
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: no such table")
@@ -166,8 +173,6 @@ def mean_embeddings(
     """Mean of the last hidden state over all T = L + 2 tokens (the authors'), or over the L
     residues with ``residues_only``; (N, E) float64."""
     if residues_only:
-        from seqdance.inference.embed import embed
-
         out: list[np.ndarray | None] = [None] * len(sequences)
         items = embed(model, sequences, token_budget=token_budget, progress=progress)
         for index, residues in items:
@@ -180,12 +185,6 @@ def token_mean_embeddings(model, sequences: list[str], *, token_budget: int = 40
                           progress: bool = False) -> np.ndarray:  # fmt: skip
     """Mean over every token (``<cls>``, residues, ``<eos>``) of the last hidden state, each
     sequence in one pass whatever its length; (N, E) float64."""
-    import torch
-    from tqdm.auto import tqdm
-
-    from seqdance.inference.predict import make_batches
-    from seqdance.model.alphabet import batch_encode, check_sequence
-
     checked = [check_sequence(f"#{i + 1}", s) for i, s in enumerate(sequences)]
     device = next(model.parameters()).device
     out: list[np.ndarray | None] = [None] * len(checked)
@@ -204,8 +203,6 @@ def token_mean_embeddings(model, sequences: list[str], *, token_budget: int = 40
 
 def regression_metrics(measured: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """Pearson r, Spearman rho and mean squared error (NaN correlations for < 2 rows)."""
-    from scipy.stats import pearsonr, spearmanr
-
     measured = np.asarray(measured, dtype=np.float64)
     predicted = np.asarray(predicted, dtype=np.float64)
     mse = float(np.mean((measured - predicted) ** 2))
@@ -265,9 +262,6 @@ def _explained(x_train: np.ndarray, fit: PcaRegression) -> float:
 
 def write_embedding_outputs(analysis: EmbeddingAnalysis, out_dir: str | os.PathLike) -> list[Path]:
     """``metrics.json``, ``predictions.csv`` and ``predictions.png`` in ``out_dir``."""
-    from seqdance.analysis.plots import prediction_scatter
-    from seqdance.utils.io import atomic_path
-
     out_dir = Path(out_dir)
     metrics_path = out_dir / "metrics.json"
     with atomic_path(metrics_path) as tmp:

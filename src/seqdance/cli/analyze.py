@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from seqdance.cli.app import app
-from seqdance.cli.predict import ARCH_HELP, MODEL_HELP, Device, DType
+from seqdance.cli.predict import ARCH_HELP, MODEL_HELP, Device, DType, _load
 
 analyze_app = typer.Typer(
     help="The paper's analyses: attention maps vs pair properties, embeddings vs a measured "
@@ -57,23 +57,16 @@ def attention_command(
     metric, value = mean over proteins, n_proteins), OUT/attention_per_protein.csv and
     OUT/attention_heatmaps.png.
     """
-    from seqdance.analysis.attention import (
-        AttentionConfig,
-        analyze_attention,
-        select_proteins,
-        write_attention_outputs,
-    )
-    from seqdance.cli.predict import _load
-    from seqdance.model.config import MAX_RESIDUES
+    from seqdance.analysis import attention
 
-    config = AttentionConfig(
+    config = attention.AttentionConfig(
         label=label.value, limit=limit, token_budget=token_budget, progress=progress,
         top_residues=top_residues,
     )  # fmt: skip
-    _, proteins = select_proteins(data, config, MAX_RESIDUES)  # checked before the model loads
+    _, proteins = attention.select_proteins(data, config)  # checked before the model loads
     net = _load(model, arch, device, dtype)
-    analysis = analyze_attention(net, data, config)
-    write_attention_outputs(analysis, out)
+    analysis = attention.analyze_attention(net, data, config)
+    attention.write_attention_outputs(analysis, out)
     typer.echo(f"{len(proteins)} proteins analysed; results in {out}", err=True)
 
 
@@ -115,15 +108,9 @@ def embeddings_command(
     on the test rows. Writes OUT/metrics.json, OUT/predictions.csv (id, split, measured,
     predicted) and OUT/predictions.png. Rows with an empty target are skipped.
     """
-    from seqdance.analysis.embeddings import (
-        EmbeddingConfig,
-        analyze_embeddings,
-        read_property_table,
-        write_embedding_outputs,
-    )
-    from seqdance.cli.predict import _load
+    from seqdance.analysis import embeddings
 
-    config = EmbeddingConfig(
+    config = embeddings.EmbeddingConfig(
         target=target,
         sequence_column=sequence_column,
         split_column=split_column,
@@ -133,10 +120,10 @@ def embeddings_command(
         progress=progress,
         residues_only=residues_only,
     )
-    read_property_table(table, config)  # every row checked before the model loads
+    embeddings.read_property_table(table, config)  # every row checked before the model loads
     net = _load(model, arch, device, dtype)
-    analysis = analyze_embeddings(net, table, config)
-    write_embedding_outputs(analysis, out)
+    analysis = embeddings.analyze_embeddings(net, table, config)
+    embeddings.write_embedding_outputs(analysis, out)
     m = analysis.metrics
     typer.echo(
         f"test Pearson r = {m['pearson_r']:.4f}, MSE = {m['mse']:.4g} "

@@ -1,78 +1,21 @@
-"""The demo's figures (training curve, score scatter) and its Markdown report."""
+"""The demo's Markdown report (written last, atomically), from a :class:`DemoReport`."""
 
 from __future__ import annotations
 
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seqdance.utils.io import atomic_path, save_figure
-
-if TYPE_CHECKING:
-    from seqdance.demo.pipeline import DemoReport
+from seqdance.demo.inputs import PROTEINS
+from seqdance.demo.results import DemoReport
+from seqdance.utils.io import atomic_path
 
 REPORT_NAME = "report.md"
 N_TOP_SCORES = 8  # best-correlated score columns listed in the report
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_training_curve(path: str | os.PathLike, log: list[dict]) -> Path:
-    """Training loss (total and per data group) against the update number.
-
-    ``log``: the records of the training ``log.jsonl`` (``step``, ``loss``, ``groups``).
-    """
-    plt = _pyplot()
-    steps = [r["step"] for r in log]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(steps, [r["loss"] for r in log], marker="o", ms=3, color="k", label="total")
-    groups = sorted({g for r in log for g in r.get("groups", {})})
-    for group in groups:
-        values = [r["groups"].get(group, math.nan) for r in log]
-        ax.plot(steps, values, lw=1, alpha=0.8, label=group)
-    ax.set_xlabel("update")
-    ax.set_yscale("log")  # the first updates fall steeply; later progress stays visible
-    ax.set_ylabel("weighted RMSE loss (log scale)")
-    ax.set_title("training loss of the tiny demo model")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def plot_score_scatter(
-    path: str | os.PathLike, score: np.ndarray, target: np.ndarray, title: str
-) -> Path:
-    """Zero-shot score (x) against the measured fitness (y) of every variant.
-
-    ``score``, ``target``: shape=(N,). Larger scores predict less fit variants, so a useful
-    model gives a falling cloud.
-    """
-    from seqdance.benchmark.metrics import spearman
-
-    plt = _pyplot()
-    rho, n = spearman(-score, target)
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    ax.scatter(score, target, s=14, color="tab:blue", alpha=0.8)
-    ax.set_xlabel("predicted relative change (larger = less fit)")
-    ax.set_ylabel("measured fitness")
-    ax.set_title(f"{title}\nSpearman (oriented) = {rho:.3f}, n = {n}", fontsize="medium")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-# -- report ------------------------------------------------------------------------------------
 def _fmt(value: float | int | None) -> str:
     if value is None:
         return "-"
@@ -95,8 +38,6 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def render_report(report: DemoReport) -> str:
     """The Markdown text of the report (paths relative to the report's folder)."""
-    from seqdance.demo.pipeline import PROTEINS
-
     root = report.report_path.parent
     note = {p.name: p.note for p in PROTEINS}
     lines = [

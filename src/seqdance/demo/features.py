@@ -1,0 +1,106 @@
+"""Demo step 1: MD and NMA features of the bundled proteins, as ``seqdance features``
+writes them, with a few summary numbers per protein and figures of the first trajectory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from seqdance.demo.inputs import PROTEINS
+from seqdance.demo.results import FeatureSummary
+from seqdance.features.md import FEATURE_COLUMNS, PAIR_KEYS, md_features, write_md_features
+from seqdance.features.nma import nma_features_of_file, write_nma_features
+from seqdance.inference.plots import plot_pairs, plot_profiles
+from seqdance.schema import (
+    CUBE_ROOT_CHANNELS,
+    INTERACTIONS,
+    PAIR_CHANNELS,
+    RESIDUE_CHANNELS,
+    output_slice,
+)
+
+
+def extract_features(
+    inputs: Path, out: Path, figures: Path, progress: bool
+) -> tuple[list[FeatureSummary], dict[str, Path]]:
+    """MD features (native interaction detection) and NMA features of every demo protein,
+    and figures of the MD features of the first trajectory (the training targets)."""
+    summaries = []
+    plots: dict[str, Path] = {}
+    for protein in tqdm(PROTEINS, desc="features", unit="protein", disable=not progress):
+        paths = [inputs / f for f in protein.files]
+        if protein.kind == "md":
+            md = md_features(paths[0], paths[1])
+            files = list(write_md_features(md, out / "md" / protein.name))
+            if not plots:
+                residue, pair = md_output_arrays(md)
+                title = f"{protein.name}: features from its MD trajectory ({md.n_frames} frames)"
+                plots["md_profiles"] = plot_profiles(
+                    figures / f"{protein.name}_md_profiles.png", title, residue
+                )
+                plots["md_pairs"] = plot_pairs(
+                    figures / f"{protein.name}_md_pairs.png", title, pair
+                )
+            table = md.residues
+            upper = np.triu_indices(len(md.sequence), k=1)
+            values = {
+                "mean RMSF (nm)": float(table["rmsf"].mean()),
+                "mean SASA (nm^2)": float(table["sasa_mean"].mean()),
+                "helix fraction": float(table["ss_H"].mean()),
+                "strand fraction": float(table["ss_E"].mean()),
+                "residue pairs in contact": int(
+                    (sum(md.pair[k] for k in INTERACTIONS)[upper] > 0).sum()
+                ),
+                "mean abs(corr)": float(np.abs(md.pair["corr"][upper]).mean()),
+            }
+            summaries.append(
+                FeatureSummary(
+                    protein.name,
+                    "md",
+                    protein.source,
+                    protein.label,
+                    len(md.sequence),
+                    md.n_frames,
+                    values,
+                    files,
+                )  # fmt: skip
+            )
+        else:
+            nma = nma_features_of_file(paths[0])
+            path = write_nma_features(nma, out / "nma" / f"{protein.name}.nma.npz")
+            n = len(nma.sequence)
+            upper = np.triu_indices(n, k=1)
+            values = {
+                f"mean GNM fluctuation, band {b + 1}": float(nma.gnm_msf[b].mean())
+                for b in range(len(nma.gnm_msf))
+            }
+            values["mean abs(ANM corr), band 1"] = float(np.abs(nma.anm_cor[0][upper]).mean())
+            summaries.append(
+                FeatureSummary(
+                    protein.name, "nma", protein.source, protein.label, n, None, values, [path]
+                )  # fmt: skip
+            )
+    return summaries, plots
+
+
+def md_output_arrays(md) -> tuple[np.ndarray, np.ndarray]:
+    """MD features laid out like the model's outputs, for plotting them with the same code.
+
+    Returns residue (L, 50) and pair (L, L, 13) arrays: RMSF divided by its maximum
+    (``rmsf_nor``), interaction counts cube-rooted (the stored training targets), NMA
+    channels NaN.
+    """
+    n = len(md.sequence)
+    values = np.array(md.residues[list(FEATURE_COLUMNS)], dtype=np.float64)  # (L, 47) copy
+    rmsf = FEATURE_COLUMNS.index("rmsf")
+    values[:, rmsf] /= np.nanmax(values[:, rmsf])
+    residue = np.full((n, len(RESIDUE_CHANNELS)), np.nan)
+    residue[:, output_slice("residue", "md")] = values
+    stacked = np.stack(
+        [np.cbrt(md.pair[k]) if k in CUBE_ROOT_CHANNELS else md.pair[k] for k in PAIR_KEYS], -1
+    )  # (L, L, 10)
+    pair = np.full((n, n, len(PAIR_CHANNELS)), np.nan)
+    pair[..., output_slice("pair", "md")] = stacked
+    return residue, pair
