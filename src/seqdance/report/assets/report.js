@@ -357,6 +357,12 @@
   setupViewer();
   setupPairs();
   setColour("rmsf_nor");
+  if (D.explain && D.explain.total.length && mutantTrace !== null) {  // first explained mutant
+    state.mutant = D.explain.mutants[0];
+    $("mutant-name").textContent = state.mutant;
+    $("mutant-info").textContent = "explained: mean relative change (pick another above)";
+    Plotly.restyle(tracksDiv, { y: [D.explain.total[0]], name: ["mutant " + state.mutant] }, [mutantTrace]);
+  }
   state.ready = true;
   state.loadMs = performance.now() - t0;
   document.body.dataset.ready = "1";
