@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import get_colorscale, sample_colorscale
+from plotly.colors import get_colorscale, sample_colorscale, unlabel_rgb
 from plotly.subplots import make_subplots
 
 from seqdance.schema import RESIDUE_CHANNELS, RESIDUE_FEATURES
@@ -53,9 +53,8 @@ def unit_of(channel: str) -> str:
 
 def lut(name: str, n: int = 256) -> list[str]:
     """``n`` hex colours sampled along a Plotly colour scale (the 3D view's colours)."""
-    colours = sample_colorscale(name, list(np.linspace(0, 1, n)), colortype="tuple")
-    return ["#%02x%02x%02x" % tuple(round(c * 255) if c <= 1 else round(c) for c in rgb)
-            for rgb in colours]  # fmt: skip
+    colours = sample_colorscale(name, list(np.linspace(0, 1, n)))  # "rgb(r, g, b)"
+    return ["#" + "".join(f"{round(float(c)):02x}" for c in unlabel_rgb(rgb)) for rgb in colours]
 
 
 def colorscale(name: str) -> list:
