@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from seqdance.inference.predict import iter_outputs, predict
 from seqdance.inference.score import EPSILON
 from seqdance.schema import RESIDUE_CHANNELS
 
@@ -32,8 +33,6 @@ def scan_profiles(
     mutants : (0-based index, new amino acid) per mutant.
     channels : residue channels to average (those of the scan); none of them: all 50.
     """
-    from seqdance.inference.predict import iter_outputs, predict
-
     cols = [RESIDUE_CHANNELS.index(c) for c in channels if c in RESIDUE_CHANNELS]
     cols = cols or list(range(len(RESIDUE_CHANNELS)))
     wt = predict(model, [wild_type], pair=False, token_budget=token_budget)[0].residue[:, cols]
