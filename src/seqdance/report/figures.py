@@ -138,7 +138,7 @@ def tracks_figure(
         line(props[name], name.split()[0], 3, colour, stackgroup="ss")
     for k in range(3):
         line(props[f"nma_res{k + 1}"], f"nma_res{k + 1}", 4, OKABE_ITO[k + 2])
-    units = [unit_of("rmsf_nor"), "nm²", "fraction", "relative"]
+    units = ["÷ protein max", "nm²", "fraction", "relative"]
     titles = ["RMSF (norm.)", "SASA", "sec. structure", "NMA bands"]
     row = 5
     if scan_mean is not None:

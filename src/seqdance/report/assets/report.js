@@ -294,13 +294,13 @@
   // -- hover and selection ----------------------------------------------------------------
   function lines(i, colour, dash, kind) {
     if (i === null || i === undefined) { return []; }
-    var x = D.numbers[i], out = [{ type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1,
-      line: { color: colour, width: 1.5, dash: dash }, layer: "above" }];
-    if (kind === "pair") {
-      out.push({ type: "line", xref: "paper", yref: "y", x0: 0, x1: 1, y0: x, y1: x,
-                 line: { color: colour, width: 1.5, dash: dash }, layer: "above" });
+    var x = D.numbers[i], style = { color: colour, width: 1.5, dash: dash };
+    if (kind === "pair") {  // a cross hair inside the map (data coordinates)
+      var lo = D.numbers[0] - 0.5, hi = D.numbers[L - 1] + 0.5;
+      return [{ type: "line", xref: "x", yref: "y", x0: x, x1: x, y0: lo, y1: hi, line: style, layer: "above" },
+              { type: "line", xref: "x", yref: "y", x0: lo, x1: hi, y0: x, y1: x, line: style, layer: "above" }];
     }
-    return out;
+    return [{ type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1, line: style, layer: "above" }];
   }
   var pending = false;
   function redrawShapes() {
