@@ -18,7 +18,7 @@ from report_cases import ARTIFACTS, cut_structure, make_case, sequence_of, tiled
 from seqdance.inference.explain import explain_mutants
 from seqdance.inference.mutations import build_mutant_set
 from seqdance.inference.scan import model_fingerprint
-from seqdance.report.build import ReportOptions, load_parts, write_report
+from seqdance.report.build import ReportOptions, load_parts, write_html_report
 from seqdance.report.profiles import decode_uint8, encode_uint8
 from seqdance.report.structure import match_structure
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
@@ -148,7 +148,7 @@ def test_without_structure_or_model(case50, tmp_path):
     parts = load_parts(case50["prediction"], case50["scan"], None, ReportOptions())
     assert parts.structure is None and parts.profiles is None
     assert any("need the model" in n for n in parts.notes)
-    path = write_report(tmp_path / "plain.html", case50["prediction"])
+    path = write_html_report(tmp_path / "plain.html", case50["prediction"])
     data = page_data(path)
     assert data["structure"] is None and data["scan"] is None and data["explain"] is None
 
@@ -250,7 +250,7 @@ def test_large_reports_in_browser(n, tmp_path):
     model = random_tiny_model(13)
     options = ReportOptions(structure=structure, model="tiny", command="test")
     start = time.perf_counter()
-    write_report(out, case["prediction"], scan=case["scan"], explain=case["explain"],
+    write_html_report(out, case["prediction"], scan=case["scan"], explain=case["explain"],
                  options=options, model=model)  # fmt: skip
     build_s = time.perf_counter() - start
     size_mb = out.stat().st_size / 1e6

@@ -70,7 +70,7 @@ def report_command(
         command=_command_line(params),
     )  # fmt: skip
     net = build.report_model(model, arch) if model is not None else None
-    path = build.write_report(out, prediction, scan=scan, explain=explain, options=options,
+    path = build.write_html_report(out, prediction, scan=scan, explain=explain, options=options,
                               model=net)  # fmt: skip
     size = path.stat().st_size / 1e6
     typer.echo(f"report written to {path} ({size:.1f} MB)", err=True)

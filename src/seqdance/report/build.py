@@ -1,7 +1,7 @@
 """``seqdance report``: one self-contained HTML page of a prediction, a scan and explanations.
 
-Call :func:`write_report` (the command line and the demo do): it reads and checks every input
-first, then writes the page atomically, so bad input leaves nothing behind.
+Call :func:`write_html_report` (the command line and the demo do): it reads and checks every
+input first, then writes the page atomically, so bad input leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def _profiles(model, sequence: str, scan: ScanData, first: int):
     return scan_profiles(model, sequence, mutants, scan.channels)
 
 
-def write_report(
+def write_html_report(
     out: str | os.PathLike,
     prediction: str | os.PathLike | Prediction,
     *,
