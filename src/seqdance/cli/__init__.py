@@ -19,6 +19,7 @@ from seqdance.cli import demo as _demo  # noqa: F401  (registers commands)
 from seqdance.cli import features as _features  # noqa: F401  (registers commands)
 from seqdance.cli import mutations as _mutations  # noqa: F401  (registers commands)
 from seqdance.cli import predict as _predict  # noqa: F401  (registers commands)
+from seqdance.cli import report as _report  # noqa: F401  (registers commands)
 from seqdance.cli import score as _score  # noqa: F401  (registers commands)
 from seqdance.cli import train as _train  # noqa: F401  (registers commands)
 from seqdance.cli.app import app

@@ -1,0 +1,235 @@
+"""Read the outputs of ``predict``, ``scan`` and ``explain`` for a report, and check that they
+describe one protein in one residue numbering.
+
+Every check runs before anything is written: a missing file, a table of another sequence or a
+numbering that disagrees ends as one :class:`~seqdance.errors.SeqDanceError` line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqdance.errors import InputFileError, SeqDanceError
+from seqdance.inference.scan import MANIFEST_NAME, PARTS_DIR, SCAN_NAME
+from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
+
+RESIDUE_SUFFIX = ".residue.tsv"
+PAIR_SUFFIX = ".pair.npz"
+EXPLAIN_NPZ = "explain.npz"
+EXPLAIN_RESIDUES = "explain_residues.tsv"
+
+
+@dataclass
+class Prediction:
+    """One record of ``seqdance predict``: L residues.
+
+    residue: (L, 50) float32 by :data:`~seqdance.schema.RESIDUE_CHANNELS`;
+    pair: (L, L, 13) float32 by :data:`~seqdance.schema.PAIR_CHANNELS`, or None.
+    """
+
+    name: str
+    sequence: str
+    residue: np.ndarray
+    pair: np.ndarray | None
+
+
+@dataclass
+class ScanData:
+    """A ``seqdance scan`` table (one row per substitution) and its manifest (or None)."""
+
+    table: object  # DataFrame: position, wt, mt, mutant, score columns
+    score_columns: list[str]
+    offset: int | None  # from the manifest
+    channels: list[str]  # scored channels (manifest), empty when unknown
+    fingerprint: str | None  # the model's parameter hash (manifest)
+
+
+@dataclass
+class ExplainData:
+    """``seqdance explain`` arrays, residue rows only (``<cls>``/``<eos>`` dropped).
+
+    rel_residue: (M, L, Cr) relative changes; delta_pair: (M, L, L, Cp) mutant - wild type.
+    """
+
+    mutants: tuple[str, ...]
+    offset: int
+    residue_channels: tuple[str, ...]
+    pair_channels: tuple[str, ...]
+    rel_residue: np.ndarray | None
+    delta_pair: np.ndarray | None
+    wild_type: str
+
+
+def _need_file(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise InputFileError(f"{what}: file not found: {path}")
+    return path
+
+
+def read_prediction(path: str | os.PathLike) -> Prediction:
+    """``{id}.residue.tsv`` of ``seqdance predict`` and, when present, ``{id}.pair.npz`` beside it.
+
+    Parameters
+    ----------
+    path : a ``.residue.tsv`` file, or ``{id}`` / ``{id}.pair.npz`` of the same record.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    stem = str(path)
+    for suffix in (RESIDUE_SUFFIX, PAIR_SUFFIX):
+        stem = stem.removesuffix(suffix)
+    tsv = _need_file(Path(stem + RESIDUE_SUFFIX), "prediction")
+    try:
+        table = pd.read_csv(tsv, sep="\t", keep_default_na=False, dtype={"residue": str})
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{tsv}: not a residue table of seqdance predict ({exc})") from exc
+    expected = ["position", "residue", *RESIDUE_CHANNELS]
+    if list(table.columns) != expected:
+        raise InputFileError(
+            f"{tsv}: not a residue table of seqdance predict (expected the columns "
+            "position, residue, sasa_mean ... nma_res3)"
+        )
+    if table.empty or table["position"].tolist() != list(range(1, len(table) + 1)):
+        raise InputFileError(f"{tsv}: positions must run 1, 2, ... (one row per residue)")
+    sequence = "".join(table["residue"].tolist())
+    residue = table[list(RESIDUE_CHANNELS)].to_numpy(np.float32)  # (L, 50)
+    pair = None
+    npz = Path(stem + PAIR_SUFFIX)
+    if npz.is_file():
+        try:
+            with np.load(npz, allow_pickle=False) as data:
+                missing = [c for c in PAIR_CHANNELS if c not in data.files]
+                if missing:
+                    raise InputFileError(f"{npz}: no pair output {', '.join(missing)}")
+                pair = np.stack([data[c] for c in PAIR_CHANNELS], axis=-1).astype(np.float32)
+        except (OSError, ValueError) as exc:
+            raise InputFileError(f"{npz}: cannot read the pair outputs ({exc})") from exc
+        if pair.shape != (len(sequence), len(sequence), len(PAIR_CHANNELS)):
+            raise SeqDanceError(
+                f"{npz}: pair maps are {pair.shape[0]} x {pair.shape[1]}, the prediction has "
+                f"{len(sequence)} residues"
+            )
+    name = Path(stem).name
+    return Prediction(name, sequence, residue, pair)
+
+
+def read_scan(path: str | os.PathLike) -> ScanData:
+    """``scan.csv`` (a file, or the ``--out`` folder of ``seqdance scan``) and its manifest."""
+    import pandas as pd
+
+    path = Path(path)
+    csv = path / SCAN_NAME if path.is_dir() else path
+    _need_file(csv, "scan")
+    try:
+        table = pd.read_csv(csv, keep_default_na=False, dtype={"wt": str, "mt": str})
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{csv}: not a scan table ({exc})") from exc
+    head = ["position", "wt", "mt", "mutant"]
+    if list(table.columns[:4]) != head or len(table.columns) < 5 or table.empty:
+        raise InputFileError(f"{csv}: not a scan table of seqdance scan (columns {head} + scores)")
+    scores = list(table.columns[4:])
+    for column in scores:
+        table[column] = pd.to_numeric(table[column], errors="coerce")
+    manifest_path = csv.parent / PARTS_DIR / MANIFEST_NAME
+    offset, channels, fingerprint = None, [], None
+    if manifest_path.is_file():
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            offset = int(manifest["offset"])
+            channels = list(manifest["channels"])
+            fingerprint = str(manifest["model"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputFileError(f"{manifest_path}: unreadable scan manifest ({exc})") from exc
+    return ScanData(table, scores, offset, channels, fingerprint)
+
+
+def read_explain(path: str | os.PathLike) -> ExplainData:
+    """``explain.npz`` and the wild type of ``explain_residues.tsv`` (a folder or the npz)."""
+    import pandas as pd
+
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    npz = _need_file(folder / EXPLAIN_NPZ if path.is_dir() else path, "explain")
+    tsv = _need_file(folder / EXPLAIN_RESIDUES, "explain")
+    try:
+        with np.load(npz, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"{npz}: cannot read ({exc})") from exc
+    if "mutants" not in arrays or "rows" not in arrays:
+        raise InputFileError(f"{npz}: not an explain.npz of seqdance explain")
+    labels = [str(x) for x in arrays["rows"]]
+    keep = [i for i, lab in enumerate(labels) if not lab.startswith("<")]
+    numbers = [int(labels[i]) for i in keep]
+    if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
+        raise InputFileError(f"{npz}: residue rows are not consecutive numbers")
+    rows = np.asarray(keep)
+    first = pd.read_csv(tsv, sep="\t", usecols=["mutant", "position", "wt"], dtype=str,
+                        keep_default_na=False)  # fmt: skip
+    first = first[(first["mutant"] == first["mutant"].iloc[0]) & (first["wt"] != "")]
+    letters = dict(zip(first["position"], first["wt"], strict=False))
+    wild_type = "".join(letters.get(str(n), "X") for n in numbers)
+    rel = arrays.get("rel_residue")
+    delta = None
+    if "mt_pair" in arrays and "wt_pair" in arrays:
+        delta = arrays["mt_pair"] - arrays["wt_pair"][None]  # (M, T, T, Cp)
+        delta = delta[:, rows][:, :, rows]
+    return ExplainData(
+        mutants=tuple(str(m) for m in arrays["mutants"]),
+        offset=numbers[0],
+        residue_channels=tuple(str(c) for c in arrays.get("residue_channels", [])),
+        pair_channels=tuple(str(c) for c in arrays.get("pair_channels", [])),
+        rel_residue=rel[:, rows] if rel is not None else None,
+        delta_pair=delta,
+        wild_type=wild_type,
+    )
+
+
+def check_numbering(
+    prediction: Prediction,
+    scan: ScanData | None,
+    explain: ExplainData | None,
+    offset: int | None,
+) -> int:
+    """The number of the first residue, agreed by every input; checks their wild types.
+
+    ``offset`` (the user's) wins over none; a scan manifest or an explanation that numbers
+    residues otherwise is refused, never shifted.
+    """
+    seq = prediction.sequence
+    claims: list[tuple[str, int]] = []
+    if offset is not None:
+        claims.append(("--offset", offset))
+    if scan is not None and scan.offset is not None:
+        claims.append(("the scan (manifest)", scan.offset))
+    if explain is not None:
+        claims.append(("the explanation", explain.offset))
+    first = claims[0][1] if claims else 1
+    for who, value in claims:
+        if value != first:
+            raise SeqDanceError(
+                f"residue numbering differs: {claims[0][0]} starts at {first}, {who} at {value}"
+            )
+    if explain is not None:
+        if len(explain.wild_type) != len(seq) or explain.wild_type != seq:
+            raise SeqDanceError(
+                f"the explanation's wild type ({len(explain.wild_type)} residues) is not the "
+                f"predicted sequence ({len(seq)} residues)"
+            )
+    if scan is not None:
+        table = scan.table
+        for pos, wt in zip(table["position"], table["wt"], strict=True):
+            i = int(pos) - first
+            if not 0 <= i < len(seq) or seq[i] != wt:
+                have = seq[i] if 0 <= i < len(seq) else "nothing"
+                raise SeqDanceError(
+                    f"the scan's wild type has {wt} at position {pos}, the prediction has "
+                    f"{have} there (numbering from {first}; give --offset if it differs)"
+                )
+    return first
