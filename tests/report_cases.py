@@ -7,8 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import random_tiny_model, run_cli
-
 ROOT = Path(__file__).resolve().parent
 STRUCTURE = ROOT / "data" / "nma" / "2g3r.pdb"  # chain A: 119 residues numbered 1485-1603
 ARTIFACTS = ROOT.parent / "build" / "test-artifacts" / "report"
@@ -59,11 +57,11 @@ def sequence_of(path: Path) -> str:
     return read_protein_chains(path)[1][0][2]
 
 
-def make_case(folder: Path, structure: Path, *, scan_args=(), explain: bool = True,
+def make_case(folder: Path, structure: Path, model, run_cli, *, scan_args=(), explain: bool = True,
               properties: str | None = None) -> dict:  # fmt: skip
     """predict + scan (+ explain) with a tiny seeded model; the paths of everything."""
     folder.mkdir(parents=True, exist_ok=True)
-    model_dir = random_tiny_model(13).save_pretrained(folder / "model")
+    model_dir = model.save_pretrained(folder / "model")
     seq = sequence_of(structure)
     fasta = folder / "protein.fasta"
     fasta.write_text(f">protein\n{seq}\n")

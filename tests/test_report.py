@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import random_tiny_model, run_cli
 from report_cases import ARTIFACTS, cut_structure, make_case, sequence_of, tiled_structure
 from seqdance.inference.explain import explain_mutants
 from seqdance.inference.mutations import build_mutant_set
@@ -28,15 +27,16 @@ CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "
 
 
 @pytest.fixture(scope="module")
-def case50(tmp_path_factory):
+def case50(tmp_path_factory, make_tiny_model, run_cli):
     """50 residues (2g3r 1485-1534; reports number them 1-50), full scan, 2 explained."""
     folder = tmp_path_factory.mktemp("case50")
     structure = cut_structure(folder / "cut.pdb", 1485, 1534)
-    return make_case(folder, structure, properties="sasa_mean,rmsf_nor,ss,nma_res,corr,vdw")
+    return make_case(folder, structure, make_tiny_model(13, head_biases=True), run_cli,
+                     properties="sasa_mean,rmsf_nor,ss,nma_res,corr,vdw")
 
 
 @pytest.fixture(scope="module")
-def report50(case50, tmp_path_factory):
+def report50(case50, tmp_path_factory, run_cli):
     out = tmp_path_factory.mktemp("r50") / "report.html"
     argv = ["report", str(case50["prediction"]), "-o", str(out), "--scan", str(case50["scan"]),
             "--explain", str(case50["explain"]), "--structure", str(case50["structure"]),
@@ -62,7 +62,7 @@ def test_encoding_round_trip():
     assert np.allclose(back[1], [1.0, -2.0, 3.0], atol=5.0 / 255)
 
 
-def test_page_holds_the_outputs(case50, report50):
+def test_page_holds_the_outputs(case50, report50, make_tiny_model):
     data = page_data(report50)
     seq = case50["sequence"]
     assert data["sequence"] == seq and data["numbers"] == list(range(1, 51))
@@ -79,7 +79,7 @@ def test_page_holds_the_outputs(case50, report50):
     column = data["scan"]["columns"]["sasa_mean"]
     assert np.allclose(column["mean"], scan.groupby("position")["sasa_mean"].mean(), rtol=1e-5)
     # the header: the model's weights hash is the scan manifest's
-    model = random_tiny_model(13)
+    model = make_tiny_model(13, head_biases=True)
     assert data["header"]["weights_hash"] == model_fingerprint(model)
     assert "seqdance report" in data["header"]["command"] and data["header"]["version"]
     # the structure: sequence index 0 is residue 1485 of chain A, shift stated
@@ -90,13 +90,13 @@ def test_page_holds_the_outputs(case50, report50):
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", text)
 
 
-def test_scan_profile_equals_explain(case50, report50):
+def test_scan_profile_equals_explain(case50, report50, make_tiny_model):
     """A scan mutant's profile is explain's per-residue relative change (residue channels)."""
     data = page_data(report50)
     profiles = data["scan"]["profiles"]
     row = profiles["mutants"].index(f"{case50['sequence'][4]}5W")
     values = decode_uint8(profiles["data"])[row]
-    model = random_tiny_model(13)
+    model = make_tiny_model(13, head_biases=True)
     mutants = build_mutant_set(case50["sequence"], [f"{case50['sequence'][4]}5W"], None, 1,
                                first_row=None)  # fmt: skip
     channels = [c for c in RESIDUE_CHANNELS if c.startswith(("sasa_mean", "rmsf", "ss_", "nma"))]
@@ -117,7 +117,7 @@ def test_structure_alignment(tmp_path, case50):
     assert sum(r is not None for r in match.resi) == 31
 
 
-def test_bad_input_writes_nothing(case50, tmp_path, capsys):
+def test_bad_input_writes_nothing(case50, tmp_path, capsys, run_cli):
     out = tmp_path / "r.html"
     base = ["report", str(case50["prediction"]), "-o", str(out)]
     other = cut_structure(tmp_path / "other.pdb", 1540, 1600)  # another part of the protein
@@ -236,7 +236,7 @@ def test_report_in_browser(report50, case50):
 
 @needs_chromium
 @pytest.mark.parametrize("n", [300, 1000])
-def test_large_reports_in_browser(n, tmp_path):
+def test_large_reports_in_browser(n, tmp_path, make_tiny_model, run_cli):
     """300 residues with a structure and a full scan: <= 15 MB; 1,000 residues: loads and
     answers a hover quickly (times printed and kept in the artefacts)."""
     from playwright.sync_api import sync_playwright
@@ -244,10 +244,11 @@ def test_large_reports_in_browser(n, tmp_path):
     structure = tiled_structure(tmp_path / "tiled.pdb", n)
     assert len(sequence_of(structure)) == n
     scan_args = [] if n == 300 else ["--positions", "1-30"]
-    case = make_case(tmp_path, structure, scan_args=scan_args, explain=True,
+    case = make_case(tmp_path, structure, make_tiny_model(13, head_biases=True), run_cli,
+                     scan_args=scan_args, explain=True,
                      properties="sasa_mean,rmsf_nor,nma_res")  # fmt: skip
     out = tmp_path / f"report{n}.html"
-    model = random_tiny_model(13)
+    model = make_tiny_model(13, head_biases=True)
     options = ReportOptions(structure=structure, model="tiny", command="test")
     start = time.perf_counter()
     write_html_report(out, case["prediction"], scan=case["scan"], explain=case["explain"],
