@@ -8,7 +8,7 @@ Three ways to get them, the same numbers in float32:
 - :func:`scored_outputs`: one forward pass over equal-length sequences;
 - :func:`iter_windowed_outputs`: long sequences in overlapping windows, merged as
   ``predict`` does (residues only);
-- :func:`differential_outputs`: a float32 wild type and its mutants by differential
+- :func:`differential_scorer`: a float32 wild type and its mutants by differential
   inference (``seqdance.model.differential``) in low precision.
 
 :func:`outputs_at_scored_positions` picks the first two by the options' window rule;
@@ -133,7 +133,7 @@ def all_float32(model) -> bool:
 Forward = Callable[..., Outputs]  # forward(sequences, wild_type=False) -> Outputs
 
 
-def plain_outputs(model, res_idx, pair_idx, autocast, residues_only: bool = False) -> Forward:
+def plain_scorer(model, res_idx, pair_idx, autocast, residues_only: bool = False) -> Forward:
     """``forward(sequences, wild_type=False)`` -> (residue, pair) by :func:`scored_outputs`."""
 
     def forward(sequences, wild_type: bool = False):
@@ -142,10 +142,10 @@ def plain_outputs(model, res_idx, pair_idx, autocast, residues_only: bool = Fals
     return forward
 
 
-def differential_outputs(
+def differential_scorer(
     model, wild_type: str, res_idx, pair_idx, dtype, residues_only: bool = False
 ) -> Forward:
-    """Like :func:`plain_outputs`, by differential inference: the wild type in float32 (its
+    """Like :func:`plain_scorer`, by differential inference: the wild type in float32 (its
     activations kept), then each batch's trunk Linears on the differences in ``dtype``."""
     device = model_device(model)
     ids = torch.tensor(encode(wild_type), dtype=torch.long, device=device)  # (T,)

@@ -38,10 +38,10 @@ from seqdance.inference.mutations import MutantSet
 from seqdance.inference.options import ScoreOptions
 from seqdance.inference.outputs import (
     all_float32,
-    differential_outputs,
+    differential_scorer,
     iter_windowed_outputs,
     model_device,
-    plain_outputs,
+    plain_scorer,
     split_channels,
 )
 from seqdance.inference.relative_change import reduce_changes
@@ -115,11 +115,11 @@ def score_sequences(
     else:
         if autocast is not None and all_float32(model):
             # low precision on differences from the float32 wild type (differential.py)
-            forward = differential_outputs(
+            forward = differential_scorer(
                 model, wild_type, res_idx, pair_idx, autocast, options.residues_only
             )
         else:
-            forward = plain_outputs(model, res_idx, pair_idx, autocast, options.residues_only)
+            forward = plain_scorer(model, res_idx, pair_idx, autocast, options.residues_only)
         wt_res, wt_pair = forward([wild_type], wild_type=True)
         wt_res = wt_res[0] if wt_res is not None else None  # (P, Cr)
         wt_pair = wt_pair[0] if wt_pair is not None else None  # (P, P, Cp)
