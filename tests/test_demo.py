@@ -157,6 +157,22 @@ def test_predictions_equal_a_rerun_of_the_trained_model(demo):
     assert [p.name for p in report.predictions] == ["3tvj_I", "2KCF", "F7YBW8"]
 
 
+def test_html_report_holds_the_scan_and_the_structure(demo):
+    """report.html: the 3tvj_I prediction, its full saturation scan and its structure."""
+    report, _ = demo
+    html = report.html_path
+    assert html == report.out_dir / "report.html"
+    text = html.read_text()
+    found = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', text,
+                      re.S)  # fmt: skip
+    data = json.loads(found[1].replace("<\\/", "</"))
+    scan = pd.read_csv(report.out_dir / "scan" / "scan.csv")
+    sequence = next(p.sequence for p in report.predictions if p.name == "3tvj_I")
+    assert len(scan) == 19 * len(sequence)
+    assert data["structure"] is not None and "3tvj_I.pdb" in data["structure"]["note"]
+    assert "report.html" in report.report_path.read_text()
+
+
 def test_rerun_into_the_same_folder_refuses(demo, capsys):
     report, _ = demo
     before = report.report_path.read_bytes()

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from report_cases import ARTIFACTS, cut_structure, make_case, sequence_of, tiled_structure
+from seqdance.demo.inputs import bundled_data
 from seqdance.inference.explain import explain_mutants
 from seqdance.inference.mutations import build_mutant_set
 from seqdance.inference.scan import model_fingerprint
@@ -277,3 +278,38 @@ def test_large_reports_in_browser(n, tmp_path, make_tiny_model, run_cli):
     print(timing)
     assert errors == []
     assert load_s < 60 and hover_s < 5
+
+
+def coloured_fraction(page, name: str) -> float:
+    """Fraction of the viewer's pixels that are coloured (not white, grey or black)."""
+    from PIL import Image
+
+    png = ARTIFACTS / f"{name}_colours.png"
+    page.locator("#viewer").screenshot(path=str(png))
+    rgb = np.asarray(Image.open(png).convert("RGB"), np.int16)  # (H, W, 3)
+    return float(((rgb.max(axis=2) - rgb.min(axis=2)) > 40).mean())
+
+
+@needs_chromium
+def test_structure_without_chain_id_is_coloured(tmp_path, make_tiny_model, run_cli):
+    """A PDB with a blank chain id (the demo's 3tvj_I, as MD engines write it): the cartoon
+    takes the property's colours, as a chain with an id does, not the grey of other chains."""
+    from playwright.sync_api import sync_playwright
+
+    structure = bundled_data() / "md" / "3tvj_I.pdb"
+    assert {line[21] for line in structure.read_text().splitlines()
+            if line.startswith("ATOM")} == {" "}  # fmt: skip
+    case = make_case(tmp_path, structure, make_tiny_model(13, head_biases=True), run_cli,
+                     scan_args=None, explain=False)  # fmt: skip
+    out = tmp_path / "blank.html"
+    assert run_cli(["report", str(case["prediction"]), "-o", str(out),
+                    "--structure", str(structure)]) == 0  # fmt: skip
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser, page, errors, _ = open_page(pw, out)
+        try:
+            page.wait_for_timeout(500)
+            assert coloured_fraction(page, "blank_chain") > 0.02
+        finally:
+            browser.close()
+    assert errors == []

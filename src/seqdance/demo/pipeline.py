@@ -14,8 +14,10 @@
    for three sequences;
 5. scores (:mod:`~seqdance.demo.scores`): zero-shot scores of a real deep mutational scan,
    with Spearman against the measurements;
-6. ``report.md`` (:mod:`~seqdance.demo.report`): what was done, the numbers and the figures,
-   written last and atomically.
+6. ``report.html`` (:mod:`~seqdance.demo.interactive`): a saturation scan of one predicted
+   protein and the interactive report on its structure; then ``report.md``
+   (:mod:`~seqdance.demo.report`): what was done, the numbers and the figures, written last
+   and atomically.
 
 The folder must be new or empty: an interrupted demo is not resumed (the partial folder has
 no ``report.md``); run it again into a new folder.
@@ -38,6 +40,7 @@ from seqdance.demo.dataset import build_demo_dataset
 from seqdance.demo.features import extract_features
 from seqdance.demo.figures import plot_training_curve
 from seqdance.demo.inputs import ASSAY, PREDICTED, copy_inputs
+from seqdance.demo.interactive import REPORTED, write_interactive_report
 from seqdance.demo.predictions import run_predictions
 from seqdance.demo.report import write_report
 from seqdance.demo.results import TINY_NOTE, DemoReport, FeatureSummary
@@ -186,7 +189,12 @@ def _run(
     timings["scores"] = time.perf_counter() - clock
     say(f"      Spearman ({scores.headline}) = {scores.spearman[scores.headline]:.3f}")
 
-    step(6, "report")
+    clock = step(6, f"reports: a saturation scan of {REPORTED}, report.html and report.md")
+    reported = next(p for p in predictions if p.name == REPORTED)
+    html = write_interactive_report(
+        model, reported, inputs / "md" / f"{REPORTED}.pdb", out_dir, progress
+    )
+    timings["html report"] = time.perf_counter() - clock
     figure_files = {**feature_plots, "training_curve": curve, "score_scatter": scores.scatter_png}
     for p in predictions:
         figure_files[f"{p.name}_profiles"] = p.profile_png
@@ -194,6 +202,7 @@ def _run(
     report = DemoReport(
         out_dir=out_dir,
         report_path=out_dir / "report.md",
+        html_path=html,
         device=device,
         features=features,
         dataset_dir=dataset,
@@ -207,6 +216,7 @@ def _run(
     )
     write_report(report)
     say(f"report: {report.report_path}")
+    say(f"interactive report (open in a browser): {html}")
     say("NOTE: " + TINY_NOTE)
     return report
 

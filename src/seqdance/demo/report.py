@@ -156,6 +156,7 @@ def render_report(report: DemoReport) -> str:
         "",
         *_table(["score", "Spearman"], [[f"`{k}`", f"{v:.4f}"] for k, v in ranked[:N_TOP_SCORES]]),
         "",
+        *_html_section(report, root),
         "## Next steps",
         "",
         "- Real predictions: `seqdance predict seqs.fasta --model ChaoHou/SeqDance --out preds/ "
@@ -165,6 +166,19 @@ def render_report(report: DemoReport) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _html_section(report: DemoReport, root: Path) -> list[str]:
+    if report.html_path is None:
+        return []
+    return [
+        "## 6. Interactive report",
+        "",
+        f"Open [{_rel(report.html_path, root)}]({_rel(report.html_path, root)}) in a browser "
+        "(offline, one file): the predicted profiles and pair maps, a saturation scan's heat "
+        "map and the structure in 3D, linked by residue.",
+        "",
+    ]
 
 
 def write_report(report: DemoReport) -> Path:

@@ -77,4 +77,5 @@ class DemoReport:
     scores: ScoreSummary
     figures: dict[str, Path]  # caption key -> PNG
     timings: dict[str, float]  # step -> seconds
+    html_path: Path | None = None  # the interactive report (report.html)
     note: str = TINY_NOTE

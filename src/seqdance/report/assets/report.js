@@ -85,17 +85,18 @@
     var k = Math.max(0, Math.min(lut.length - 1, Math.round((v - r[0]) / (r[1] - r[0]) * (lut.length - 1))));
     return lut[k];
   }
+  function inChain(atom) { return (atom.chain || "").trim() === chain; }
   function setupViewer() {
     if (!D.structure) { $("view-column").classList.add("hidden"); $("main").classList.add("no-structure"); return; }
-    chain = D.structure.chain;
+    chain = (D.structure.chain || "").trim();  // a blank chain id is "" here, " " in 3Dmol
     D.structure.resi.forEach(function (r, i) { if (r !== null) { indexOfResi[r] = i; } });
     $("structure-note").textContent = D.structure.note;
     viewer = $3Dmol.createViewer($("viewer"), { backgroundColor: "white" });
     var model = viewer.addModel(D.structure.pdb, "pdb");
-    model.selectedAtoms({ chain: chain, atom: "CA" }).forEach(function (a) {
+    model.selectedAtoms({ atom: "CA", predicate: inChain }).forEach(function (a) {
       var i = indexOfResi[a.resi]; if (i !== undefined) { ca[i] = { x: a.x, y: a.y, z: a.z }; }
     });
-    var pick = { chain: chain };
+    var pick = { predicate: inChain };
     viewer.setHoverable(pick, true, function (atom) { hoverResidue(indexOfResi[atom.resi], "3d"); },
                         function () {});
     viewer.setClickable(pick, true, function (atom) { selectResidue(indexOfResi[atom.resi]); });
@@ -107,7 +108,7 @@
   function paint() {
     if (!viewer) { return; }
     viewer.setStyle({}, { cartoon: { colorfunc: function (atom) {
-      return atom.chain === chain ? colourOf(indexOfResi[atom.resi]) : "#dddddd"; } } });
+      return inChain(atom) ? colourOf(indexOfResi[atom.resi]) : "#dddddd"; } } });
     viewer.render();
   }
   function sphere(i, colour, radius) {
