@@ -17,6 +17,7 @@ from report_cases import ARTIFACTS, cut_structure, make_case, sequence_of, tiled
 from seqdance.demo.inputs import bundled_data
 from seqdance.inference.explain import explain_mutants
 from seqdance.inference.mutations import build_mutant_set
+from seqdance.inference.options import ScoreOptions
 from seqdance.inference.scan import model_fingerprint
 from seqdance.report.build import ReportOptions, load_parts, write_html_report
 from seqdance.report.profiles import decode_uint8, encode_uint8
@@ -101,7 +102,7 @@ def test_scan_profile_equals_explain(case50, report50, make_tiny_model):
     mutants = build_mutant_set(case50["sequence"], [f"{case50['sequence'][4]}5W"], None, 1,
                                first_row=None)  # fmt: skip
     channels = [c for c in RESIDUE_CHANNELS if c.startswith(("sasa_mean", "rmsf", "ss_", "nma"))]
-    ex = explain_mutants(model, mutants, channels, residues_only=True)
+    ex = explain_mutants(model, mutants, channels, ScoreOptions(residues_only=True))
     expected = ex.rel_residue[0].mean(axis=1)  # (L,)
     assert np.allclose(values, expected, atol=expected.max() / 254 + 1e-6)
     assert np.argmax(values) == np.argmax(expected)
