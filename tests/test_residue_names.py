@@ -63,15 +63,18 @@ def test_letter_notes_list_modified_residues_and_unknowns():
 
 def test_prmtop_residues_numbered_and_named_as_amber_does(data_path):
     """MDAnalysis numbers PRMTOP residues 1..N and keeps HIE: so must we."""
-    mda = pytest.importorskip("MDAnalysis")
+    import MDAnalysis as mda  # the test extra's reference reader
+
     top = data_path("names", "ache.prmtop")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         universe = mda.Universe(str(top))
     prepared = load_topology(top)
     ours = [(r.name, int(r.resSeq)) for r in prepared.topology.residues]
-    reference = [(str(n), int(i)) for n, i in zip(universe.residues.resnames,
-                                                     universe.residues.resids, strict=True)]
+    reference = [
+        (str(n), int(i))
+        for n, i in zip(universe.residues.resnames, universe.residues.resids, strict=True)
+    ]
     assert ours == reference
     assert ours[0][1] == 1 and ("HIE", 4) in ours
     # atom names as written too (MDTraj's standard names would rename some)
