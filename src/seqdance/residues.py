@@ -8,9 +8,29 @@ every one of them to the standard name whose chemistry it shares (rings, donors 
 acceptors, the sequence letter); :func:`is_ionic` says whether the variant keeps the
 parent's charge (GetContacts counts every histidine as a cation, so all histidine states
 do; the neutral forms of Asp, Glu, Lys and Arg do not).
+
+One-letter codes (:func:`one_letter`) follow one rule, in this order:
+
+1. the 20 standard names, and selenocysteine ``SEC`` (``U``) and pyrrolysine ``PYL`` (``O``),
+   which have letters of their own;
+2. a force-field name of a standard amino acid (the table above): its parent's letter, the
+   file's name kept everywhere else (``HIE`` is written ``HIE`` in the CSV and in contact
+   labels, and spelled ``H``). Engine names win over the component table: ``HSE`` is CHARMM's
+   histidine (the PDB's homoserine) and ``GLH`` AMBER's neutral glutamate;
+3. a modified amino acid of the PDB Chemical Component Dictionary: the letter of its parent
+   amino acid, as Biopython tabulates it (``Bio.Data.PDBData.protein_letters_3to1_extended``,
+   about a thousand components: ``MSE`` -> M, ``SEP`` -> S, ``TPO`` -> T, ``PTR`` -> Y,
+   ``CSO`` -> C, ``SME`` -> M, ``NLE`` -> L ...). :func:`letter_notes` lists the ones a
+   protein used;
+4. anything else (D-amino acids, ligands, unknown names): ``X``.
 """
 
 from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from Bio.Data.PDBData import protein_letters_3to1_extended as _CCD_PARENT_LETTER
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 
@@ -48,11 +68,8 @@ _VARIANTS: dict[str, tuple[str, bool]] = {
     "ILU": ("ILE", True),
 }  # fmt: skip
 
-# modified residues: mapped to the parent for the sequence only (their chemistry differs)
-MODIFIED_ONE: dict[str, str] = {
-    "MSE": "M", "SEP": "S", "TPO": "T", "PTR": "Y", "HYP": "P", "MLY": "K", "CSO": "C",
-    "NLE": "L", "SEC": "U", "PYL": "O",
-}  # fmt: skip
+# amino acids 21 and 22: letters of their own (in the ESM2 alphabet), not a parent's
+OWN_LETTER: dict[str, str] = {"SEC": "U", "PYL": "O"}
 
 
 def _build_aliases() -> dict[str, tuple[str, bool]]:
@@ -68,10 +85,10 @@ def _build_aliases() -> dict[str, tuple[str, bool]]:
 
 RESIDUE_ALIASES: dict[str, tuple[str, bool]] = _build_aliases()
 
-# kept for callers that want a plain name -> letter table
+# rules 1 and 2: a name -> letter table of the standard amino acids under every engine's name
 THREE_TO_ONE: dict[str, str] = {
     **{name: STANDARD_ONE[parent] for name, (parent, _) in RESIDUE_ALIASES.items()},
-    **MODIFIED_ONE,
+    **OWN_LETTER,
 }
 
 
@@ -89,10 +106,50 @@ def is_ionic(resname: str) -> bool:
     return bool(hit and hit[1])
 
 
+def modified_parent_letter(resname: str) -> str | None:
+    """Parent letter of a modified amino acid of the PDB Chemical Component Dictionary
+    (rule 3 of the module docstring: ``MSE`` -> ``M``, ``SME`` -> ``M``, ``NLE`` -> ``L``);
+    ``None`` for standard and force-field names (rules 1-2) and for non-amino acids."""
+    name = resname.strip().upper()
+    if name in THREE_TO_ONE:
+        return None
+    return _CCD_PARENT_LETTER.get(name)
+
+
 def one_letter(resname: str) -> str:
-    """One-letter code of a residue name; ``X`` when unknown."""
-    return THREE_TO_ONE.get(resname.strip().upper(), "X")
+    """One-letter code of a residue name by the rule of the module docstring; ``X`` when
+    none applies."""
+    name = resname.strip().upper()
+    return THREE_TO_ONE.get(name) or _CCD_PARENT_LETTER.get(name, "X")
 
 
-def sequence_of(resnames) -> str:
+def sequence_of(resnames: Iterable[str]) -> str:
+    """One letter per residue name (:func:`one_letter`)."""
     return "".join(one_letter(r) for r in resnames)
+
+
+def letter_notes(resnames: Iterable[str]) -> list[str]:
+    """Notes on the letters of a residue list: modified residues mapped to their parent
+    (``'modified residues spelled as their parent amino acid (PDB Chemical Component
+    Dictionary, via Biopython): MSE->M x2, SEP->S'``) and names spelled ``X``. Empty when
+    every name is a standard or force-field name."""
+    names = Counter(r.strip().upper() for r in resnames)
+    mapped, unknown = [], []
+    for name, count in names.items():
+        times = f" x{count}" if count > 1 else ""
+        if name in THREE_TO_ONE:
+            continue
+        parent = _CCD_PARENT_LETTER.get(name)
+        if parent:
+            mapped.append(f"{name}->{parent}{times}")
+        else:
+            unknown.append(f"{name}{times}")
+    notes = []
+    if mapped:
+        notes.append(
+            "modified residues spelled as their parent amino acid (PDB Chemical Component "
+            "Dictionary, via Biopython): " + ", ".join(sorted(mapped))
+        )
+    if unknown:
+        notes.append("residues with no amino-acid letter, spelled X: " + ", ".join(sorted(unknown)))
+    return notes

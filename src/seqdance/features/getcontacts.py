@@ -7,7 +7,11 @@ The format (contacts-spec.md section 4)::
     0	sb	A:ARG:76:NH2	A:GLU:82:OE1
 
 Atom labels are ``chain:resname:resid[icode]:name``; a residue is identified by its chain
-and residue number (with insertion code), never by its position in the file.
+and residue number (with insertion code), never by its position in the file. When the
+topology's residue names are given, a label must also name the residue as the topology
+does (:class:`ResidueIndex`): a TSV numbered differently from the topology (off by one, say)
+is refused at its first label that does not match instead of being shifted onto the wrong
+residues.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from seqdance.errors import InputFileError
+from seqdance.residues import standard_residue
 from seqdance.schema import INTERACTIONS
 from seqdance.utils.io import atomic_path
 
@@ -56,6 +61,71 @@ def residue_key(label: str) -> tuple[str, str]:
     if len(parts) < 4:
         raise ValueError(f"not a GetContacts atom label: {label!r}")
     return parts[0], parts[2]
+
+
+class LabelError(ValueError):
+    """A contact label that names no residue of the topology, or names it differently."""
+
+
+def same_residue_name(label_name: str, topology_name: str) -> bool:
+    """Whether a label's residue name matches the topology's: the same name, or two engine
+    names of one standard amino acid (``HIS``/``HIE``/``HSD``, ``CYS``/``CYX``: a TSV
+    written from the PDB of a system whose topology is AMBER's)."""
+    a, b = label_name.strip().upper(), topology_name.strip().upper()
+    if a == b:
+        return True
+    parent = standard_residue(a)
+    return parent is not None and parent == standard_residue(b)
+
+
+class ResidueIndex:
+    """Row of each contact label: by chain and residue number with insertion code, and,
+    when ``resnames`` are given, only if the label names the residue as the topology does.
+
+    Parameters
+    ----------
+    residues : list of (chain, resid) tuples, one per row (resid with insertion code)
+    resnames : list of str, optional, the topology's residue name of each row
+    """
+
+    def __init__(self, residues: list[tuple[str, str]], resnames: list[str] | None = None):
+        self.index = {key: i for i, key in enumerate(residues)}
+        self.resnames = list(resnames) if resnames is not None else None
+        self._checked: dict[tuple[str, str, str], int] = {}
+
+    def __call__(self, label: str) -> int:
+        """Row of the residue of atom ``label``; :class:`LabelError` when there is none."""
+        if self.resnames is None:
+            key = residue_key(label)
+            if key not in self.index:
+                raise LabelError(
+                    f"contact label {label!r} names residue {key[0]}:{key[1]}, which is not "
+                    "among the selected protein residues"
+                )
+            return self.index[key]
+        parts = label.split(":")
+        if len(parts) < 4:
+            raise ValueError(f"not a GetContacts atom label: {label!r}")
+        full = (parts[0], parts[1], parts[2])
+        row = self._checked.get(full)
+        if row is not None:
+            return row
+        row = self.index.get((parts[0], parts[2]))
+        if row is None:
+            raise LabelError(
+                f"contact label {label!r} names residue {parts[0]}:{parts[2]}, which is not "
+                "among the selected protein residues (labels are matched on chain, residue "
+                "number, insertion code and name: was the TSV made from this topology?)"
+            )
+        if not same_residue_name(parts[1], self.resnames[row]):
+            raise LabelError(
+                f"contact label {label!r} does not match the topology, whose residue "
+                f"{parts[0]}:{parts[2]} is {self.resnames[row]} (labels are matched on chain, "
+                "residue number, insertion code and name: is the TSV numbered differently "
+                "from the topology?)"
+            )
+        self._checked[full] = row
+        return row
 
 
 def _parse_header(line: str, path: Path) -> ContactsHeader:
@@ -121,6 +191,7 @@ def residue_pair_counts(
     n_frames: int,
     itypes: tuple[str, ...] = INTERACTIONS,
     cells: str = "listed",
+    resnames: list[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Mean number of atom-level contact lines per frame for each residue pair and type.
 
@@ -131,11 +202,13 @@ def residue_pair_counts(
     GetContacts lists the two atoms, so a pair's lines split between the two cells (their
     3tvj_I reference fills 133 cells above and 132 below the diagonal); ``"both"`` counts it
     at both cells (a symmetric matrix, the sum of the two ``listed`` cells). Lines of other
-    types are ignored; a line naming a residue not in ``residues`` raises ``KeyError``.
+    types are ignored. ``resnames`` (one per residue): labels must also name each residue
+    so (:class:`ResidueIndex`). A line naming a residue not in ``residues``, or naming it
+    differently, raises :class:`LabelError`.
     """
     if cells not in INTERACTION_CELLS:
         raise ValueError(f"cells must be one of {', '.join(INTERACTION_CELLS)} (got {cells!r})")
-    index = {key: i for i, key in enumerate(residues)}
+    row_of = ResidueIndex(residues, resnames)
     slot = {itype: k for k, itype in enumerate(itypes)}
     counts = np.zeros((len(itypes), len(residues), len(residues)))  # (K, N, N)
     ks, rows, cols = [], [], []
@@ -144,8 +217,8 @@ def residue_pair_counts(
         if k is None:
             continue
         ks.append(k)
-        rows.append(index[residue_key(line.atom1)])
-        cols.append(index[residue_key(line.atom2)])
+        rows.append(row_of(line.atom1))
+        cols.append(row_of(line.atom2))
     if ks:
         k_arr, i_arr, j_arr = np.array(ks), np.array(rows), np.array(cols)
         np.add.at(counts, (k_arr, i_arr, j_arr), 1.0)
@@ -161,6 +234,7 @@ def residue_pair_frequencies(
     residues: list[tuple[str, str]],
     n_frames: int,
     itypes: tuple[str, ...] = INTERACTIONS,
+    resnames: list[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """GetContacts' contact frequency: the fraction of frames with at least one line of a
     type between two residues (contacts-spec.md section 5).
@@ -169,14 +243,14 @@ def residue_pair_frequencies(
     version drops the first line of each new frame and the last frame). Returns
     ``{itype: (N, N)}``, symmetric, in [0, 1]; arguments as :func:`residue_pair_counts`.
     """
-    index = {key: i for i, key in enumerate(residues)}
+    row_of = ResidueIndex(residues, resnames)
     slot = {itype: k for k, itype in enumerate(itypes)}
     seen: set[tuple[int, int, int, int]] = set()  # (frame, type, i, j) with i <= j
     for line in lines:
         k = slot.get(line.itype)
         if k is None:
             continue
-        i, j = index[residue_key(line.atom1)], index[residue_key(line.atom2)]
+        i, j = row_of(line.atom1), row_of(line.atom2)
         seen.add((line.frame, k, min(i, j), max(i, j)))
     freq = np.zeros((len(itypes), len(residues), len(residues)))  # (K, N, N)
     for _, k, i, j in seen:

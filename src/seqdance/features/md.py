@@ -56,7 +56,7 @@ from seqdance.features.md_steps import (
 from seqdance.features.sources import open_source, options_from
 from seqdance.features.topology import geometry_topology, unbroken_dihedrals
 from seqdance.features.trajectory import open_system
-from seqdance.residues import sequence_of
+from seqdance.residues import letter_notes, sequence_of
 from seqdance.schema import (
     DSSP_CODES,
     INTERACTIONS,
@@ -89,7 +89,7 @@ class MDFeatures:
     """MD features of one trajectory: one row per protein residue, in topology order."""
 
     residues: pd.DataFrame  # (N, len(RESIDUE_COLUMNS)); NaN where undefined
-    pair: dict[str, np.ndarray]  # PAIR_KEYS -> (N, N) float64, symmetric
+    pair: dict[str, np.ndarray]  # PAIR_KEYS -> (N, N) float64; contacts one cell per pair
     sequence: str  # N one-letter codes
     n_frames: int  # frames used (after stride)
     warnings: list[str] = field(default_factory=list)
@@ -191,6 +191,7 @@ def md_features(
     named = prepared.topology.subset(sel.atoms)  # residue names as written, for the output
     residues = [named.residue(int(r)) for r in sel.rows]
     keys_all = [(chain_label(r.chain), str(r.resSeq)) for r in sub_top.residues]
+    names_all = [r.name for r in named.residues]  # as written (HIE, HSD): TSV labels match them
     n_res_all, n_rows = sub_top.n_residues, len(sel.rows)
 
     own_xyz = prepared.xyz[sel.atoms] if prepared.xyz is not None else None
@@ -265,6 +266,7 @@ def md_features(
     if n_frames < MIN_FRAMES:
         raise InputFileError(f"{trj_label}: MD features need at least {MIN_FRAMES} frames")
     notes = notes + source.summary() + [n for n in source.notes if n not in notes]
+    notes += letter_notes(r.name for r in residues)
     covariance_blocks.flush()
     if sasa is not None:
         sasa.blocks.flush()
@@ -275,7 +277,9 @@ def md_features(
     rows = sel.rows
     pair: dict[str, np.ndarray] = {}
     if contacts_path is not None:
-        counts = contacts_from_tsv(contacts_path, keys_all, n_frames, stride, interaction_cells)
+        counts = contacts_from_tsv(
+            contacts_path, keys_all, n_frames, stride, interaction_cells, names_all
+        )
         for k in INTERACTIONS:
             pair[k] = counts[k][np.ix_(rows, rows)]
     elif interactions is not None:

@@ -21,7 +21,7 @@ from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.errors import one_line as _one_line
 from seqdance.features.contact_detector import ContactDetector
 from seqdance.features.contact_rules import protein_atoms
-from seqdance.features.getcontacts import read_contacts, residue_pair_counts
+from seqdance.features.getcontacts import LabelError, read_contacts, residue_pair_counts
 from seqdance.features.md_kernels import (
     FixedBlocks,
     RunningMoments,
@@ -100,19 +100,31 @@ class NativeInteractions:
             self.sums[k] += counts[k]
 
 
-def _pair_counts(count_fn, lines, keys, n_frames: int, source: str) -> dict[str, np.ndarray]:
+def _pair_counts(
+    count_fn, lines, keys, n_frames: int, source: str, resnames=None
+) -> dict[str, np.ndarray]:
     try:
-        return count_fn(lines, keys, n_frames, INTERACTIONS)
-    except KeyError as exc:
-        key = exc.args[0] if exc.args else exc
-        raise InputFileError(
-            f"{source}: residue {key} is not among the selected protein residues"
-        ) from None
+        return count_fn(lines, keys, n_frames, INTERACTIONS, resnames=resnames)
+    except LabelError as exc:
+        raise InputFileError(f"{source}: {exc}") from None
 
 
 def contacts_from_tsv(
-    path: Path, keys, n_frames: int, stride: int, cells: str = "listed"
+    path: Path,
+    keys,
+    n_frames: int,
+    stride: int,
+    cells: str = "listed",
+    resnames: list[str] | None = None,
 ) -> dict[str, np.ndarray]:
+    """Residue-pair counts of a GetContacts TSV (``{itype: (N, N)}``, N = ``len(keys)``).
+
+    ``keys``: ``(chain, resid)`` of each residue of the selection, in order; ``resnames``:
+    their names as the topology writes them. Each label must match its residue on chain,
+    number, insertion code and (when ``resnames`` are given) name; the first label that
+    does not is one :class:`~seqdance.errors.InputFileError` line. The TSV must cover
+    ``n_frames`` frames.
+    """
     header, lines = read_contacts(path)
     if header.total_frames != n_frames:
         raise InputFileError(
@@ -121,7 +133,7 @@ def contacts_from_tsv(
         )
     try:
         count = partial(residue_pair_counts, cells=cells)
-        return _pair_counts(count, lines, keys, n_frames, str(path))
+        return _pair_counts(count, lines, keys, n_frames, str(path), resnames)
     except ValueError as exc:  # a malformed atom label
         raise InputFileError(f"{path}: {_one_line(exc)}") from None
 

@@ -1,5 +1,10 @@
 """Every other format MDTraj reads: PRMTOP, H5, MOL2 ... topologies; TRR, NetCDF, H5 ...
-trajectories (read in chunks with ``mdtraj.iterload``; counted when the format says)."""
+trajectories (read in chunks with ``mdtraj.iterload``; counted when the format says).
+
+AMBER topologies (PRMTOP, recognised by their ``%VERSION``/``%FLAG`` header) keep the residue
+and atom names as written (``HIE``, ``CYX``) and carry no residue numbers: residues are
+numbered 1..N in file order, as AMBER, cpptraj and MDAnalysis number them (MDTraj's own
+numbering starts at 0)."""
 
 from __future__ import annotations
 
@@ -9,19 +14,44 @@ from pathlib import Path
 import mdtraj as md
 import numpy as np
 
-from seqdance.features.formats.common import AtomTable, Block, FramePart, trajectory_errors
+from seqdance.features.formats.common import (
+    AtomTable,
+    Block,
+    FramePart,
+    open_text,
+    trajectory_errors,
+)
 from seqdance.utils.quiet import native_stdout_silenced
+
+
+def _is_amber_topology(path: Path) -> bool:
+    """Whether ``path`` is an AMBER PRMTOP, by its ``%VERSION``/``%FLAG`` header (any suffix)."""
+    try:
+        with open_text(path) as fh:
+            head = fh.read(4096)
+    except (OSError, EOFError, ValueError):  # unreadable or not the compression it says
+        return False
+    return head.lstrip().startswith(("%VERSION", "%FLAG"))
 
 
 def read_generic_table(path: Path) -> AtomTable:
     """Atoms of any topology MDTraj reads (coordinates too from H5 and MOL2)."""
-    top = md.load_topology(str(path))
+    first_number = None
+    if _is_amber_topology(path):
+        # names as written (HIE, CYX: MDTraj would rename them HIS, CYS); MDTraj numbers
+        # residues from 0, AMBER and every AMBER tool from 1
+        top = md.load_prmtop(str(path), standard_names=False)
+        first_number = 1
+    else:
+        top = md.load_topology(str(path))
     table = AtomTable([], [], [], [], [], [], [], typed_by="topology typing")
     for atom in top.atoms:
         residue = atom.residue
         table.names.append(atom.name)
         table.resnames.append(residue.name)
-        table.resnums.append(int(residue.resSeq))
+        table.resnums.append(
+            residue.index + first_number if first_number is not None else int(residue.resSeq)
+        )
         table.icodes.append("")
         table.chain_ids.append((getattr(residue.chain, "chain_id", None) or "").strip())
         table.segids.append((getattr(residue, "segment_id", "") or "").strip())
