@@ -117,7 +117,7 @@ def _spanning_trees(n: int, edges: list, weights: list) -> tuple[np.ndarray, ...
     graph = coo_matrix((w, (pairs[:, 0], pairs[:, 1])), shape=(n, n)).tocsr()
     forest = minimum_spanning_tree(graph)
     forest = forest + forest.T
-    n_comp, component = connected_components(forest, directed=False)
+    _, component = connected_components(forest, directed=False)
     seen = np.zeros(n, bool)
     for root in range(n):
         if seen[root]:
@@ -147,9 +147,7 @@ def whole_shifts(x: np.ndarray, box: np.ndarray, inv: np.ndarray, mols: Molecule
     if children.size == 0:
         return shift
     step = np.zeros_like(x)
-    step[:, children] = lattice_moves(
-        x[:, children] - x[:, mols.parent[children]], box, inv
-    )
+    step[:, children] = lattice_moves(x[:, children] - x[:, mols.parent[children]], box, inv)
     if not step.any():  # every tree edge is minimal: already whole
         return shift
     for level in mols.levels:
