@@ -238,3 +238,23 @@ def _interchain_frames(tsv) -> set[int]:
         if cols[2].split(":")[0] != cols[3].split(":")[0]:
             frames.add(int(cols[0]))
     return frames
+
+
+@pytest.mark.parametrize("name", ["1hvr.pdb.gz", "4E43.pdb.gz"])
+def test_crystal_cell_as_box_moves_nothing(data_path, name):
+    """Crystal structures as deposited, their CRYST1 cell as the box (1HVR hexagonal, a
+    triclinic box; 4E43 orthorhombic, with a peptide chain; both with ligands and chains of
+    single-atom waters): whole and together, so every coordinate is exactly as read without
+    imaging, equal to MDTraj's reading of the file, and there is no note."""
+    path = data_path("pbc", name)
+    prepared, source = open_system(path, path)
+    atoms = np.arange(prepared.n_atoms)
+    got = np.concatenate([b.xyz for b in source.blocks(atoms, 10, 1, prepared.topology)])
+    box = next(source.blocks(atoms, 10, 1, prepared.topology)).box[0]
+    assert name == "4E43.pdb.gz" or abs(box[1, 0]) > 1.0  # 1HVR's cell is not rectangular
+    plain = open_system(path, path)[1]
+    plain.set_pbc("none")
+    raw = np.concatenate([b.xyz for b in plain.blocks(atoms, 10, 1, prepared.topology)])
+    assert np.array_equal(got, raw)
+    np.testing.assert_allclose(got, md.load(str(path)).xyz, atol=1e-6)
+    assert not any("periodic box" in n for n in source.notes)

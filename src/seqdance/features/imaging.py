@@ -34,6 +34,8 @@ from seqdance.features.topology import is_polymer
 
 PBC_MODES = ("cluster", "whole", "none")  # --pbc: full imaging, molecules whole only, off
 TIE_NM = 1e-9  # a box-vector move must beat staying put by more than this
+CONTACT_NM = 1.0  # a molecule this close (anchor to anchor) to the placed ones stays put
+TRACE_NAMES = ("CA", "BB")  # single-atom residues of a coarse-grained chain
 
 
 def check_pbc_mode(mode: str) -> str:
@@ -79,8 +81,11 @@ class Molecules:
             first = atoms[names.index("CA")] if "CA" in names else atoms[0]
             anchor.append(first)
             chain.append(residue.chain.index)
-            polymer.append(
-                is_polymer(names, residue.name) or len(atoms) == 1 and residue.chain.n_residues > 1
+            polymer.append(  # a C-alpha (or Martini BB) trace counts; water and ions do not
+                is_polymer(names, residue.name)
+                or len(atoms) == 1
+                and names[0] in TRACE_NAMES
+                and residue.chain.n_residues > 1
             )
             edges.extend((a, first) for a in atoms if a != first)
             weights.extend([2.0] * (len(atoms) - 1))
@@ -185,10 +190,17 @@ def nearest_image(a: np.ndarray, b: np.ndarray, box: np.ndarray) -> tuple[float,
     return best, move
 
 
+def _distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Smallest distance between point sets ``a`` (m, 3) and ``b`` (q, 3), no box."""
+    return float(np.sqrt(np.min(np.sum((a[:, None, :] - b[None, :, :]) ** 2, axis=-1))))
+
+
 def cluster_moves(x: np.ndarray, box: np.ndarray, mols: Molecules) -> np.ndarray:
     """Box-vector move (P, 3) of each polymer molecule that puts them next to each other in one
     frame ``x`` (n, 3) of whole molecules, as ``gmx trjconv -pbc cluster``: the first (largest)
     stays; then, repeatedly, the molecule nearest to those placed goes to that nearest image.
+    A molecule that is already within :data:`CONTACT_NM` of the placed ones (or no nearer in
+    any other image) stays where it is, so a complex that is together is never moved.
     """
     groups = [x[mols.anchor[mols.anchor_molecule == m]] for m in mols.polymers]
     p = len(groups)
@@ -201,10 +213,24 @@ def cluster_moves(x: np.ndarray, box: np.ndarray, mols: Molecules) -> np.ndarray
     moves = np.zeros((p, 3))
     placed = np.zeros(p, bool)
     placed[0] = True
+    stay: dict[tuple[int, int], float] = {}  # distance of k, unmoved, to j where j was placed
     for _ in range(p - 1):
-        sub = np.where(placed[None, :] & ~placed[:, None], dist, np.inf)
-        k, j = np.unravel_index(np.argmin(sub), sub.shape)
-        moves[k] = moves[j] + rel[k, j]
+        choice = (np.inf, -1, np.zeros(3))
+        for k in np.flatnonzero(~placed):
+            js = np.flatnonzero(placed)
+            for j in js:
+                if (k, j) not in stay:
+                    stay[k, j] = _distance(groups[k], groups[j] + moves[j])
+            here = min(stay[k, j] for j in js)
+            j = js[np.argmin(dist[k, js])]
+            if here <= CONTACT_NM or here <= dist[k, j] + TIE_NM:
+                candidate = (here, k, np.zeros(3))  # already next to the complex: stays
+            else:
+                candidate = (dist[k, j], k, moves[j] + rel[k, j])
+            if candidate[0] < choice[0]:
+                choice = candidate
+        _, k, move = choice
+        moves[k] = move
         placed[k] = True
     return moves
 
