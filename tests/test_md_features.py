@@ -412,6 +412,7 @@ def test_two_chains_keep_chain_boundaries(tmp_path, tvj_native):
     other = traj[:]
     other.xyz = traj.xyz + np.array([6.0, 0.0, 0.0], dtype=np.float32)
     both = traj.stack(other)
+    both.unitcell_lengths = both.unitcell_lengths * 3  # a box that holds both copies apart
     for chain, chain_id in zip(both.topology.chains, "AB", strict=True):
         chain.chain_id = chain_id
     top, trj = tmp_path / "dimer.pdb", tmp_path / "dimer.dcd"

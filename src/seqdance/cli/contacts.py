@@ -43,6 +43,13 @@ def contacts(
     chunk_size: int = typer.Option(
         100, "--chunk-size", min=1, help="Frames read into memory at a time."
     ),
+    pbc: str = typer.Option(
+        "cluster",
+        "--pbc",
+        help="Periodic box: 'cluster' makes molecules whole and keeps the chains of a complex "
+        "together (nearest image, continuous between frames); 'whole' only makes molecules "
+        "whole; 'none' uses the frames as read.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Detect atomic interactions in every frame (GetContacts' rules, no VMD needed).
@@ -69,6 +76,7 @@ def contacts(
         selection=selection,
         chunk_size=chunk_size,
         on_frames=lambda n: bars[0].update(n),
+        pbc=pbc,
     )
     for message in lines.warnings:
         typer.echo(f"warning: {message}", err=True)

@@ -113,6 +113,13 @@ def md(
     chunk_size: int = typer.Option(
         100, "--chunk-size", min=1, help="Frames read at a time (memory does not grow with length)."
     ),
+    pbc: str = typer.Option(
+        "cluster",
+        "--pbc",
+        help="Periodic box: 'cluster' makes molecules whole and keeps the chains of a complex "
+        "together (nearest image, continuous between frames); 'whole' only makes molecules "
+        "whole; 'none' uses the frames as read.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """MD features of the protein residues of one trajectory (or pooled replicas).
@@ -148,6 +155,7 @@ def md(
         selection=selection,
         chunk_size=chunk_size,
         progress=progress,
+        pbc=pbc,
     )
     for warning in features.warnings:
         typer.echo(f"warning: {warning}", err=True)

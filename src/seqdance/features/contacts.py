@@ -76,13 +76,15 @@ def detect_contacts(
     *,
     criteria: ContactCriteria | None = None,
     on_frames: Callable[[int], None] | None = None,
+    pbc: str = "cluster",
 ) -> tuple[ContactsHeader, ContactStream]:
     """Stream GetContacts lines for a trajectory file, ``chunk_size`` frames at a time.
 
     The first chunk is read before returning, so a trajectory that does not fit its
     topology fails here, not half-way through writing. Frame 0 is the reference for the
     hydrophobic filter and disulfides; a PDB/mmCIF/GRO topology's own coordinates drive
-    the distance bond rule.
+    the distance bond rule. ``pbc``: periodic imaging, "cluster" (default), "whole" or
+    "none" (:mod:`seqdance.features.imaging`).
 
     Returns
     -------
@@ -96,6 +98,7 @@ def detect_contacts(
         raise SeqDanceError(f"chunk_size must be >= 1, got {chunk_size}")
     itypes = parse_itypes(itypes)
     prepared, source = open_system(topology_path, trajectory_path)
+    source.set_pbc(pbc)
     topology = prepared.topology
     try:
         sel = select_atoms(topology, selection)
@@ -115,6 +118,7 @@ def detect_contacts(
     if total_frames is None:  # formats without a frame count: count by reading once
         total_frames = sum(len(b.xyz) for b in source.blocks(sel, chunk_size, stride, sub))
         source = open_system(prepared, trajectory_path)[1]
+        source.set_pbc(pbc)
         source.first_frame(sel, sub, own, prepared.box)
     header = ContactsHeader(
         total_frames=total_frames, beg=0, stride=stride, interaction_types=header_itypes(itypes)

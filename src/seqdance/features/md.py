@@ -139,6 +139,7 @@ def md_features(
     chunk_size: int = DEFAULT_CHUNK,
     progress: bool = False,
     interaction_cells: str = "listed",
+    pbc: str = "cluster",
 ) -> MDFeatures:
     """MD features of the protein residues of one trajectory.
 
@@ -163,6 +164,9 @@ def md_features(
     interaction_cells : "listed" or "both"
         Each contact line at one cell in GetContacts' atom order (the authors) or at both
         (symmetric); see :func:`seqdance.features.getcontacts.residue_pair_counts`.
+    pbc : "cluster", "whole" or "none"
+        Periodic imaging (:mod:`seqdance.features.imaging`): molecules made whole and the
+        chains of a complex kept together (default), molecules made whole only, or off.
 
     Returns
     -------
@@ -185,6 +189,7 @@ def md_features(
     clock = time.perf_counter()
 
     prepared, source = open_system(topology, trajectory)
+    source.set_pbc(pbc)
     top = geometry_topology(prepared.topology)  # standard names for DSSP and dihedrals
     sel = select_residues(top, selection, available=source.available)
     sub_top = top.subset(sel.atoms)
@@ -195,7 +200,7 @@ def md_features(
     n_res_all, n_rows = sub_top.n_residues, len(sel.rows)
 
     own_xyz = prepared.xyz[sel.atoms] if prepared.xyz is not None else None
-    # frame 0 of the selected atoms, made whole; chains keep the topology's arrangement
+    # frame 0 of the selected atoms, made whole and its chains placed together
     first_xyz = source.first_frame(sel.atoms, sub_top, own_xyz, prepared.box)
     reference = md.Trajectory(first_xyz[None].astype(np.float32), sub_top)
 
