@@ -1,8 +1,13 @@
-"""Every other format MDTraj reads: PRMTOP, H5, MOL2 ... topologies; TRR, NetCDF, H5 ...
-trajectories (read in chunks with ``mdtraj.iterload``; counted when the format says)."""
+"""Every other format MDTraj reads: H5, MOL2 ... topologies; TRR, NetCDF, AMBER mdcrd, H5 ...
+trajectories (read in chunks with ``mdtraj.iterload``; counted when the format says).
+
+MDTraj reads NetCDF with SciPy when the ``netCDF4`` package is missing and warns about its
+speed in four lines each time a file is opened; that warning is dropped here."""
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +18,25 @@ from seqdance.features.formats.common import AtomTable, Block, FramePart, trajec
 from seqdance.utils.quiet import native_stdout_silenced
 
 
+@contextlib.contextmanager
+def quiet_mdtraj():
+    """No C-level output and no netCDF4 speed warning while MDTraj opens or reads a file."""
+    with native_stdout_silenced(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*netCDF4.*")
+        yield
+
+
 def read_generic_table(path: Path) -> AtomTable:
     """Atoms of any topology MDTraj reads (coordinates too from H5 and MOL2)."""
-    top = md.load_topology(str(path))
+    table = table_from_topology(md.load_topology(str(path)))
+    if path.suffix.lower() in (".h5", ".mol2"):
+        frame = md.load_frame(str(path), 0)
+        table.xyz = frame.xyz[0].astype(np.float64)
+    return table
+
+
+def table_from_topology(top: md.Topology) -> AtomTable:
+    """An :class:`AtomTable` of an MDTraj topology (residue numbers as ``resSeq``)."""
     table = AtomTable([], [], [], [], [], [], [], typed_by="topology typing")
     for atom in top.atoms:
         residue = atom.residue
@@ -30,22 +51,19 @@ def read_generic_table(path: Path) -> AtomTable:
     table.bonds = np.array([(a.index, b.index) for a, b in top.bonds], dtype=np.int64).reshape(
         -1, 2
     )
-    if path.suffix.lower() in (".h5", ".mol2"):
-        frame = md.load_frame(str(path), 0)
-        table.xyz = frame.xyz[0].astype(np.float64)
     return table
 
 
 def _frame_count(path: Path) -> int | None:
     try:
-        with native_stdout_silenced(), md.open(str(path)) as handle:
+        with quiet_mdtraj(), md.open(str(path)) as handle:
             return len(handle)
     except Exception:  # not every format has a length
         return None
 
 
 def _iterload_blocks(path: Path, topology, atoms: np.ndarray, chunk: int) -> Iterator[Block]:
-    with native_stdout_silenced():
+    with quiet_mdtraj():
         iterator = md.iterload(str(path), chunk=chunk, top=topology, atom_indices=atoms)
         for piece in iterator:
             box = piece.unitcell_vectors
