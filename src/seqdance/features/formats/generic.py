@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+import contextlib
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,14 @@ import numpy as np
 
 from seqdance.features.formats.common import AtomTable, Block, FramePart, trajectory_errors
 from seqdance.utils.quiet import native_stdout_silenced
+
+
+@contextlib.contextmanager
+def quiet_mdtraj():
+    """No C-level output and no netCDF4 speed warning while MDTraj opens or reads a file."""
+    with native_stdout_silenced(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*netCDF4.*")
+        yield
 
 
 @contextlib.contextmanager

@@ -7,13 +7,14 @@ PQR (PDB2PQR, APBS)     ``PQR``     names, residues, chains/segments, insertion 
 PDBQT (AutoDock)        ``PDBQT``   names, residues, chains, insertion codes, xyz
 CHARMM CRD/COR          ``CRD``     names, residues, segments, xyz (standard and EXT)
 Desmond DMS             ``DMS``     names, residues, chains, segments, bonds, masses, xyz
+AMBER prmtop            ``TOP``     names, residues, bonds, atomic numbers or masses
 GROMOS TRC              ``TRC``     frames and boxes (coordinates only)
 NAMD binary COOR        ``NAMDBIN`` one frame (coordinates only)
 ======================  ==========  =====================================================
 
 PQR and PDBQT are whitespace-separated (wide serial numbers, charges and radii where a PDB has
 its element columns), so the fixed-column PDB reader cannot read them. Elements are taken from
-masses only where the file stores them (DMS); elsewhere the name rules of
+atomic numbers or masses only where the file stores them (prmtop, DMS); elsewhere the name rules of
 :mod:`seqdance.features.topology` type them (MDAnalysis' guessed masses are not file data).
 MDAnalysis is imported when one of these files is read (it takes a second to import).
 """
@@ -36,7 +37,7 @@ from seqdance.features.formats.common import (
     trajectory_errors,
 )
 
-MASS_TYPED = ("DMS",)  # formats whose masses are stored in the file, not guessed
+MASS_TYPED = ("DMS", "TOP")  # formats whose masses are stored in the file, not guessed
 
 
 def _attribute(atoms, name: str, n: int, default: str = "") -> list[str]:
@@ -62,9 +63,12 @@ def read_mdanalysis_table(path: Path, fmt: str) -> AtomTable:
     atoms = universe.atoms
     n = len(atoms)
     icodes = _attribute(atoms, "icodes", n)
-    elements = (
-        [element_from_mass(float(m)) for m in atoms.masses] if fmt in MASS_TYPED else [""] * n
-    )
+    elements = _attribute(atoms, "elements", n)  # atomic numbers of a prmtop, if any
+    typed_by = "atomic numbers"
+    if fmt in MASS_TYPED and not all(elements):
+        elements, typed_by = [element_from_mass(float(m)) for m in atoms.masses], "masses"
+    elif not all(elements):
+        elements, typed_by = [""] * n, ""
     table = AtomTable(
         [str(a) for a in atoms.names],
         [str(r) for r in atoms.resnames],
@@ -73,16 +77,23 @@ def read_mdanalysis_table(path: Path, fmt: str) -> AtomTable:
         _attribute(atoms, "chainIDs", n),
         _attribute(atoms, "segids", n),
         elements,
-        typed_by="masses" if fmt in MASS_TYPED else "",
+        typed_by=typed_by,
     )
     if hasattr(universe, "bonds"):
         table.bonds = np.asarray(universe.bonds.indices, dtype=np.int64).reshape(-1, 2)
-    if universe.trajectory.n_frames:
+    if _has_frames(universe):
         table.xyz = np.asarray(atoms.positions, dtype=np.float64) / 10.0
         box = universe.trajectory.ts.triclinic_dimensions
         if box is not None and np.any(box):
             table.box = np.asarray(box, dtype=np.float64) / 10.0
     return table
+
+
+def _has_frames(universe) -> bool:
+    try:
+        return universe.trajectory.n_frames > 0
+    except AttributeError:  # a topology-only format (prmtop): no trajectory at all
+        return False
 
 
 def _reader(path: Path, fmt: str):

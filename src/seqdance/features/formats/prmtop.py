@@ -1,9 +1,9 @@
-"""AMBER parameter/topology files (``.prmtop``, ``.parm7``, ``.top``), read with MDTraj.
+"""AMBER parameter/topology files (``.prmtop``, ``.parm7``, ``.top``), read with MDAnalysis.
 
 A prmtop is recognised by its ``%VERSION`` / ``%FLAG`` header, not by its suffix: ``.top`` is
-also GROMACS' topology and ``.parm7`` is often renamed. Residues are numbered 1..N in file
-order, as AMBER, cpptraj and MDAnalysis number them (MDTraj counts them from 0). Elements come
-from the file's atomic numbers (or masses, as MDTraj reads them); chains are found by
+also GROMACS' topology and ``.parm7`` is often renamed. MDAnalysis keeps the file's atom names
+(MDTraj renames them to PDB names) and numbers residues 1..N in file order, as AMBER and cpptraj
+do. Elements come from the file's atomic numbers, else its masses; chains are found by
 :mod:`seqdance.features.topology` from the first frame, as a prmtop has no chain IDs.
 """
 
@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mdtraj.formats.prmtop import load_prmtop
-
 from seqdance.features.formats.common import AtomTable, open_text
-from seqdance.features.formats.generic import quiet_mdtraj, table_from_topology
+from seqdance.features.formats.mdanalysis import read_mdanalysis_table
 
 
 def is_prmtop(path: Path) -> bool:
@@ -33,9 +31,5 @@ def is_prmtop(path: Path) -> bool:
 
 
 def read_prmtop_table(path: Path) -> AtomTable:
-    """Atoms, residues (numbered from 1) and bonds of an AMBER prmtop (a plain file)."""
-    with quiet_mdtraj():
-        top = load_prmtop(str(path))
-    table = table_from_topology(top)
-    table.resnums = [residue.index + 1 for residue in top.residues for _ in residue.atoms]
-    return table
+    """Atoms (names as written), residues numbered from 1, elements and bonds of a prmtop."""
+    return read_mdanalysis_table(path, "TOP")
