@@ -75,7 +75,7 @@ class FramePart:
     available: np.ndarray | None = None  # atoms present in every frame, if not all
 
 
-COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+COMPRESSED = (".gz", ".bz2", ".xz")
 
 
 def compression(path: Path) -> str:
@@ -92,8 +92,14 @@ def format_name(path: Path) -> str:
 
 def open_bytes(path: Path):
     """Binary handle of ``path``, decompressed when its name ends in .gz, .bz2 or .xz."""
-    opener = COMPRESSED.get(compression(path))
-    return opener(path, "rb") if opener else open(path, "rb")
+    kind = compression(path)
+    if kind == ".gz":
+        return gzip.open(path, "rb")
+    if kind == ".bz2":
+        return bz2.open(path, "rb")
+    if kind == ".xz":
+        return lzma.open(path, "rb")
+    return open(path, "rb")
 
 
 def open_text(path: Path):
@@ -102,14 +108,12 @@ def open_text(path: Path):
     return io.TextIOWrapper(open_bytes(path), errors="replace")
 
 
-_COPIES: dict[Path, Path] = {}
+_COPIES: dict[tuple, Path] = {}  # (path, size, mtime) -> its decompressed copy
+_COPY_DIR: list[str] = []  # the one private folder of this process, made when first needed
 
 
 def _remove_copies(folder: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
-
-
-_COPY_DIR: list[str] = []
 
 
 def local_copy(path: Path) -> Path:
@@ -118,7 +122,8 @@ def local_copy(path: Path) -> Path:
     readers (MDTraj, MDAnalysis) that open files by name."""
     if not compression(path):
         return path
-    key = path.resolve()
+    stat = path.stat()
+    key = (path.resolve(), stat.st_size, stat.st_mtime_ns)
     if key in _COPIES and _COPIES[key].is_file():
         return _COPIES[key]
     if not _COPY_DIR:

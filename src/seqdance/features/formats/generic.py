@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-import contextlib
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,25 +26,9 @@ def quiet_mdtraj():
         yield
 
 
-@contextlib.contextmanager
-def quiet_mdtraj():
-    """No C-level output and no netCDF4 speed warning while MDTraj opens or reads a file."""
-    with native_stdout_silenced(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*netCDF4.*")
-        yield
-
-
 def read_generic_table(path: Path) -> AtomTable:
     """Atoms of any topology MDTraj reads (coordinates too from H5 and MOL2)."""
-    table = table_from_topology(md.load_topology(str(path)))
-    if path.suffix.lower() in (".h5", ".mol2"):
-        frame = md.load_frame(str(path), 0)
-        table.xyz = frame.xyz[0].astype(np.float64)
-    return table
-
-
-def table_from_topology(top: md.Topology) -> AtomTable:
-    """An :class:`AtomTable` of an MDTraj topology (residue numbers as ``resSeq``)."""
+    top = md.load_topology(str(path))
     table = AtomTable([], [], [], [], [], [], [], typed_by="topology typing")
     for atom in top.atoms:
         residue = atom.residue
@@ -61,6 +43,9 @@ def table_from_topology(top: md.Topology) -> AtomTable:
     table.bonds = np.array([(a.index, b.index) for a, b in top.bonds], dtype=np.int64).reshape(
         -1, 2
     )
+    if path.suffix.lower() in (".h5", ".mol2"):
+        frame = md.load_frame(str(path), 0)
+        table.xyz = frame.xyz[0].astype(np.float64)
     return table
 
 
