@@ -69,13 +69,16 @@ def read_mdanalysis_table(path: Path, fmt: str) -> AtomTable:
         elements, typed_by = [element_from_mass(float(m)) for m in atoms.masses], "masses"
     elif not all(elements):
         elements, typed_by = [""] * n, ""
+    chains, segids = _attribute(atoms, "chainIDs", n), _attribute(atoms, "segids", n)
+    if fmt == "PQR":  # MDAnalysis puts a PQR's chain ID in segid, "SYSTEM" when there is none
+        chains, segids = ["" if s == "SYSTEM" else s for s in segids], [""] * n
     table = AtomTable(
         [str(a) for a in atoms.names],
         [str(r) for r in atoms.resnames],
         [int(r) for r in atoms.resids],
         icodes,
-        _attribute(atoms, "chainIDs", n),
-        _attribute(atoms, "segids", n),
+        chains,
+        segids,
         elements,
         typed_by=typed_by,
     )
