@@ -198,6 +198,31 @@ def test_charmm_crd_topology_and_namd_binary_frames(tmp_path, suffix):
     np.testing.assert_allclose(xyz[0], numpy_xyz, atol=1e-6)
 
 
+def test_amber_crd_is_not_charmm(tmp_path):
+    """A .crd without a CHARMM '*' title is AMBER mdcrd: frames through MDTraj (gzipped)."""
+    from mdtraj.formats import MDCRDTrajectoryFile
+
+    ref = reference(F / "cpptraj_traj.prmtop", F / "cpptraj_traj.nc")
+    ref_xyz, _ = reference_frames(ref)
+    plain_crd = tmp_path / "amber.crd"
+    with MDCRDTrajectoryFile(str(plain_crd), mode="w") as fh:
+        fh.write(ref_xyz * 10.0)
+    packed = tmp_path / "amber.crd.gz"
+    packed.write_bytes(gzip.compress(plain_crd.read_bytes()))
+    _, xyz, _ = frames(F / "cpptraj_traj.prmtop", packed)
+    np.testing.assert_allclose(xyz, ref_xyz, atol=1e-3)  # mdcrd keeps 3 decimals (0.001 A)
+
+
+def test_compressed_binary_trajectory(tmp_path):
+    """A gzipped DCD (read through a decompressed copy) gives the plain file's frames."""
+    psf, dcd = E / "2r9r-1b.psf.gz", E / "2r9r-1b.dcd"
+    packed = tmp_path / "traj.dcd.gz"
+    packed.write_bytes(gzip.compress(dcd.read_bytes()))
+    _, xyz, _ = frames(psf, packed)
+    ref = reference(plain(psf, tmp_path), dcd)
+    np.testing.assert_allclose(xyz, reference_frames(ref)[0], atol=1e-6)
+
+
 def test_charmm_crd_frames(tmp_path):
     crd = F / "adk_open.crd.xz"
     prepared, xyz, _ = frames(E / "adk_open.pdb.gz", crd)
@@ -228,6 +253,7 @@ def test_gromos_trc_frames(tmp_path):
     ref_xyz, ref_boxes = reference_frames(ref)
     assert xyz.shape == ref_xyz.shape and len(xyz) == 3
     np.testing.assert_allclose(xyz, ref_xyz, atol=1e-6)
+    assert (boxes is None) == all(b is None or not b.any() for b in ref_boxes)
     if boxes is not None:
         np.testing.assert_allclose(boxes, np.asarray(ref_boxes), atol=1e-6)
 
@@ -270,6 +296,25 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, capsys, topology, tra
     code = main_code(["features", "md", "-t", topology, "-x", trajectory, "-o", out])
     err = one_error_line(capsys.readouterr().err)
     assert code != 0 and says in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_contacts_refuses_lammps_data_in_one_line(tmp_path, capsys):
+    out = tmp_path / "c.tsv"
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "contacts",
+                "-t",
+                str(F / "mini.data"),
+                "-x",
+                str(F / "cpptraj_traj.nc"),
+                "-o",
+                str(out),
+            ]
+        )
+    err = one_error_line(capsys.readouterr().err)
+    assert exit_info.value.code != 0 and "no residue or atom names" in err
     assert list(tmp_path.iterdir()) == []
 
 
