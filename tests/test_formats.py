@@ -289,6 +289,13 @@ def one_error_line(err: str) -> str:
         (F / "gromos11_traj_vac_1.trc.gz", F / "gromos11_traj_vac_1.trc.gz", "coordinates only"),
         (F / "cpptraj_traj.prmtop", F / "adk_open.coor", "frames have 3341 atoms"),
         (F / "adk_open.crd.xz", F / "adk_open.coor", "at least 2 frames"),
+        (F / "adk_open.crd.xz", F / "cpptraj_traj.nc", "frames have 84 atoms"),
+        (F / "cpptraj_traj.prmtop", F / "mini.data", "not a trajectory"),
+        (  # the damaged file is named as given, not as its decompressed copy
+            F / "gromos11_traj_vac.pdb.gz",
+            F / "gromos11_traj_vac_1_missing_pos.trc.gz",
+            f"{F / 'gromos11_traj_vac_1_missing_pos.trc.gz'}: cannot read trajectory",
+        ),
     ],
 )
 def test_refusals_are_one_line_and_write_nothing(tmp_path, capsys, topology, trajectory, says):

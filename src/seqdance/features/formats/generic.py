@@ -14,7 +14,13 @@ from pathlib import Path
 import mdtraj as md
 import numpy as np
 
-from seqdance.features.formats.common import AtomTable, Block, FramePart, trajectory_errors
+from seqdance.features.formats.common import (
+    AtomTable,
+    Block,
+    FramePart,
+    check_frame_atoms,
+    trajectory_errors,
+)
 from seqdance.utils.quiet import native_stdout_silenced
 
 
@@ -49,12 +55,18 @@ def read_generic_table(path: Path) -> AtomTable:
     return table
 
 
-def _frame_count(path: Path) -> int | None:
+def _frame_count(path: Path) -> tuple[int | None, int | None]:
+    """(frames, atoms per frame) when the format's MDTraj handle says, else None each."""
     try:
         with quiet_mdtraj(), md.open(str(path)) as handle:
-            return len(handle)
-    except Exception:  # not every format has a length
-        return None
+            n_atoms = getattr(handle, "n_atoms", None)
+            try:
+                n_frames = len(handle)
+            except Exception:  # not every format has a length
+                n_frames = None
+            return n_frames, n_atoms if isinstance(n_atoms, (int, np.integer)) else None
+    except Exception:  # formats MDTraj opens only with a topology (mdcrd)
+        return None, None
 
 
 def _iterload_blocks(path: Path, topology, atoms: np.ndarray, chunk: int) -> Iterator[Block]:
@@ -72,4 +84,7 @@ def open_generic_frames(path: Path, prepared, label: str) -> FramePart:
     def read(atoms: np.ndarray, chunk: int) -> Iterator[Block]:
         return trajectory_errors(path, _iterload_blocks(path, topology, atoms, chunk))
 
-    return FramePart(label, _frame_count(path), read)
+    n_frames, n_atoms = _frame_count(path)
+    if n_atoms is not None:
+        check_frame_atoms(path, int(n_atoms), prepared)
+    return FramePart(label, n_frames, read)

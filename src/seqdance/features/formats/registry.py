@@ -152,6 +152,12 @@ def trajectory_opener(path: Path) -> FrameOpener:
     for suffixes, opener in TRAJECTORY_OPENERS:
         if name.endswith(suffixes):
             return opener
+    if name.endswith(LAMMPS_DATA):
+        raise InputFileError(
+            f"{path}: a LAMMPS data file is one configuration without residue names, not a "
+            "trajectory; give the run's trajectory (DCD, XTC, lammpstrj) with a topology "
+            "that has residue names"
+        )
     if name.endswith(CHARMM_CRD) and _first_line(path).startswith("*"):
         return frame_opener("CRD")
     if name.endswith(NAMD_BINARY):
@@ -159,15 +165,33 @@ def trajectory_opener(path: Path) -> FrameOpener:
     return generic.open_generic_frames
 
 
+def _named(message: str, copy: Path, path: Path) -> str:
+    return message.replace(str(copy), str(path))
+
+
 def _on_copy(path: Path, call):
-    """``call(local_copy(path))``, with the copy's name in messages put back to ``path``."""
+    """``call(local_copy(path))``, with the copy's name in messages put back to ``path``
+    (the frames it reads later included)."""
     copy = local_copy(path)
+    if copy == path:
+        return call(path)
     try:
-        return call(copy)
+        result = call(copy)
     except InputFileError as exc:
-        if copy == path:
-            raise
-        raise InputFileError(str(exc).replace(str(copy), str(path))) from None
+        raise InputFileError(_named(str(exc), copy, path)) from None
+    if isinstance(result, FramePart):
+        read = result.read
+
+        def renamed(atoms, chunk):
+            try:
+                yield from read(atoms, chunk)
+            except InputFileError as exc:
+                raise InputFileError(_named(str(exc), copy, path)) from None
+
+        result.read = renamed
+        result.notes = [_named(m, copy, path) for m in result.notes]
+        result.warnings = [_named(m, copy, path) for m in result.warnings]
+    return result
 
 
 def read_atom_table(path: str | os.PathLike) -> AtomTable:
