@@ -71,9 +71,11 @@ def assert_same_atoms(prepared, universe: mda.Universe) -> None:
 
 def reference_frames(universe: mda.Universe) -> tuple[np.ndarray, list]:
     xyz, boxes = [], []
-    for ts in universe.trajectory:
-        xyz.append(ts.positions / 10.0)
-        boxes.append(None if ts.dimensions is None else ts.triclinic_dimensions / 10.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Reader has no dt information"
+        for ts in universe.trajectory:
+            xyz.append(ts.positions / 10.0)
+            boxes.append(None if ts.dimensions is None else ts.triclinic_dimensions / 10.0)
     return np.asarray(xyz), boxes
 
 
