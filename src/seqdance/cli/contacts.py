@@ -26,13 +26,15 @@ def contacts(
         ...,
         "--topology",
         "-t",
-        help="Topology: PDB, mmCIF, GRO, PSF, PRMTOP, MOL2, H5, or TPR (needs MDAnalysis).",
+        help="Topology: PDB, mmCIF, GRO, PSF, AMBER PRMTOP (.prmtop/.parm7/.top), TPR, PQR, "
+        "PDBQT, CHARMM CRD/COR, Desmond DMS, MOL2, H5; .gz/.bz2/.xz read as they are.",
     ),
     trajectory: Path = typer.Option(
         ...,
         "--trajectory",
         "-x",
-        help="Trajectory: DCD, XTC, TRR, NC, H5, multi-frame GRO, multi-model PDB ...",
+        help="Trajectory: DCD, XTC, TRR, AMBER NetCDF/mdcrd, GROMOS TRC, NAMD binary COOR, H5, "
+        "multi-frame GRO, multi-model PDB ...",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output GetContacts TSV file."),
     itypes: list[str] | None = typer.Option(None, "--itypes", help=ITYPES_HELP),

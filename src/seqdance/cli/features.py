@@ -66,13 +66,16 @@ def md(
         None,
         "--topology",
         "-t",
-        help="Topology: PDB, mmCIF, GRO, PSF, PRMTOP, H5 (MDTraj), TPR (needs MDAnalysis).",
+        help="Topology: PDB, mmCIF, GRO, PSF, AMBER PRMTOP (.prmtop/.parm7/.top), TPR, PQR, "
+        "PDBQT, CHARMM CRD/COR, Desmond DMS, H5, MOL2; .gz/.bz2/.xz read as they are. "
+        "Formats and what is refused: docs/md-features.md.",
     ),
     trajectory: list[Path] | None = typer.Option(
         None,
         "--trajectory",
         "-x",
-        help="Trajectory (DCD, XTC, TRR, NC, H5, GRO, multi-model PDB...); repeat the flag "
+        help="Trajectory (DCD, XTC, TRR, AMBER NetCDF/mdcrd, GROMOS TRC, NAMD binary COOR, "
+        "H5, GRO, multi-model PDB...); repeat the flag "
         "for replicas, whose frames are pooled.",
     ),
     out: Path = typer.Option(

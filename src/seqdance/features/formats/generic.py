@@ -1,13 +1,13 @@
-"""Every other format MDTraj reads: PRMTOP, H5, MOL2 ... topologies; TRR, NetCDF, H5 ...
+"""Every other format MDTraj reads: H5, MOL2 ... topologies; TRR, NetCDF, AMBER mdcrd, H5 ...
 trajectories (read in chunks with ``mdtraj.iterload``; counted when the format says).
 
-AMBER topologies (PRMTOP, recognised by their ``%VERSION``/``%FLAG`` header) keep the residue
-and atom names as written (``HIE``, ``CYX``) and carry no residue numbers: residues are
-numbered 1..N in file order, as AMBER, cpptraj and MDAnalysis number them (MDTraj's own
-numbering starts at 0)."""
+MDTraj reads NetCDF with SciPy when the ``netCDF4`` package is missing and warns about its
+speed in four lines each time a file is opened; that warning is dropped here."""
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,40 +18,29 @@ from seqdance.features.formats.common import (
     AtomTable,
     Block,
     FramePart,
-    open_text,
+    check_frame_atoms,
     trajectory_errors,
 )
 from seqdance.utils.quiet import native_stdout_silenced
 
 
-def _is_amber_topology(path: Path) -> bool:
-    """Whether ``path`` is an AMBER PRMTOP, by its ``%VERSION``/``%FLAG`` header (any suffix)."""
-    try:
-        with open_text(path) as fh:
-            head = fh.read(4096)
-    except (OSError, EOFError, ValueError):  # unreadable or not the compression it says
-        return False
-    return head.lstrip().startswith(("%VERSION", "%FLAG"))
+@contextlib.contextmanager
+def quiet_mdtraj():
+    """No C-level output and no netCDF4 speed warning while MDTraj opens or reads a file."""
+    with native_stdout_silenced(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*netCDF4.*")
+        yield
 
 
 def read_generic_table(path: Path) -> AtomTable:
     """Atoms of any topology MDTraj reads (coordinates too from H5 and MOL2)."""
-    first_number = None
-    if _is_amber_topology(path):
-        # names as written (HIE, CYX: MDTraj would rename them HIS, CYS); MDTraj numbers
-        # residues from 0, AMBER and every AMBER tool from 1
-        top = md.load_prmtop(str(path), standard_names=False)
-        first_number = 1
-    else:
-        top = md.load_topology(str(path))
+    top = md.load_topology(str(path))
     table = AtomTable([], [], [], [], [], [], [], typed_by="topology typing")
     for atom in top.atoms:
         residue = atom.residue
         table.names.append(atom.name)
         table.resnames.append(residue.name)
-        table.resnums.append(
-            residue.index + first_number if first_number is not None else int(residue.resSeq)
-        )
+        table.resnums.append(int(residue.resSeq))
         table.icodes.append("")
         table.chain_ids.append((getattr(residue.chain, "chain_id", None) or "").strip())
         table.segids.append((getattr(residue, "segment_id", "") or "").strip())
@@ -66,16 +55,22 @@ def read_generic_table(path: Path) -> AtomTable:
     return table
 
 
-def _frame_count(path: Path) -> int | None:
+def _frame_count(path: Path) -> tuple[int | None, int | None]:
+    """(frames, atoms per frame) when the format's MDTraj handle says, else None each."""
     try:
-        with native_stdout_silenced(), md.open(str(path)) as handle:
-            return len(handle)
-    except Exception:  # not every format has a length
-        return None
+        with quiet_mdtraj(), md.open(str(path)) as handle:
+            n_atoms = getattr(handle, "n_atoms", None)
+            try:
+                n_frames = len(handle)
+            except Exception:  # not every format has a length
+                n_frames = None
+            return n_frames, n_atoms if isinstance(n_atoms, (int, np.integer)) else None
+    except Exception:  # formats MDTraj opens only with a topology (mdcrd)
+        return None, None
 
 
 def _iterload_blocks(path: Path, topology, atoms: np.ndarray, chunk: int) -> Iterator[Block]:
-    with native_stdout_silenced():
+    with quiet_mdtraj():
         iterator = md.iterload(str(path), chunk=chunk, top=topology, atom_indices=atoms)
         for piece in iterator:
             box = piece.unitcell_vectors
@@ -89,4 +84,7 @@ def open_generic_frames(path: Path, prepared, label: str) -> FramePart:
     def read(atoms: np.ndarray, chunk: int) -> Iterator[Block]:
         return trajectory_errors(path, _iterload_blocks(path, topology, atoms, chunk))
 
-    return FramePart(label, _frame_count(path), read)
+    n_frames, n_atoms = _frame_count(path)
+    if n_atoms is not None:
+        check_frame_atoms(path, int(n_atoms), prepared)
+    return FramePart(label, n_frames, read)

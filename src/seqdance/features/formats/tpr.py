@@ -1,4 +1,5 @@
-"""GROMACS ``.tpr`` files, read with MDAnalysis when it is installed (an optional dependency)."""
+"""GROMACS ``.tpr`` files, read with MDAnalysis (a dependency of seqdance; if its import fails,
+one line says so)."""
 
 from __future__ import annotations
 
