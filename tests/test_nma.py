@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import lzma
 import shutil
 from pathlib import Path
 
@@ -189,6 +191,20 @@ def test_gzip_and_mmcif_give_the_same_numbers(tmp_path):
         np.testing.assert_allclose(feats.gnm_msf, plain.gnm_msf, rtol=1e-6)
         np.testing.assert_allclose(feats.anm_cor, plain.anm_cor, rtol=1e-6, atol=1e-9)
     assert structure_stem(gz) == "small" and structure_stem(tmp_path / "x.cif.gz") == "x"
+
+
+@pytest.mark.parametrize("opener", [bz2.open, lzma.open], ids=["bz2", "xz"])
+def test_bz2_and_xz_structures_give_the_same_numbers(tmp_path, opener):
+    """Structures compressed with bzip2 or xz (read from a decompressed copy, as ProDy
+    reads .gz itself) give the numbers of the plain file."""
+    packed = tmp_path / f"small.pdb.{'bz2' if opener is bz2.open else 'xz'}"
+    with open(SMALL, "rb") as src, opener(packed, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    plain = nma_features_of_file(SMALL)
+    feats = nma_features_of_file(packed)
+    assert feats.sequence == plain.sequence
+    np.testing.assert_array_equal(feats.gnm_msf, plain.gnm_msf)
+    assert structure_stem(packed) == "small"
 
 
 def test_chain_option(tmp_path):

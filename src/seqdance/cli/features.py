@@ -17,7 +17,7 @@ from seqdance.utils.parallel import run_batch
 @features_app.command("nma")
 def nma(
     structures: list[Path] = typer.Argument(
-        ..., help="PDB or mmCIF files (optionally .gz).", show_default=False
+        ..., help="PDB or mmCIF files (optionally .gz, .bz2 or .xz).", show_default=False
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for {stem}.nma.npz files."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Worker processes."),

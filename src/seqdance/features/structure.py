@@ -1,4 +1,5 @@
-"""Read the protein C-alpha atoms of a structure file (PDB or mmCIF, optionally gzipped)."""
+"""Read the protein C-alpha atoms of a structure file (PDB or mmCIF, optionally compressed:
+.gz, .bz2, .xz)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from seqdance.errors import InputFileError
+from seqdance.features.formats.compressed import compression, format_name, local_copy
 from seqdance.residues import sequence_of
 
 _CIF_SUFFIXES = (".cif", ".mmcif", ".bcif")
@@ -30,9 +32,7 @@ class CAlphaChain:
 def structure_stem(path: str | os.PathLike) -> str:
     """File name without structure and compression suffixes: ``1abc.cif.gz`` -> ``1abc``."""
     name = Path(path).name
-    for suffix in (".gz",):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
+    name = name[: len(name) - len(compression(Path(path)))]
     for suffix in (".pdb", ".ent", ".cif", ".mmcif", ".bcif"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
@@ -54,15 +54,17 @@ def read_calphas(path: str | os.PathLike, chain: str | None = None) -> CAlphaCha
         raise InputFileError(f"{path}: is a folder, not a structure file (give PDB/mmCIF files)")
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
-    name = path.name.lower().removesuffix(".gz")
+    name = format_name(path)
+    # ProDy opens .gz itself; .bz2 and .xz are read from a decompressed copy
+    source = path if compression(path) in ("", ".gz") else local_copy(path)
     kwargs = {"model": 1}
     if chain:
         kwargs["chain"] = chain
     try:
         if name.endswith(_CIF_SUFFIXES):
-            atoms = prody.parseMMCIF(str(path), **kwargs)
+            atoms = prody.parseMMCIF(str(source), **kwargs)
         else:
-            atoms = prody.parsePDB(str(path), **kwargs)
+            atoms = prody.parsePDB(str(source), **kwargs)
     except Exception as exc:  # ProDy raises assorted errors for non-structure files
         raise InputFileError(f"{path}: not a readable PDB/mmCIF structure ({exc})") from None
     if atoms is None or atoms.numAtoms() == 0:

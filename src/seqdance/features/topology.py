@@ -22,9 +22,9 @@ which returns an MDTraj topology with
   ``OT1`` -> ``O``) that DSSP, dihedrals and SASA need.
 
 Formats: PDB/ENT and mmCIF/PDBx (first model), GRO (first frame), PSF (CHARMM/NAMD/X-PLOR,
-standard and EXT, insertion codes), and everything else MDTraj reads (PRMTOP, H5, MOL2 ...).
-GROMACS ``.tpr`` files are read with MDAnalysis when it is installed (``pip install
-MDAnalysis``; an optional dependency). The readers are in :mod:`seqdance.features.formats`
+standard and EXT, insertion codes), AMBER PRMTOP, GROMACS TPR, PQR, PDBQT, CHARMM CRD and
+Desmond DMS (with MDAnalysis), and everything else MDTraj reads (H5, MOL2 ...), each also
+compressed (.gz, .bz2, .xz). The readers are in :mod:`seqdance.features.formats`
 (:func:`~seqdance.features.formats.registry.read_atom_table` picks one); a file that cannot
 be parsed gives one :class:`~seqdance.errors.InputFileError` line.
 """

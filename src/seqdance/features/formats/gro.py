@@ -14,7 +14,8 @@ import numpy as np
 
 from seqdance.errors import InputFileError
 from seqdance.errors import one_line as _one_line
-from seqdance.features.formats.common import AtomTable, Block, FramePart, open_text
+from seqdance.features.formats.common import AtomTable, Block, FramePart
+from seqdance.features.formats.compressed import open_text
 
 
 @dataclass

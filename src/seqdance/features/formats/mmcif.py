@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from seqdance.errors import InputFileError
-from seqdance.features.formats.common import AtomTable, Block, FramePart, open_text, read_table
+from seqdance.features.formats.common import AtomTable, Block, FramePart, read_table
+from seqdance.features.formats.compressed import open_text
 
 
 def _cif_tokens(lines):

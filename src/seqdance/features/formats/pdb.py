@@ -20,7 +20,8 @@ import numpy as np
 
 from seqdance.errors import InputFileError
 from seqdance.features.elements import ELEMENT_SYMBOLS
-from seqdance.features.formats.common import AtomTable, Block, FramePart, cryst1_box, open_text
+from seqdance.features.formats.common import AtomTable, Block, FramePart, cryst1_box
+from seqdance.features.formats.compressed import open_text
 
 # ----------------------------------------------------------------------------- topology
 

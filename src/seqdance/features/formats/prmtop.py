@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seqdance.features.formats.common import AtomTable, open_text
+from seqdance.features.formats.common import AtomTable
+from seqdance.features.formats.compressed import open_text
 from seqdance.features.formats.mdanalysis import read_mdanalysis_table
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from seqdance.features.elements import element_from_mass
-from seqdance.features.formats.common import AtomTable, open_text
+from seqdance.features.formats.common import AtomTable
+from seqdance.features.formats.compressed import open_text
 
 
 def read_psf_table(path: Path) -> AtomTable:

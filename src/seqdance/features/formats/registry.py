@@ -8,8 +8,8 @@ first bytes where one suffix names two formats.
   says, else CHARMM text.
 
 Readers that take a handle (PDB, mmCIF, GRO, PSF) read a compressed file as a stream
-(:func:`~seqdance.features.formats.common.open_text`); readers that take a name (MDTraj's,
-MDAnalysis') get a decompressed copy (:func:`~seqdance.features.formats.common.local_copy`),
+(:func:`~seqdance.features.formats.compressed.open_text`); readers that take a name (MDTraj's,
+MDAnalysis') get a decompressed copy (:func:`~seqdance.features.formats.compressed.local_copy`),
 and their messages name the file given. Refused in one line, saying what is missing: LAMMPS
 data (no residue names), GROMACS ``.top``/``.itp`` (no atoms in order; use the ``.tpr``),
 coordinate-only files given as a topology. The table of formats is in docs/md-features.md.
@@ -25,15 +25,8 @@ from pathlib import Path
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.errors import one_line as _one_line
 from seqdance.features.formats import dcd, generic, gro, mmcif, pdb, prmtop, psf, tpr, xtc
-from seqdance.features.formats.common import (
-    AtomTable,
-    FramePart,
-    format_name,
-    local_copy,
-    open_bytes,
-    open_text,
-    read_table,
-)
+from seqdance.features.formats.common import AtomTable, FramePart, read_table
+from seqdance.features.formats.compressed import format_name, local_copy, open_bytes, open_text
 from seqdance.features.formats.mdanalysis import frame_opener, table_reader
 
 TableReader = Callable[[Path], AtomTable]
@@ -70,7 +63,7 @@ TRAJECTORY_OPENERS: tuple[tuple[tuple[str, ...], FrameOpener], ...] = (
     ((".dms",), frame_opener("DMS")),
     ((".trc",), frame_opener("TRC")),
 )
-# readers that decompress for themselves (through common.open_text)
+# readers that decompress for themselves (through compressed.open_text)
 STREAMING = {
     pdb.read_pdb_table,
     mmcif.read_cif_table,
