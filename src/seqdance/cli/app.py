@@ -2,6 +2,12 @@
 
 import typer
 
+PBC_HELP = (
+    "Periodic box: 'cluster' makes molecules whole and keeps the chains of a complex "
+    "together (nearest image, continuous between frames); 'whole' only makes molecules "
+    "whole; 'none' uses the frames as read."
+)
+
 app = typer.Typer(
     name="seqdance",
     help="SeqDance/ESMDance: protein dynamics features, datasets, models and mutation scores.",

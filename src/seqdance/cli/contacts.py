@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from seqdance.cli.app import app
+from seqdance.cli.app import PBC_HELP, app
 from seqdance.errors import SeqDanceError
 from seqdance.features.getcontacts import write_contacts
 
@@ -48,9 +48,7 @@ def contacts(
     pbc: str = typer.Option(
         "cluster",
         "--pbc",
-        help="Periodic box: 'cluster' makes molecules whole and keeps the chains of a complex "
-        "together (nearest image, continuous between frames); 'whole' only makes molecules "
-        "whole; 'none' uses the frames as read.",
+        help=PBC_HELP,
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:

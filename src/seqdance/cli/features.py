@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from seqdance.cli.app import features_app
+from seqdance.cli.app import PBC_HELP, features_app
 from seqdance.errors import SeqDanceError
 from seqdance.features.nma import extract_nma_file
 from seqdance.features.structure import structure_stem
@@ -119,9 +119,7 @@ def md(
     pbc: str = typer.Option(
         "cluster",
         "--pbc",
-        help="Periodic box: 'cluster' makes molecules whole and keeps the chains of a complex "
-        "together (nearest image, continuous between frames); 'whole' only makes molecules "
-        "whole; 'none' uses the frames as read.",
+        help=PBC_HELP,
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
