@@ -1,7 +1,7 @@
 """The ESM2 alphabet, bundled so that no tokenizer has to be downloaded.
 
 A sequence of L residues becomes T = L + 2 tokens: ``<cls>``, one token per residue,
-``<eos>`` (seqdance-facts.md section 1). NumPy only, so the data loader can tokenize
+``<eos>`` (docs/model.md). NumPy only, so the data loader can tokenize
 without importing the model stack; :mod:`seqdance.model.alphabet` adds torch batching.
 """
 

@@ -1,7 +1,8 @@
 """The one source of truth for SeqDance's 50 residue and 13 pair outputs.
 
 Every width, slice, column name, HDF5 channel order, activation and loss-weight key in
-the package derives from the two ordered tables below (seqdance-facts.md section 1).
+the package derives from the two ordered tables below (the outputs are listed in README.md,
+Names, and docs/model.md).
 
 A *feature* is a named block of output channels that share an activation (``ss`` is one
 feature of 8 channels, normalised by one softmax); a *channel* is one output column
@@ -104,7 +105,7 @@ def output_slice(kind: Kind, source: Source) -> slice:
     return slice(chosen[0].start, chosen[-1].stop)
 
 
-# Stored dataset layout (seqdance-facts.md section 3): MD 47 residue + 10 pair channels,
+# Stored dataset layout (docs/dataset.md): MD 47 residue + 10 pair channels,
 # NMA 3 + 3; MD interaction channels stored as value ** (1/3).
 MD_RESIDUE_CHANNELS = channels_of("residue", "md")  # 47
 MD_PAIR_CHANNELS = channels_of("pair", "md")  # 10

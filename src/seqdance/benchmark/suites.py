@@ -28,7 +28,7 @@ from seqdance.benchmark.megascale import (
 from seqdance.errors import InputFileError, SeqDanceError
 
 SUITES = ("megascale", "designed", "proteingym-viral")
-# median per-protein Spearman in the paper (seqdance-facts.md section 6)
+# median per-protein Spearman in the paper (docs/scoring.md, The paper's three tables)
 PAPER_RESULTS: dict[str, dict[str, float]] = {
     "megascale": {"ESMDance": 0.46, "ESM2-35M": 0.33, "SeqDance": 0.24},
     "designed": {"ESMDance": 0.46, "ESM2-35M": 0.21, "SeqDance": 0.20},

@@ -1,4 +1,4 @@
-"""The stored dataset layout: one HDF5 file plus an index CSV (seqdance-facts.md section 3).
+"""The stored dataset layout: one HDF5 file plus an index CSV (docs/dataset.md).
 
 ``features.h5`` holds, for each protein ``name``, two float32 datasets:
 

@@ -1,6 +1,6 @@
 """Molecular dynamics (MD) features of one trajectory: residue and residue-pair dynamics.
 
-Recipe (seqdance-facts.md section 5), applied to the protein residues of a trajectory read
+Recipe (docs/md-features.md), applied to the protein residues of a trajectory read
 in chunks with MDTraj, so memory does not grow with its length:
 
 * every frame is superposed on frame 0 by its C-alpha atoms;

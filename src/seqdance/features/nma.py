@@ -1,6 +1,6 @@
 """Normal mode analysis (NMA) features: GNM band fluctuations and ANM band correlations.
 
-Recipe (seqdance-facts.md section 5): C-alpha elastic network with distance-dependent
+Recipe (docs/nma.md): C-alpha elastic network with distance-dependent
 springs (10 up to 4 A, 2 up to 10 A, 1 up to 15 A, none beyond), all non-zero modes, split
 into three bands that each carry about a third of the total 1/lambda.
 

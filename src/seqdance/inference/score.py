@@ -1,7 +1,7 @@
 """Zero-shot mutation effects: relative change of predicted dynamic properties.
 
 For a wild type and a mutant of the same length and every output channel P
-(seqdance-facts.md section 6)::
+(docs/scoring.md, The score)::
 
     score_P = mean over all T = L + 2 output positions (pair channels: all T x T) of
               |P_mut - P_wt| / (|P_wt| + 0.01)

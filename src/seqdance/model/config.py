@@ -18,7 +18,7 @@ MAX_RESIDUES = 1022  # longest sequence one forward pass takes (T = L + 2 <= 1,0
 
 @dataclass(frozen=True)
 class Esm2Architecture:
-    """Shape of an ESM2 transformer trunk (seqdance-facts.md section 1)."""
+    """Shape of an ESM2 transformer trunk (docs/model.md, Architecture)."""
 
     name: str
     num_layers: int

@@ -1,4 +1,4 @@
-"""Training loss: per-protein masked RMSE of each loss term (seqdance-facts.md section 4).
+"""Training loss: per-protein masked RMSE of each loss term (docs/training.md, one update).
 
 A *term* (``seqdance.schema.loss_terms``) is a block of output channels with one weight: every
 schema feature, except that the authors' loss splits the NMA bands into six terms
