@@ -196,3 +196,9 @@ def test_help_does_not_import_heavy_libraries(argv):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_source_cites_only_the_repository():
+    """Docstrings cite docs/ in this repository, not notes that users do not have."""
+    outside = ("seqdance-facts", "../shared", "/work/shared")
+    assert [m for m, p in MODULES.items() if any(o in p.read_text() for o in outside)] == []

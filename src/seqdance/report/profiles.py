@@ -1,7 +1,8 @@
 """Per-residue change profiles of scanned mutants, and compact encodings for the page.
 
 A mutant's profile is, per residue, the mean over residue channels of the relative change
-``|P_mut - P_wt| / (|P_wt| + 0.01)`` that ``seqdance score`` averages (the residue part of
+``|P_mut - P_wt| / (|P_wt| + 0.01)`` that ``seqdance score`` averages
+(:func:`~seqdance.inference.relative_change.relative_change_elements`) (the residue part of
 ``seqdance explain``'s ``per_residue_change``), computed on the L residues.
 """
 
@@ -11,9 +12,10 @@ import base64
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
-from seqdance.inference.options import EPSILON
 from seqdance.inference.predict import iter_outputs, predict
+from seqdance.inference.relative_change import relative_change_elements
 from seqdance.schema import RESIDUE_CHANNELS
 
 
@@ -36,11 +38,12 @@ def scan_profiles(
     cols = [RESIDUE_CHANNELS.index(c) for c in channels if c in RESIDUE_CHANNELS]
     cols = cols or list(range(len(RESIDUE_CHANNELS)))
     wt = predict(model, [wild_type], pair=False, token_budget=token_budget)[0].residue[:, cols]
-    inv = 1.0 / (np.abs(wt) + EPSILON)  # (L, C)
+    wt = torch.from_numpy(wt)  # (L, C)
     sequences = [wild_type[:i] + aa + wild_type[i + 1 :] for i, aa in mutants]
     out = np.zeros((len(sequences), len(wild_type)), np.float32)
     for index, result in iter_outputs(model, sequences, pair=False, token_budget=token_budget):
-        out[index] = (np.abs(result.residue[:, cols] - wt) * inv).mean(axis=1)  # (L,)
+        mutant = torch.from_numpy(result.residue[:, cols])  # (L, C)
+        out[index] = relative_change_elements(mutant, wt).mean(dim=1).numpy()  # (L,)
     return out
 
 
