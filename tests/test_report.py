@@ -144,6 +144,13 @@ def test_bad_input_writes_nothing(case50, tmp_path, capsys, run_cli):
     assert run_cli([*base, "--scan", str(mutated)]) == 1
     assert "the scan's wild type has" in capsys.readouterr().err
     assert not out.exists()
+    # an existing folder as --out: named as given, before any work
+    folder = tmp_path / "folder.html"
+    folder.mkdir()
+    assert run_cli(["report", str(case50["prediction"]), "-o", str(folder)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {folder}: is a folder; give a file name to write"]
+    assert list(folder.iterdir()) == []
 
 
 def test_without_structure_or_model(case50, tmp_path):

@@ -27,7 +27,7 @@ from seqdance.report.inputs import (
 from seqdance.report.page import PageParts, render
 from seqdance.report.profiles import scan_profiles
 from seqdance.report.structure import match_structure
-from seqdance.utils.io import atomic_path
+from seqdance.utils.io import atomic_path, check_output_file
 
 PROFILE_BUDGET = 6_000_000  # mutant x residue values of scan profiles embedded (uint8)
 PAIR_BUDGET = 4_000_000  # residue pairs x channels of pair maps embedded (uint8)
@@ -167,9 +167,9 @@ def write_html_report(
     -------
     Path : ``out``.
     """
+    out = check_output_file(out)  # before any work
     parts = load_parts(prediction, scan, explain, options, model)
     text = render(parts)
-    out = Path(out)
     with atomic_path(out, suffix=".html") as tmp:
         tmp.write_text(text, encoding="utf-8")
     return out

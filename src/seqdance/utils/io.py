@@ -11,6 +11,32 @@ from pathlib import Path
 
 import numpy as np
 
+from seqdance.errors import SeqDanceError
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path; an existing folder there is one error naming it (checked by
+    commands before their work, and again when the file is written)."""
+    path = Path(path)
+    if path.is_dir():
+        raise SeqDanceError(f"{path}: is a folder; give a file name to write")
+    return path
+
+
+def _temporary_beside(final: Path, suffix: str) -> Path:
+    """An empty temporary file next to ``final``; a path that cannot take a file is one error
+    naming the user's path (never the temporary name)."""
+    check_output_file(final)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{suffix}",
+                                   dir=final.parent)  # fmt: skip
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise SeqDanceError(f"{final}: cannot write there ({reason})") from None
+    os.close(fd)
+    return Path(tmp)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
@@ -20,11 +46,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     format from the extension still work. Parent folders are created.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = suffix if suffix is not None else "".join(path.suffixes[-1:])
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _temporary_beside(path, suffix)
     try:
         yield tmp_path
         if tmp_path.is_file():  # mkstemp makes 0600 files: give the usual permissions
@@ -44,13 +67,9 @@ class OutputGroup:
     def path(self, final: str | os.PathLike) -> Path:
         """A temporary path to write ``final``'s contents to (same folder, same suffix)."""
         final = Path(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        suffix = "".join(final.suffixes[-1:])
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{suffix}",
-                                   dir=final.parent)  # fmt: skip
-        os.close(fd)
-        self.pending.append((Path(tmp), final))
-        return Path(tmp)
+        tmp = _temporary_beside(final, "".join(final.suffixes[-1:]))
+        self.pending.append((tmp, final))
+        return tmp
 
 
 @contextlib.contextmanager
