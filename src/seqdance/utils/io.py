@@ -47,14 +47,16 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     suffix = suffix if suffix is not None else "".join(path.suffixes[-1:])
-    tmp_path = _temporary_beside(path, suffix)
+    tmp_path = None
     try:
+        with signals_deferred():  # a Ctrl-C cannot fall between creating and recording it
+            tmp_path = _temporary_beside(path, suffix)
         yield tmp_path
         if tmp_path.is_file():  # mkstemp makes 0600 files: give the usual permissions
             os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
 
 
@@ -67,8 +69,9 @@ class OutputGroup:
     def path(self, final: str | os.PathLike) -> Path:
         """A temporary path to write ``final``'s contents to (same folder, same suffix)."""
         final = Path(final)
-        tmp = _temporary_beside(final, "".join(final.suffixes[-1:]))
-        self.pending.append((tmp, final))
+        with signals_deferred():  # a Ctrl-C cannot fall between creating and recording it
+            tmp = _temporary_beside(final, "".join(final.suffixes[-1:]))
+            self.pending.append((tmp, final))
         return tmp
 
 
