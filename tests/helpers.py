@@ -39,3 +39,15 @@ def authors_state_dict(model: SeqDanceModel) -> dict[str, torch.Tensor]:
     state["esm2.pooler.dense.weight"] = torch.randn(hidden, hidden)
     state["esm2.pooler.dense.bias"] = torch.randn(hidden)
     return state
+
+
+def hub_snapshot(cache: Path, repo_id: str) -> Path:
+    """An empty snapshot folder of ``repo_id`` in the huggingface_hub cache layout
+    (``models--OWNER--NAME/refs/main`` -> ``snapshots/<commit>/``); files go into it."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    return snapshot

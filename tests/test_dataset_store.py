@@ -28,7 +28,9 @@ from seqdance.data.store import (
     encode_nma,
     merge_into,
     pair_key,
+    read_index,
     res_key,
+    write_index,
 )
 from seqdance.errors import SeqDanceError
 from seqdance.schema import INTERACTIONS, MD_RESIDUE_CHANNELS, SS_CLASSES
@@ -391,3 +393,57 @@ def test_merge_published_parts(reference_records, small, tmp_path, capsys):
     assert exit_info.value.code == 1
     assert "3tvj_I_pair_feature is in both" in capsys.readouterr().err
     assert not (tmp_path / "dup.h5").exists()
+
+
+def test_merged_parts_are_a_dataset_with_an_index(reference_records, small, tmp_path, capsys):
+    """`dataset merge` writes index.csv beside its output: from each part's index, from our
+    attributes, or from --index; `dataset check` then passes on the merged dataset."""
+    recs = list(reference_records)
+    reference = read_index(small / "index.csv")
+    parts = []
+    for k, chunk in enumerate((recs[:1], recs[1:])):
+        folder = tmp_path / f"part{k}"
+        merge_into(folder / "features.h5", chunk, existing=False)
+        write_index(folder / "index.csv", pd.DataFrame([r.index_row() for r in chunk]))
+        parts.append(str(folder / "features.h5"))
+
+    def merge(*args: str) -> int:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["dataset", "merge", *args])
+        return exit_info.value.code
+
+    assert merge(*parts, "--out", str(tmp_path / "all" / "features.h5")) == 0
+    def by_name(index: pd.DataFrame) -> pd.DataFrame:  # rows in merged-file (HDF5) order
+        return index.sort_values("name", ignore_index=True)
+
+    merged = read_index(tmp_path / "all" / "index.csv")
+    pd.testing.assert_frame_equal(by_name(merged), by_name(reference))  # labels from the parts
+    assert merge_check(tmp_path / "all") == 0
+
+    for k in range(2):  # no index beside the parts: rows from the stored attributes
+        (tmp_path / f"part{k}" / "index.csv").unlink()
+    assert merge(*parts, "--out", str(tmp_path / "attrs.h5")) == 0
+    from_attrs, expected = by_name(read_index(tmp_path / "index.csv")), by_name(reference)
+    for column in ("name", "modify_seq", "source", "kind", "length"):
+        assert list(from_attrs[column].astype(str)) == list(expected[column].astype(str))
+    assert set(from_attrs["label"]) == {""}
+
+    given = tmp_path / "given.csv"  # --index: e.g. the published index, rows in any order
+    write_index(given, reference.iloc[::-1])
+    assert merge(*parts, "--out", str(tmp_path / "g" / "features.h5"), "--index", str(given)) == 0
+    pd.testing.assert_frame_equal(
+        by_name(read_index(tmp_path / "g" / "index.csv")), by_name(reference)
+    )
+
+    write_index(given, reference.iloc[1:])  # a protein without a row: nothing written
+    capsys.readouterr()
+    assert merge(*parts, "--out", str(tmp_path / "h" / "features.h5"), "--index", str(given)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {given}: no row for 1 protein(s)")
+    assert not (tmp_path / "h").exists() or not any((tmp_path / "h").iterdir())
+
+
+def merge_check(root: Path) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dataset", "check", str(root)])
+    return exit_info.value.code

@@ -123,6 +123,33 @@ def test_training_loss_falls(demo):
     assert report.train.test_rmse and all(np.isfinite(v) for v in report.train.test_rmse.values())
 
 
+def _documented_losses(updates: str) -> tuple[float, float]:
+    """The first and last losses docs/demo.md quotes for a run of ``updates`` updates."""
+    text = " ".join((Path(__file__).parents[1] / "docs/demo.md").read_text().split())
+    found = re.search(rf"from ([\d.]+) to ([\d.]+) over the {updates} updates", text)
+    assert found, f"docs/demo.md quotes no loss for {updates} updates"
+    return float(found[1]), float(found[2])
+
+
+def _digits(quoted: float) -> int:
+    return len(repr(quoted).split(".")[1])
+
+
+def test_documented_quick_losses_are_what_the_demo_prints(demo):
+    report, _ = demo
+    first, last = _documented_losses("40")
+    assert round(report.train.first_loss, _digits(first)) == first
+    assert round(report.train.final_loss, _digits(last)) == last
+
+
+@pytest.mark.slow
+def test_documented_losses_of_the_full_demo(tmp_path):
+    report = run_demo(tmp_path / "run", device="cpu", progress=False, echo=lambda _: None)
+    first, last = _documented_losses("1,000")
+    assert round(report.train.first_loss, _digits(first)) == first
+    assert round(report.train.final_loss, _digits(last)) == last
+
+
 def test_spearman_in_report_equals_an_independent_recomputation(demo):
     report, _ = demo
     text = report.report_path.read_text()

@@ -114,7 +114,7 @@ def test_cli_explain(run_cli, tiny_dir, wild_type, tmp_path):
 
 
 def test_cli_explain_pdb_bfactors(run_cli, tiny_dir, tmp_path):
-    from seqdance.inference.bfactor import read_protein_chains
+    from seqdance.inference.bfactor import read_bfactor_scale, read_protein_chains
 
     _, chains = read_protein_chains(PDB_2KCF)
     sequence = chains[0][2]
@@ -124,12 +124,14 @@ def test_cli_explain_pdb_bfactors(run_cli, tiny_dir, tmp_path):
     extra = ["--properties", "rmsf_nor,sasa_mean", "--pdb", str(PDB_2KCF), "--out", str(out)]
     assert run_cli([*argv, *extra]) == 0
     _, written = read_protein_chains(out / f"explain_{mutant}.pdb")
+    scale = read_bfactor_scale(out / f"explain_{mutant}.pdb")
     betas = np.array([r.getBetas()[0] for r in written[0][1]])
     residues = pd.read_csv(out / "explain_residues.tsv", sep="\t")
     residues = residues[~residues["position"].astype(str).str.startswith("<")]
     expected = residues.groupby("row", sort=True)["rel_change"].mean().to_numpy()
-    np.testing.assert_allclose(betas, expected, atol=6e-3)  # PDB keeps 2 decimals
-    assert betas.max() > 0
+    # the largest value fills [10, 100) after scaling: 4 significant digits survive
+    assert 10 <= np.abs(betas).max() < 100 and np.log10(scale) == round(np.log10(scale))
+    np.testing.assert_allclose(betas / scale, expected, atol=0.0051 / scale)
 
 
 def test_cli_explain_bad_input(run_cli, tiny_dir, wild_type, tmp_path, capsys):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from helpers import TINY, authors_state_dict, naive_forward
+from helpers import TINY, authors_state_dict, hub_snapshot, naive_forward
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.model import Esm2Architecture, SeqDanceConfig, SeqDanceModel, load_model
 from seqdance.model.alphabet import batch_encode
@@ -88,12 +88,7 @@ def test_authors_config_json_selects_architecture_and_variant(tmp_path):
 
 def _fake_hub_cache(cache: Path, repo_id: str, files: dict[str, bytes]) -> None:
     """The huggingface_hub cache layout: refs/main -> snapshots/<commit>/<files>."""
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True)
+    snapshot = hub_snapshot(cache, repo_id)
     for name, data in files.items():
         (snapshot / name).write_bytes(data)
 

@@ -11,6 +11,10 @@ class InputFileError(SeqDanceError):
     """An input file is missing, unreadable, or not in the expected format."""
 
 
+class PropertyError(SeqDanceError, ValueError):
+    """A property name that is neither an output channel nor a feature of the schema."""
+
+
 # MDTraj's wording when a trajectory's frames do not fit the topology's atom count
 _XYZ_SHAPE = re.compile(r"xyz must be shape \(Any, (\d+), 3\)\. You supplied +\(\d+, (\d+), 3\)")
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from seqdance.errors import PropertyError
+
 Kind = Literal["residue", "pair"]
 Source = Literal["md", "nma"]
 Activation = Literal["softplus", "sigmoid", "softmax", "tanh2"]  # tanh2: 2*sigmoid(x) - 1
@@ -210,6 +212,13 @@ def resolve_properties(names: str | list[str] | tuple[str, ...] | None) -> tuple
     """Expand user-given property names (channels or feature names) to channel names.
 
     ``None`` means all 63 channels. ``"sasa_mean,psi"`` gives ``sasa_mean, psi_0..psi_11``.
+    The one parser of property names: the CLI's ``--properties`` and every library function
+    that takes ``properties`` go through it.
+
+    Raises
+    ------
+    PropertyError
+        For an unknown name, or when no name is given (a one-line message).
     """
     if names is None:
         return RESIDUE_CHANNELS + PAIR_CHANNELS
@@ -224,7 +233,7 @@ def resolve_properties(names: str | list[str] | tuple[str, ...] | None) -> tuple
             out.append(name)
         else:
             known = ", ".join(f.name for f in FEATURES)
-            raise ValueError(f"unknown property {name!r}; use a channel name or one of: {known}")
+            raise PropertyError(f"unknown property {name!r}; use a channel name or one of: {known}")
     if not out:
-        raise ValueError("no property named (give channel or feature names, comma-separated)")
+        raise PropertyError("no property named (give channel or feature names, comma-separated)")
     return tuple(dict.fromkeys(out))

@@ -154,12 +154,23 @@ def weights(
 def merge(
     parts: list[Path] = typer.Argument(..., help="HDF5 files to merge.", show_default=False),
     out: Path = typer.Option(..., "--out", "-o", help="Merged HDF5 file."),
+    index: Path | None = typer.Option(
+        None,
+        "--index",
+        help="Index CSV with a row per protein (e.g. the published one). Default: each "
+        "part's index.csv beside it, else the attributes our builder stores.",
+    ),
 ) -> None:
-    """Merge feature HDF5 files (e.g. the three published parts) into one file.
+    """Merge feature HDF5 files (e.g. the three published parts) into one dataset.
 
-    A protein present in two parts is an error; the output appears only when complete.
+    Writes OUT and the index.csv beside it, so that the result is a dataset that
+    `dataset check` and `train` read. A protein present in two parts is an error; the
+    output appears only when complete.
     """
-    from seqdance.data.store import merge_files
+    from seqdance.data import merge, store
 
-    names = merge_files(parts, out)
-    typer.echo(f"{len(names)} proteins written to {out}", err=True)
+    rows = merge.merged_index(parts, index)  # checks every part before anything is written
+    names = store.merge_files(parts, out)
+    index_path = store.dataset_paths(out)[1]
+    store.write_index(index_path, rows)
+    typer.echo(f"{len(names)} proteins written to {out} (index: {index_path})", err=True)

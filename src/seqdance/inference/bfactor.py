@@ -1,8 +1,17 @@
-"""Write predicted per-residue values (normalised RMSF) into a structure's B-factor column."""
+"""Write predicted per-residue values (normalised RMSF) into a structure's B-factor column.
+
+A PDB B-factor has two decimals in six characters (``-99.99`` to ``999.99``). Written as
+they are, relative changes of 0.001-0.01 would all read 0.00, so the values are multiplied
+by a power of ten that brings the largest magnitude into [10, 100): four significant
+digits, negative values included. The factor is written in a ``REMARK`` line of the file
+(``REMARK 250 SEQDANCE B-FACTOR = VALUE x 1000``) and read back by :func:`read_bfactor_scale`.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -41,15 +50,47 @@ def read_protein_chains(path: str | os.PathLike):
     return atoms, chains
 
 
+_REMARK = "REMARK 250 SEQDANCE B-FACTOR = VALUE x {scale:g}"
+_REMARK_RE = re.compile(r"^REMARK 250 SEQDANCE B-FACTOR = VALUE x (\S+)\s*$", re.MULTILINE)
+
+
+def bfactor_scale(values: np.ndarray) -> float:
+    """The power of ten that brings ``max |values|`` into [10, 100) (1 for all zeros).
+
+    Parameters
+    ----------
+    values : ndarray, shape=(L,)
+        Finite values.
+    """
+    largest = float(np.max(np.abs(values))) if np.size(values) else 0.0
+    if largest == 0.0:
+        return 1.0
+    scale = 10.0 ** (1 - math.floor(math.log10(largest)))
+    return scale / 10.0 if largest * scale >= 99.995 else scale  # rounding to 2 decimals
+
+
+def read_bfactor_scale(path: str | os.PathLike) -> float:
+    """The factor a file written by :func:`write_bfactors` multiplied its values by."""
+    with open(path, encoding="ascii", errors="replace") as handle:
+        found = _REMARK_RE.search(handle.read())
+    if found is None:
+        raise InputFileError(f"{path}: no 'SEQDANCE B-FACTOR' remark (not written by seqdance)")
+    return float(found[1])
+
+
 def write_bfactors(
     structure: str | os.PathLike, out: str | os.PathLike, sequence: str, values: np.ndarray
 ) -> str:
     """Copy ``structure`` to ``out`` (PDB) with ``values`` as B-factors of the chain whose
     protein sequence is ``sequence``; atoms of other chains get 0.
 
+    The values are multiplied by :func:`bfactor_scale` (a power of ten, named in the file's
+    ``REMARK 250`` line) so that two decimals keep four significant digits.
+
     Parameters
     ----------
     values : ndarray, shape=(len(sequence),)
+        Finite values.
 
     Returns
     -------
@@ -65,11 +106,17 @@ def write_bfactors(
             f"{structure}: no chain has exactly the predicted sequence of {len(sequence)} "
             f"residues (chains: {found})"
         )
+    values = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise SeqDanceError(f"{out}: the values to write as B-factors are not all finite")
+    scale = bfactor_scale(values)
     chain_id, residues, _ = match
     bfactors = np.zeros(atoms.numAtoms())
-    for residue, value in zip(residues, values, strict=True):
+    for residue, value in zip(residues, values * scale, strict=True):
         bfactors[residue.getIndices()] = value
     atoms.setBetas(bfactors)
     with atomic_path(out, suffix=".pdb") as tmp:
         prody.writePDB(str(tmp), atoms)
+        text = Path(tmp).read_text(encoding="ascii", errors="replace")
+        Path(tmp).write_text(f"{_REMARK.format(scale=scale)}\n{text}", encoding="ascii")
     return chain_id

@@ -22,29 +22,28 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from seqdance.errors import SeqDanceError
 from seqdance.inference.options import ScoreOptions
 from seqdance.inference.predict import iter_outputs
 from seqdance.model.alphabet import batch_encode, encode
 from seqdance.model.differential import differential_forward, wild_type_activations
-from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
+from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS, resolve_properties
 
 # (residue (B, P, Cr) or None, pair (B, P, P, Cp) or None)
 Outputs = tuple[torch.Tensor | None, torch.Tensor | None]
 
 
-def split_channels(properties: Sequence[str]) -> tuple[list[int], list[int]]:
+def split_channels(properties: str | Sequence[str] | None) -> tuple[list[int], list[int]]:
     """Indices of ``properties`` in the residue head and in the pair head (schema order).
+
+    Names are read by :func:`seqdance.schema.resolve_properties`, as the CLI reads them:
+    channel or feature names, ``None`` for all 63.
 
     Raises
     ------
-    SeqDanceError
-        For a name that is no output channel.
+    PropertyError
+        For a name that is neither an output channel nor a feature.
     """
-    unknown = [p for p in properties if p not in RESIDUE_CHANNELS and p not in PAIR_CHANNELS]
-    if unknown:
-        raise SeqDanceError(f"unknown output channel(s): {', '.join(unknown)}")
-    chosen = set(properties)
+    chosen = set(resolve_properties(properties))
     res = [i for i, c in enumerate(RESIDUE_CHANNELS) if c in chosen]
     pair = [i for i, c in enumerate(PAIR_CHANNELS) if c in chosen]
     return res, pair

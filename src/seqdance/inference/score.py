@@ -55,7 +55,7 @@ def score_sequences(
     model,
     wild_type: str,
     sequences: Sequence[str],
-    properties: Sequence[str],
+    properties: str | Sequence[str] | None = None,
     options: ScoreOptions = DEFAULT_OPTIONS,
 ) -> np.ndarray:
     """Relative-change score of every sequence against ``wild_type``, per channel.
@@ -67,8 +67,10 @@ def score_sequences(
     wild_type : str
     sequences : sequence of str
         Mutants, each as long as the wild type; duplicates run once.
-    properties : sequence of str
-        Channel names (``seqdance.schema.resolve_properties``).
+    properties : str, sequence of str or None
+        Channel or feature names, as the CLI's ``--properties`` takes them
+        (``"sasa_mean,psi"``, ``["ss_H", "corr"]``); None for all 63 channels. Read by
+        ``seqdance.schema.resolve_properties``, whose one-line error names an unknown one.
     options : ScoreOptions
         ``token_budget``: tokens per forward pass (batch size x (L + 2)). ``window``: None
         (the authors) runs every sequence in one pass; else longer sequences use
@@ -134,7 +136,7 @@ def score_sequences(
 def score_mutants(
     model,
     mutants: MutantSet,
-    properties: Sequence[str],
+    properties: str | Sequence[str] | None = None,
     options: ScoreOptions = DEFAULT_OPTIONS,
 ) -> MutationScores:
     """Score a checked :class:`MutantSet` (see :func:`score_sequences`,

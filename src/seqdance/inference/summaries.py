@@ -14,15 +14,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from seqdance.schema import PAIR_CHANNELS, PAIR_FEATURES, RESIDUE_CHANNELS, RESIDUE_FEATURES
+from seqdance.schema import (
+    PAIR_CHANNELS,
+    PAIR_FEATURES,
+    RESIDUE_CHANNELS,
+    RESIDUE_FEATURES,
+    resolve_properties,
+)
 
 COMBINE_EPS = 1e-8  # authors' guard in weights and logarithms
 COMBINATIONS = ("mean", "max", "weighted_mean", "geometric_mean")
 
 
-def ordered_channels(properties: Sequence[str]) -> tuple[str, ...]:
-    """``properties`` in output order: residue channels, then pair channels (schema order)."""
-    chosen = set(properties)
+def ordered_channels(properties: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``properties`` in output order: residue channels, then pair channels (schema order).
+
+    Names are read by :func:`seqdance.schema.resolve_properties` (feature names expand to
+    their channels, ``None`` is all 63); an unknown name raises its one-line error.
+    """
+    chosen = set(resolve_properties(properties))
     return tuple(c for c in RESIDUE_CHANNELS + PAIR_CHANNELS if c in chosen)
 
 
