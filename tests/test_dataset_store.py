@@ -413,6 +413,7 @@ def test_merged_parts_are_a_dataset_with_an_index(reference_records, small, tmp_
         return exit_info.value.code
 
     assert merge(*parts, "--out", str(tmp_path / "all" / "features.h5")) == 0
+
     def by_name(index: pd.DataFrame) -> pd.DataFrame:  # rows in merged-file (HDF5) order
         return index.sort_values("name", ignore_index=True)
 

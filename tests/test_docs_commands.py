@@ -156,7 +156,8 @@ def _make_world(world: Path) -> None:
 PLACEHOLDERS = (
     "top.pdb, prot.pdb, traj.dcd, traj.xtc, ATLAS/3tvj_I/: 3tvj_I (10 frames); sys.psf, "
     "rep1.dcd, rep2.dcd: 2r9r; proteins.fasta, seqs.fasta: P1 = 3tvj_I, P2 = F7YBW8; "
-    "protein.fasta, P1.fasta, P1.pdb: 3tvj_I; blat_wt.fasta, BLAT_ECOLX.csv (30 mutants); proteingym_single/; "
+    "protein.fasta, P1.fasta, P1.pdb: 3tvj_I; blat_wt.fasta, BLAT_ECOLX.csv (30 mutants); "
+    "proteingym_single/; "
     "the mega-scale subset; idr.csv (30 proteins); prot_contacts.tsv (GetContacts' output for "
     "3tvj_I); manifest.csv (3tvj_I, 5xnd, 2g3r, 2KCF, as in the README)"
 )

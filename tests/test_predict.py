@@ -214,8 +214,7 @@ def test_cli_embed_writes_one_group_per_record(run_cli, model, model_dir, tmp_pa
     ],
 )
 def test_cli_bad_inputs_fail_with_one_line_and_no_output(
-        run_cli,
-    model_dir, tmp_path, capsys, fasta_text, extra, message
+    run_cli, model_dir, tmp_path, capsys, fasta_text, extra, message
 ):
     if "--device" in extra and torch.cuda.is_available():
         pytest.skip("a CUDA device is present")

@@ -56,8 +56,7 @@ def _rows_from(index: pd.DataFrame, names: list[str], where: str) -> pd.DataFram
     missing = [n for n in names if n not in by_name.index]
     if missing:
         raise InputFileError(
-            f"{where}: no row for {len(missing)} protein(s) of the merged files, "
-            f"e.g. {missing[0]}"
+            f"{where}: no row for {len(missing)} protein(s) of the merged files, e.g. {missing[0]}"
         )
     return by_name.loc[names].reset_index(drop=True)
 
