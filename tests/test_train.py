@@ -461,11 +461,8 @@ def test_frozen_trunk_stays_frozen(naive_model, dataset, tmp_path):
     hf_config = naive_model.hf_config
     EsmModel(hf_config(tiny_model.config.arch), add_pooling_layer=False).save_pretrained(trunk_dir)
     saved = EsmModel.from_pretrained(trunk_dir, add_pooling_layer=False).state_dict()
-    reference = {
-        k: v
-        for k, v in saved.items()  # 4.48's absolute position table is unused
-        if k.endswith(("weight", "bias")) and "position_embeddings" not in k
-    }
+    reference = {k: v for k, v in saved.items()  # 4.48's absolute position table is unused
+                 if k.endswith(("weight", "bias")) and "position_embeddings" not in k}
     assert len(reference) > 30
 
     out = tmp_path / "frozen"

@@ -317,19 +317,21 @@ def load_state_dict_checked(
     state = dict(state)
     inv_freq = f"{trunk}rotary_embeddings.inv_freq"
     per_layer = sorted(
-        k for k in state if k.startswith(trunk) and _PER_LAYER_INV_FREQ.fullmatch(k[len(trunk) :])
+        k for k in state if k.startswith(trunk) and _PER_LAYER_INV_FREQ.fullmatch(k[len(trunk):])
     )
     if per_layer and inv_freq not in state:
         state[inv_freq] = state[per_layer[0]]  # keep the saved values
 
     def tolerated(key: str, patterns) -> bool:
-        return key.startswith(trunk) and _matches(key[len(trunk) :], patterns)
+        return key.startswith(trunk) and _matches(key[len(trunk):], patterns)
 
     expected = model.state_dict()
     unexpected = [k for k in state if k not in expected]
     bad_unexpected = [k for k in unexpected if not tolerated(k, TOLERATED_UNEXPECTED)]
     missing = [k for k in expected if k not in state]
-    bad_missing = [k for k in missing if not tolerated(k, TOLERATED_MISSING) and k not in optional]
+    bad_missing = [
+        k for k in missing if not tolerated(k, TOLERATED_MISSING) and k not in optional
+    ]
     mismatched = [
         f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
         for k, v in expected.items()

@@ -57,10 +57,8 @@ def main() -> None:
     save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "model.safetensors"))
     (folder / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
     residue, pair, _ = naive_forward(model, ids, mask, trunk=stock_trunk(model))
-    torch.save(
-        {"input_ids": ids, "attention_mask": mask, "residue": residue, "pair": pair},
-        folder / "expected.pt",
-    )
+    torch.save({"input_ids": ids, "attention_mask": mask, "residue": residue, "pair": pair},
+               folder / "expected.pt")
     (folder / "origin.json").write_text(json.dumps(origin, indent=2) + "\n")
     print(f"wrote fixtures for transformers {version}")
 
