@@ -36,11 +36,11 @@ def test_correlations_match_scipy_with_ties():
         y = x + rng.normal(0, 1, n)
         if np.ptp(x) == 0:
             continue
-        assert dm.pearson(x, y) == pytest.approx(stats.pearsonr(x, y)[0], abs=1e-12)
-        assert dm.spearman(x, y) == pytest.approx(stats.spearmanr(x, y)[0], abs=1e-12)
+        assert dm.pearson_r(x, y) == pytest.approx(stats.pearsonr(x, y)[0], abs=1e-12)
+        assert dm.spearman_r(x, y) == pytest.approx(stats.spearmanr(x, y)[0], abs=1e-12)
         assert np.allclose(dm.rank_average(x), stats.rankdata(x))
-    assert np.isnan(dm.pearson([1.0, 2.0], [2.0, 1.0]))  # too few values
-    assert np.isnan(dm.spearman([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))  # constant
+    assert np.isnan(dm.pearson_r([1.0, 2.0], [2.0, 1.0]))  # too few values
+    assert np.isnan(dm.spearman_r([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))  # constant
 
 
 def _precision_by_loops(pred, truth, valid, sep):
@@ -103,8 +103,20 @@ def _independent(model, data_dir, name):
 def test_dynamics_suite_end_to_end(tiny_model, tiny_dir, small_dataset, run_cli, tmp_path,
                                    capsys):  # fmt: skip
     out = tmp_path / "dyn"
-    argv = ["benchmark", "--suite", "dynamics", "--dataset", str(small_dataset), "-m",
-            str(tiny_dir), "--out", str(out), "--bootstrap-samples", "200", "--no-progress"]
+    argv = [
+        "benchmark",
+        "--suite",
+        "dynamics",
+        "--dataset",
+        str(small_dataset),
+        "-m",
+        str(tiny_dir),
+        "--out",
+        str(out),
+        "--bootstrap-samples",
+        "200",
+        "--no-progress",
+    ]
     assert run_cli(argv) == 0
     printed = capsys.readouterr().out
     assert "not a published SeqDance/ESMDance model" in printed
@@ -187,8 +199,21 @@ def test_missing_mmseqs_is_one_clear_error(tiny_dir, small_dataset, run_cli, tmp
     fasta.write_text(">x\nMKTAYIAKQR\n")
     monkeypatch.setenv("PATH", str(tmp_path))  # no mmseqs here
     out = tmp_path / "never"
-    code = run_cli(["benchmark", "--suite", "dynamics", "-m", str(tiny_dir), "--dataset",
-                    str(small_dataset), "--train-fasta", str(fasta), "--out", str(out)])
+    code = run_cli(
+        [
+            "benchmark",
+            "--suite",
+            "dynamics",
+            "-m",
+            str(tiny_dir),
+            "--dataset",
+            str(small_dataset),
+            "--train-fasta",
+            str(fasta),
+            "--out",
+            str(out),
+        ]
+    )
     assert code != 0
     err = capsys.readouterr().err
     assert "MMseqs2 binary 'mmseqs' not found" in err and "apt-get install mmseqs2" in err
@@ -245,8 +270,11 @@ def test_atlas_test_split_is_alphaflows_82_chains():
     assert split["name"].iloc[0] == "6o2v_A" and split["seqlen"].min() == 39
 
 
-LAMBDA_ASSAYS = {"RCRO_LAMBD_Tsuboyama_2023_1ORC", "RPC1_LAMBD_Li_2019_high-expression",
-                 "RPC1_LAMBD_Li_2019_low-expression"}  # Virus in 2025-04 only (fmt: skip)
+LAMBDA_ASSAYS = {
+    "RCRO_LAMBD_Tsuboyama_2023_1ORC",
+    "RPC1_LAMBD_Li_2019_high-expression",
+    "RPC1_LAMBD_Li_2019_low-expression",
+}  # Virus in 2025-04 only (fmt: skip)
 
 
 def test_viral_suite_is_the_papers_23_assays():

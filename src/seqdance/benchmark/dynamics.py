@@ -14,9 +14,10 @@ cube root of mean contacts per frame):
 - ``corr`` (movement correlation) and ``nma_pair``: Pearson and Spearman over the pairs i < j.
 
 Values marked missing (-1) are left out. Then per property and metric the median over
-proteins with a bootstrap standard error (:func:`~seqdance.benchmark.dynamics_metrics.median_with_se`,
-fixed seed), overall and per leakage bin, and the pooled correlation over all residues (pairs)
-of all proteins. Tables and plots: :mod:`~seqdance.benchmark.dynamics_report`.
+proteins with a bootstrap standard error
+(:func:`~seqdance.benchmark.dynamics_metrics.median_with_se`, fixed seed), overall and per
+leakage bin, and the pooled correlation over all residues (pairs) of all proteins. Tables
+and plots: :mod:`~seqdance.benchmark.dynamics_report`.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from seqdance.benchmark.dynamics_metrics import (
     IDENTITY_BINS,
     identity_bin,
     median_with_se,
-    pearson,
-    spearman,
+    pearson_r,
+    spearman_r,
     top_l_precision,
     upper_pairs,
 )
@@ -139,8 +140,8 @@ def protein_rows(p: ProteinArrays, options: DynamicsOptions) -> list[dict]:
     for prop in RESIDUE_PROPERTIES:
         pred, true = residue_values(p, prop)
         if len(true):
-            add(prop, "pearson", pearson(pred, true), len(true))
-            add(prop, "spearman", spearman(pred, true), len(true))
+            add(prop, "pearson", pearson_r(pred, true), len(true))
+            add(prop, "spearman", spearman_r(pred, true), len(true))
     cube = options.contact_threshold ** (1.0 / 3.0)  # stored values are cube roots
     for prop in CONTACT_PROPERTIES:
         k = PAIR_CHANNELS.index(prop)
@@ -153,8 +154,8 @@ def protein_rows(p: ProteinArrays, options: DynamicsOptions) -> list[dict]:
     for prop in MAP_PROPERTIES:
         pred, true = map_values(p, prop)
         if len(true):
-            add(prop, "pearson", pearson(pred, true), len(true))
-            add(prop, "spearman", spearman(pred, true), len(true))
+            add(prop, "pearson", pearson_r(pred, true), len(true))
+            add(prop, "spearman", spearman_r(pred, true), len(true))
     return rows
 
 
@@ -167,14 +168,16 @@ def pooled_rows(proteins: list[ProteinArrays]) -> pd.DataFrame:
         pred = np.concatenate([a for a, _ in parts]) if parts else np.zeros(0)
         true = np.concatenate([b for _, b in parts]) if parts else np.zeros(0)
         if len(true):
-            rows.append({"property": prop, "metric": "pearson", "value": pearson(pred, true),
+            rows.append({"property": prop, "metric": "pearson", "value": pearson_r(pred, true),
                          "n": len(true)})  # fmt: skip
-            rows.append({"property": prop, "metric": "spearman", "value": spearman(pred, true),
+            rows.append({"property": prop, "metric": "spearman", "value": spearman_r(pred, true),
                          "n": len(true)})  # fmt: skip
     return pd.DataFrame(rows, columns=["property", "metric", "value", "n"])
 
 
-def summarise(rows: pd.DataFrame, bins: dict[str, str], options: DynamicsOptions) -> pd.DataFrame:
+def summarise_dynamics(
+    rows: pd.DataFrame, bins: dict[str, str], options: DynamicsOptions
+) -> pd.DataFrame:
     """Median over proteins and its bootstrap SE per property and metric, overall (``all``)
     and per leakage bin (``bins``: protein -> bin; bins without proteins are left out)."""
     out = []
@@ -230,5 +233,5 @@ def evaluate_dynamics(
     if identity is not None:
         bins.update({n: identity_bin(v) for n, v in zip(identity["name"], identity["identity"],
                                                          strict=True)})  # fmt: skip
-    summary = summarise(table, bins, options)
+    summary = summarise_dynamics(table, bins, options)
     return DynamicsResult(table, pooled_rows(proteins), summary, proteins, identity)

@@ -27,7 +27,7 @@ def rank_average(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def pearson(x: np.ndarray, y: np.ndarray) -> float:
+def pearson_r(x: np.ndarray, y: np.ndarray) -> float:
     """Pearson correlation of two 1-D arrays (n,); NaN if n < 3 or either is constant."""
     x = np.asarray(x, dtype=np.float64).ravel()
     y = np.asarray(y, dtype=np.float64).ravel()
@@ -42,7 +42,7 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.clip((dx @ dy) / (sx * sy), -1.0, 1.0))
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
+def spearman_r(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman correlation (Pearson of average ranks) of two 1-D arrays (n,)."""
     x = np.asarray(x, dtype=np.float64).ravel()
     y = np.asarray(y, dtype=np.float64).ravel()
@@ -50,7 +50,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
         raise ValueError(f"arrays of different shapes {x.shape} and {y.shape}")
     if len(x) < MIN_VALUES:
         return float("nan")
-    return pearson(rank_average(x), rank_average(y))
+    return pearson_r(rank_average(x), rank_average(y))
 
 
 def upper_pairs(n: int, min_separation: int) -> tuple[np.ndarray, np.ndarray]:

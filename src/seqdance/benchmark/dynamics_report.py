@@ -171,8 +171,11 @@ def plot_rmsf(result: DynamicsResult, profiles: Path, scatter: Path) -> list[Pat
     if rows.empty:
         return []
     ranked = rows.sort_values(["value", "protein"], ascending=[False, True])["protein"].tolist()
-    picks = dict.fromkeys([ranked[0], ranked[len(ranked) // 2], ranked[-1]])
-    labels = {ranked[0]: "best", ranked[len(ranked) // 2]: "median", ranked[-1]: "worst"}
+    labels: dict[str, str] = {}
+    for tag, name in (("best", ranked[0]), ("median", ranked[len(ranked) // 2]),
+                      ("worst", ranked[-1])):  # fmt: skip
+        labels[name] = f"{labels[name]}/{tag}" if name in labels else tag
+    picks = list(labels)
     by_name = {p.name: p for p in result.proteins}
     k = RESIDUE_CHANNELS.index("rmsf_nor")
     fig, axes = plt.subplots(len(picks), 1, figsize=(8, 2.6 * len(picks)), squeeze=False)

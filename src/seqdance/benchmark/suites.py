@@ -8,7 +8,8 @@ published mega-scale table or bioemu's ``system_info.csv``
 the reference file of January 2024 (v1.0/v1.1: 28 viral assays, 23 of them short enough; the
 paper's 23), shipped as ``benchmark/data/proteingym_viral.csv`` with the newer release
 (``--viral-release 2025-04``: 31 and 26), or in a reference file the user gives. The
-``dynamics`` suite is of its own kind (:mod:`~seqdance.benchmark.dynamics`). Its medians of per-protein Spearman correlations (:data:`PAPER_RESULTS`) are over 412, 135
+``dynamics`` suite is of its own kind (:mod:`~seqdance.benchmark.dynamics`). Its medians
+of per-protein Spearman correlations (:data:`PAPER_RESULTS`) are over 412, 135
 and 23 proteins (:data:`PAPER_COUNTS`).
 """
 
@@ -117,9 +118,7 @@ def suite_assays(
         )
     if viral_release == "reference":
         if reference is None:
-            raise SeqDanceError(
-                "--viral-release reference needs --reference DMS_substitutions.csv"
-            )
+            raise SeqDanceError("--viral-release reference needs --reference DMS_substitutions.csv")
         viral, where = viral_assays(reference), str(reference)
     else:
         viral, where = set(released_viral_assays(viral_release)), f"release {viral_release}"
