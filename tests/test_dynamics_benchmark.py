@@ -20,7 +20,7 @@ from seqdance.alphabet import tokenize
 from seqdance.benchmark import dynamics_metrics as dm
 from seqdance.benchmark.dynamics_report import PEERS, THEIRS, atlas_test_split
 from seqdance.benchmark.identity import highest_identity
-from seqdance.benchmark.suites import released_viral_assays, suite_assays
+from seqdance.benchmark.suites import released_viral_assays, suite_assays, suite_notes
 from seqdance.errors import SeqDanceError
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
 
@@ -171,6 +171,7 @@ def test_dynamics_suite_end_to_end(tiny_model, tiny_dir, small_dataset, run_cli,
                   & (summary["bin"] == "all")].iloc[0]  # fmt: skip
     assert med["median"] == pytest.approx(got["pearson"], abs=1e-9)  # two identical proteins
     assert med["n_proteins"] == 2 and med["se"] == 0.0
+    assert set(summary["bin"]) == {"all"}  # no training FASTA: no identity bins
     atlas = pd.read_csv(out / "atlas_protocol.csv")
     assert atlas["model"].iloc[0] == "ours"
     assert atlas["per_target_rmsf_r"].iloc[0] == pytest.approx(med["median"], abs=1e-9)
@@ -298,3 +299,13 @@ def test_viral_suite_picks_the_release_assays_from_a_folder(data_path, tmp_path)
     assert [a.name for a in suite_assays("proteingym-viral", tmp_path)] == [jan[0]]
     newer = suite_assays("proteingym-viral", tmp_path, viral_release="2025-04")
     assert sorted(a.name for a in newer) == sorted([jan[0], "RCRO_LAMBD_Tsuboyama_2023_1ORC"])
+
+
+def test_zero_shot_suites_say_when_not_comparable():
+    assert suite_notes("proteingym-viral", "ChaoHou/SeqDance", 23, None, None) == []
+    notes = suite_notes("designed", "my_model/", 3, 3, 10)
+    assert notes == [
+        "model my_model/ is not a published SeqDance/ESMDance model: not comparable with the paper",
+        "subset: at most 10 variants per assay; not comparable with the paper",
+        "subset: 3 of the paper's 135 proteins; not comparable with the paper",
+    ]

@@ -229,7 +229,7 @@ def evaluate_dynamics(
     for p in proteins:
         rows.extend(protein_rows(p, options))
     table = pd.DataFrame(rows, columns=ROW_COLUMNS)
-    bins = {p.name: "unknown" for p in proteins}
+    bins: dict[str, str] = {}  # without identities: only the "all" rows
     if identity is not None:
         bins.update({n: identity_bin(v) for n, v in zip(identity["name"], identity["identity"],
                                                          strict=True)})  # fmt: skip

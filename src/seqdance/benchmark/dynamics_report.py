@@ -121,7 +121,7 @@ def honest_notes(model_spec, result: DynamicsResult, n_atlas: int, train_fasta) 
                      f"rows are {THEIRS}, not comparable with ours")  # fmt: skip
     if result.identity is None:
         notes.append("no training FASTA (--train-fasta, or train_sequences.fasta in the model "
-                     "folder): leakage not checked, every protein in bin 'unknown'")  # fmt: skip
+                     "folder): leakage not checked, no rows per identity bin")  # fmt: skip
     else:
         inside = result.identity.loc[result.identity["in_training"], "name"].tolist()
         if inside:
