@@ -18,7 +18,12 @@ from scipy import stats
 
 from seqdance.alphabet import tokenize
 from seqdance.benchmark import dynamics_metrics as dm
-from seqdance.benchmark.dynamics_report import PEERS, THEIRS, atlas_test_split
+from seqdance.benchmark.dynamics_report import (
+    PEERS,
+    THEIRS,
+    atlas_test_split,
+    run_dynamics_benchmark,
+)
 from seqdance.benchmark.identity import highest_identity
 from seqdance.benchmark.suites import released_viral_assays, suite_assays, suite_notes
 from seqdance.errors import SeqDanceError
@@ -191,6 +196,8 @@ def test_dynamics_suite_options_checked_before_writing(tiny_dir, small_dataset, 
                     str(tmp_path / "none.fasta")]) != 0  # fmt: skip
     assert "no such file" in capsys.readouterr().err
     assert run_cli([*base, "--dataset", str(small_dataset), "--contact-threshold", "0"]) != 0
+    assert run_cli([*base, "--dataset", str(small_dataset), "--assays", str(tmp_path)]) != 0
+    assert "takes --dataset, not --assays" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -309,3 +316,17 @@ def test_zero_shot_suites_say_when_not_comparable():
         "subset: at most 10 variants per assay; not comparable with the paper",
         "subset: 3 of the paper's 135 proteins; not comparable with the paper",
     ]
+
+
+def test_same_bytes_whatever_the_threads(tiny_model, small_dataset, tmp_path):
+    threads = torch.get_num_threads()
+    written = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out = tmp_path / f"t{n}"
+            run_dynamics_benchmark(tiny_model, small_dataset, out, plots=False)
+            written.append({f: (out / f).read_bytes() for f in ("per_protein.csv", "summary.csv")})
+    finally:
+        torch.set_num_threads(threads)
+    assert written[0] == written[1]

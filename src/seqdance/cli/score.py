@@ -274,6 +274,8 @@ def benchmark_command(
     if suite is Suite.dynamics:
         if dataset is None or model is None:
             raise SeqDanceError("--suite dynamics needs --model and --dataset (a built dataset)")
+        if assay_path is not None or aggregate is not None:
+            raise SeqDanceError("--suite dynamics takes --dataset, not --assays or --aggregate")
         options = dynamics_report.DynamicsOptions(
             label=label, contact_threshold=contact_threshold, min_separation=min_separation,
             bootstrap_samples=bootstrap_samples, token_budget=token_budget,
