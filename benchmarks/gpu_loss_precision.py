@@ -55,9 +55,13 @@ def run(data: Path, out: Path, where: str, steps: int, smoke: bool) -> list[floa
         model=model,
         optim=OptimConfig(lr=1e-4, warmup_steps=5),
         train=TrainConfig(
-            max_steps=steps, save_every=steps, log_every=1,
+            max_steps=steps,
+            save_every=steps,
+            log_every=1,
             phases=[Phase(crop_size=64 if smoke else 256, batch_size=4, accum_steps=1)],
-            device="cpu" if smoke else "cuda", precision="fp16", loss_precision=where,
+            device="cpu" if smoke else "cuda",
+            precision="fp16",
+            loss_precision=where,
             progress=False,
         ),  # fmt: skip
         seed=0,

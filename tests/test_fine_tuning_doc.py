@@ -37,8 +37,11 @@ def page_run(tmp_path_factory) -> Path:
     shutil.copytree(bundled_data(), work / "inputs")
     shutil.copytree(ROOT / "configs", work / "configs")
     prelude = f'set -euo pipefail\nseqdance() {{ "{sys.executable}" -m seqdance "$@"; }}\n'
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
     for block in bash_blocks(PAGE.read_text()):
         done = subprocess.run(["bash", "-c", prelude + block], cwd=work, env=env,
                               capture_output=True, text=True, timeout=600)  # fmt: skip

@@ -107,7 +107,10 @@ def split(
     threads: int = typer.Option(1, "--threads", min=1, help="MMseqs2 threads."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write here instead of index.csv."),
     valid_fraction: float = typer.Option(
-        0.0, "--valid-fraction", min=0.0, max=0.99,
+        0.0,
+        "--valid-fraction",
+        min=0.0,
+        max=0.99,
         help="Also label whole clusters 'valid' (early stopping), drawn after the test ones.",
     ),
 ) -> None:

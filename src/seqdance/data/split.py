@@ -113,8 +113,7 @@ def split_index(index: pd.DataFrame, config: SplitConfig | None = None) -> pd.Da
         raise SeqDanceError("index has no modify_seq or sequence column")
     sequences = dict(zip(index["name"].astype(str), index[column].astype(str), strict=True))
     clusters = cluster_sequences(sequences, config)
-    labels = assign_split(clusters, config.test_fraction, config.seed,
-                          config.valid_fraction)
+    labels = assign_split(clusters, config.test_fraction, config.seed, config.valid_fraction)
     out = index.copy()
     out["label"] = [labels[str(n)] for n in out["name"]]
     out["cluster"] = [clusters[str(n)] for n in out["name"]]

@@ -4,8 +4,9 @@ Each update draws ``accum_steps`` micro-batches from every data group (by defaul
 replacement, so the groups weigh equally whatever their sizes, as the authors' one-batch-per-
 group loop; ``train.sampler: authors`` reads their fixed cycled order instead,
 :mod:`seqdance.train.sampler`); the proteins of a micro-batch and their random crop windows
-come from a generator seeded with those five numbers. The data position saved in a checkpoint is therefore just the update number, and a
-resumed run (or any rank of a DDP job) reads exactly the batches it would have read.
+come from a generator seeded with those five numbers. The data position saved in a checkpoint
+is therefore just the update number, and a resumed run (or any rank of a DDP job) reads
+exactly the batches it would have read.
 """
 
 from __future__ import annotations

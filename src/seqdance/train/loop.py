@@ -409,8 +409,10 @@ class _Trainer:
                         result.checkpoints.append(self._save(model, optimizer, scaler, done))
                     result.step = done
                     if stop_now:
-                        self._echo(f"early stop at update {done}: held-out loss "
-                                   f"{held_out.state.best_loss:.4f} at {held_out.state.best_step}")
+                        self._echo(
+                            f"early stop at update {done}: held-out loss "
+                            f"{held_out.state.best_loss:.4f} at {held_out.state.best_step}"
+                        )
                         break
                 if held_out.state.stopped_at is not None:
                     break
