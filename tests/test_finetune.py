@@ -226,3 +226,38 @@ def test_split_draws_whole_clusters_for_valid_after_test():
     assert {n for n, v in plain.items() if v == "test"} == {
         n for n, v in labels.items() if v == "test"
     }
+
+
+def test_a_checkpoint_from_before_these_options_resumes(copies, tmp_path):
+    """A trainer state whose config predates sampler, loss_precision, early_stopping and
+    freeze_layers resumes (the missing keys count as their defaults) and matches a run
+    straight through."""
+    common = ["optim.total_steps=4", "train.save_every=2"]
+    train(tiny(copies, tmp_path / "a", "train.max_steps=4", *common))
+    train(tiny(copies, tmp_path / "b", "train.max_steps=2", *common))
+    path = tmp_path / "b" / "checkpoints" / "step_2" / "trainer_state.pt"
+    state = torch.load(path, weights_only=True)
+    for key in ("sampler", "reload_every", "loss_precision", "early_stopping"):
+        del state["config"]["train"][key]
+    del state["config"]["model"]["freeze_layers"]
+    torch.save(state, path)
+    train(tiny(copies, tmp_path / "b", "train.max_steps=4", *common), resume=True)
+    a = load_file(str(tmp_path / "a" / "checkpoints" / "step_4" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "checkpoints" / "step_4" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(SeqDanceError, match=r"differs .* in train\.sampler"):
+        train(tiny(copies, tmp_path / "b", "train.max_steps=6", "train.sampler=authors",
+                   *common), resume=True)  # fmt: skip
+
+
+def test_early_stopping_state_survives_a_resume(copies, tmp_path):
+    common = ["optim.total_steps=6", "train.save_every=2", "train.early_stopping.every=2"]
+    train(tiny(copies, tmp_path / "a", "train.max_steps=6", *common))
+    train(tiny(copies, tmp_path / "b", "train.max_steps=4", *common))
+    with open(tmp_path / "b" / EVAL_FILE, "a") as handle:  # a line a killed run left behind
+        handle.write(json.dumps({"step": 5, "loss": 0.0}) + "\n")
+    train(tiny(copies, tmp_path / "b", "train.max_steps=6", *common), resume=True)
+    a, b = ((tmp_path / r / EVAL_FILE).read_text() for r in ("a", "b"))
+    assert a == b and len(a.splitlines()) == 3
+    best = [json.loads((tmp_path / r / "best" / "best.json").read_text()) for r in ("a", "b")]
+    assert best[0] == best[1]

@@ -186,6 +186,7 @@ class _Trainer:
 
     def _check_resumable(self, saved: dict, folder: Path) -> None:
         now = self.config.to_dict()
+        defaults = Config().to_dict()  # a key the saved config predates counts as its default
         diffs = []
         for section, values in now.items():
             if not isinstance(values, dict):
@@ -193,7 +194,7 @@ class _Trainer:
                     diffs.append(section)
                 continue
             for key, value in values.items():
-                old = saved.get(section, {}).get(key)
+                old = saved.get(section, {}).get(key, defaults[section][key])
                 if (section, key) in RESUMABLE_CHANGES:
                     continue
                 if json.dumps(old) != json.dumps(value):
