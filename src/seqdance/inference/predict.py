@@ -87,6 +87,44 @@ def iter_outputs(
     overlap by at least ``overlap`` (default: 256, or a quarter of a window narrower than
     1,024; e.g. 1,022, ESM2's training length) and merged. With ``pair=False``
     and no attentions only the trunk (with fused attention) and the residue head run.
+    The merged pair maps are dense (L, L, 13): for long sequences write them in tiles with
+    :func:`iter_pieces` and :class:`seqdance.inference.windows.PairMerge` instead.
+    """
+    parts: dict[int, dict[int, SequenceOutput]] = {}
+    for index, k, plan, piece in iter_pieces(
+        model, sequences, pair=pair, embeddings=embeddings, attentions=attentions,
+        token_budget=token_budget, window=window, overlap=overlap, progress=progress, desc=desc,
+    ):  # fmt: skip
+        parts.setdefault(index, {})[k] = piece
+        if len(parts[index]) == len(plan):
+            yield index, _merge(plan, parts.pop(index))
+
+
+def window_plan(length: int, window: int | None, overlap: int | None = None) -> list[Window]:
+    """The windows :func:`iter_outputs` cuts a sequence of ``length`` residues into."""
+    if window is None:  # one pass
+        return [Window(0, length, length)]
+    min_overlap = overlap if overlap is not None else min(DEFAULT_MIN_OVERLAP, window // 4)
+    return plan_windows(length, window, min_overlap)
+
+
+def iter_pieces(
+    model,
+    sequences: Sequence[str],
+    *,
+    pair: bool = True,
+    embeddings: bool = False,
+    attentions: bool = False,
+    token_budget: int = DEFAULT_TOKEN_BUDGET,
+    window: int | None = None,
+    overlap: int | None = None,
+    progress: bool = False,
+    desc: str = "predict",
+) -> Iterator[tuple[int, int, list[Window], SequenceOutput]]:
+    """Yield ``(index, k, plan, output of window k)`` as each window is predicted.
+
+    Options as :func:`iter_outputs`. The windows of one sequence come in plan order (they
+    have one width, so the length sort keeps them in order); windows are not merged.
     """
     from tqdm.auto import tqdm
 
@@ -94,15 +132,10 @@ def iter_outputs(
     pieces: list[_Piece] = []
     plans: list[list[Window]] = []
     for index, seq in enumerate(checked):
-        if window is None:  # one pass
-            plan = [Window(0, len(seq), len(seq))]
-        else:
-            min_overlap = overlap if overlap is not None else min(DEFAULT_MIN_OVERLAP, window // 4)
-            plan = plan_windows(len(seq), window, min_overlap)
+        plan = window_plan(len(seq), window, overlap)
         plans.append(plan)
         pieces.extend(_Piece(index, w, seq[w.start : w.stop]) for w in plan)
-    remaining = [len(p) for p in plans]
-    parts: list[dict[int, SequenceOutput]] = [{} for _ in checked]
+    done = [0] * len(plans)
     device = next(model.parameters()).device
     bar = tqdm(total=len(checked), desc=desc, unit="seq", disable=not progress)
     try:
@@ -120,7 +153,7 @@ def iter_outputs(
                 piece = pieces[piece_index]
                 n = len(piece.sequence)
                 real = slice(1, n + 1)  # drop <cls>, <eos> and padding
-                parts[piece.seq_index][piece.window.start] = SequenceOutput(
+                result = SequenceOutput(
                     residue=_numpy(out.residue[row, real]),
                     pair=_numpy(out.pair[row, real, real]) if pair else None,
                     embeddings=_numpy(out.embeddings[row, real]) if embeddings else None,
@@ -128,12 +161,16 @@ def iter_outputs(
                     if attentions
                     else None,
                 )
-                remaining[piece.seq_index] -= 1
-                if remaining[piece.seq_index] == 0:
-                    index = piece.seq_index
-                    yield index, _merge(plans[index], parts[index])
-                    parts[index] = {}
+                index = piece.seq_index
+                plan = plans[index]
+                k = done[index]
+                if plan[k] != piece.window:  # cannot happen with one width per plan
+                    raise RuntimeError("windows of a sequence came out of order")
+                done[index] += 1
+                yield index, k, plan, result
+                if done[index] == len(plan):
                     bar.update(1)
+            del out
     finally:
         bar.close()
 
@@ -143,7 +180,7 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
 
 
 def _merge(plan: list[Window], parts: dict[int, SequenceOutput]) -> SequenceOutput:
-    ordered = [parts[w.start] for w in plan]
+    ordered = [parts[k] for k in range(len(plan))]
     if len(ordered) == 1:
         return ordered[0]
 
