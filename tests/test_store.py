@@ -215,3 +215,25 @@ def test_labelled_results_carry_names_units_and_positions(tiny_model):
     assert pairs.names == PAIR_CHANNELS and pairs.units["corr"].startswith("correlation")
     np.testing.assert_array_equal(pairs["corr"], ref.pair[..., PAIR_CHANNELS.index("corr")])
     assert result["y"].sequence == seqs["y"]
+
+
+def test_readers_take_the_pair_store_lazily(run_cli, tiny_model, tiny_dir, tmp_path):
+    from seqdance.inference.store_labelled import open_predictions
+    from seqdance.report.inputs import read_prediction
+
+    seq = _random_sequence(70, 10)
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(f">sp|Q1|X\n{seq}\n")
+    out = tmp_path / "out"
+    assert run_cli(["predict", str(fasta), "-m", str(tiny_dir), "-o", str(out), "--no-progress",
+                    "--window", "32"]) == 0  # fmt: skip
+    (ref,) = predict(tiny_model, [seq], window=32)
+    pred = read_prediction(out / "sp_Q1_X.residue.tsv")
+    assert isinstance(pred.pair, PairMaps) and pred.pair.shape == (70, 70, 13)
+    k = PAIR_CHANNELS.index("hbbb")
+    np.testing.assert_array_equal(pred.pair[..., k], ref.pair[..., k])
+    kept = open_predictions(out)["sp|Q1|X"]
+    assert kept.sequence == seq and isinstance(kept.pairs.source, PairMaps)
+    np.testing.assert_allclose(kept.residues.to_numpy(), ref.residue, rtol=2e-5, atol=1e-6)
+    np.testing.assert_array_equal(kept.pairs.tile("corr", slice(0, 9), slice(3, 5)),
+                                  ref.pair[:9, 3:5, PAIR_CHANNELS.index("corr")])  # fmt: skip

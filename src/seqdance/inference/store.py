@@ -60,7 +60,7 @@ def safe_stems(ids: Sequence[str]) -> list[str]:
     return stems
 
 
-def write_index(path: str | os.PathLike, rows: Sequence[dict[str, object]]) -> Path:
+def write_record_index(path: str | os.PathLike, rows: Sequence[dict[str, object]]) -> Path:
     """The index table (TSV): ``id``, ``stem``, ``length``, ``files`` (comma-separated names)."""
     path = Path(path)
     lines = ["id\tstem\tlength\tfiles"]

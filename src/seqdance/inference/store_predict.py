@@ -37,7 +37,7 @@ from seqdance.inference.store import (
     PairMaps,
     PairStoreWriter,
     safe_stems,
-    write_index,
+    write_record_index,
 )
 from seqdance.inference.windows import PairMerge, ResidueMerge
 from seqdance.model.config import MAX_RESIDUES
@@ -155,7 +155,7 @@ def predict_records(
                 finish(index, group, result.residue, pair_path, plot, result.attentions)
     else:
         _stream(net, sequences, out, stems, options, finish, progress)
-    return write_index(out / INDEX_NAME, rows)
+    return write_record_index(out / INDEX_NAME, rows)
 
 
 class _Open:
