@@ -101,8 +101,8 @@ class PredictOutputs:
                 )
         if self.window is not None and self.attention and self.store:
             raise SeqDanceError(
-                "--attention with --window would hold (layers, heads, L, L) maps in memory; "
-                "predict attention maps without --window"
+                "--attention with --window merges (layers, heads, L, L) maps in memory; "
+                "give --pair-format npz to do so anyway, or leave out --attention"
             )
 
 
