@@ -13,9 +13,9 @@ import torch
 
 from seqdance.inference.windows import (
     DEFAULT_MIN_OVERLAP,
+    ResidueMerge,
     Window,
     merge_pairs,
-    merge_residues,
     plan_windows,
 )
 from seqdance.model.alphabet import batch_encode, check_sequence
@@ -90,14 +90,15 @@ def iter_outputs(
     The merged pair maps are dense (L, L, 13): for long sequences write them in tiles with
     :func:`iter_pieces` and :class:`seqdance.inference.windows.PairMerge` instead.
     """
-    parts: dict[int, dict[int, SequenceOutput]] = {}
+    parts: dict[int, _Parts] = {}
     for index, k, plan, piece in iter_pieces(
         model, sequences, pair=pair, embeddings=embeddings, attentions=attentions,
         token_budget=token_budget, window=window, overlap=overlap, progress=progress, desc=desc,
     ):  # fmt: skip
-        parts.setdefault(index, {})[k] = piece
-        if len(parts[index]) == len(plan):
-            yield index, _merge(plan, parts.pop(index))
+        held = parts.setdefault(index, _Parts(plan))
+        held.add(k, piece)
+        if k + 1 == len(plan):
+            yield index, parts.pop(index).result()
 
 
 def window_plan(length: int, window: int | None, overlap: int | None = None) -> list[Window]:
@@ -179,25 +180,43 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().to(device="cpu", dtype=torch.float32).numpy()
 
 
-def _merge(plan: list[Window], parts: dict[int, SequenceOutput]) -> SequenceOutput:
-    ordered = [parts[k] for k in range(len(plan))]
-    if len(ordered) == 1:
-        return ordered[0]
+class _Parts:
+    """One sequence's windows: residue rows and embeddings merged as they come (the running
+    sum of :class:`ResidueMerge`, equal to :func:`merge_residues`), pair and attention maps
+    kept for the dense merge at the end."""
 
-    def field(name):
-        return [getattr(p, name) for p in ordered]
+    def __init__(self, plan: list[Window]) -> None:
+        self.plan = plan
+        self.residue = ResidueMerge(plan)
+        self.embeddings = ResidueMerge(plan)
+        self.pair: list[np.ndarray] = []
+        self.attentions: list[np.ndarray] = []
 
-    first = ordered[0]
-    return SequenceOutput(
-        residue=merge_residues(plan, field("residue")),
-        pair=merge_pairs(plan, field("pair")) if first.pair is not None else None,
-        embeddings=merge_residues(plan, field("embeddings"))
-        if first.embeddings is not None
-        else None,
-        attentions=merge_pairs(plan, field("attentions"), axes=(2, 3))
-        if first.attentions is not None
-        else None,
-    )
+    def add(self, k: int, piece: SequenceOutput) -> None:
+        self.residue.add(k, piece.residue)
+        if piece.embeddings is not None:
+            self.embeddings.add(k, piece.embeddings)
+        if piece.pair is not None:
+            self.pair.append(piece.pair)
+        if piece.attentions is not None:
+            self.attentions.append(piece.attentions)
+
+    def result(self) -> SequenceOutput:
+        single = len(self.plan) == 1
+        pair = attentions = None
+        if self.pair:
+            pair = self.pair[0] if single else merge_pairs(self.plan, self.pair)
+        if self.attentions:
+            attentions = (
+                self.attentions[0] if single
+                else merge_pairs(self.plan, self.attentions, axes=(2, 3))
+            )  # fmt: skip
+        return SequenceOutput(
+            residue=self.residue.result(),
+            pair=pair,
+            embeddings=self.embeddings.result() if self.embeddings.next else None,
+            attentions=attentions,
+        )
 
 
 def predict(model, sequences: Sequence[str], **kwargs) -> list[SequenceOutput]:
