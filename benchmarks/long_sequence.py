@@ -73,9 +73,10 @@ def main() -> None:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         model_dir = save_model(args.arch, work / "model")
-        print(f"{platform.node()}, {os.cpu_count()} cores, {args.arch} random weights, "
-              f"--window {args.window}, --token-budget {args.token_budget}, --pairs "
-              f"{args.pairs}, --pair-dtype {args.pair_dtype}, OMP_NUM_THREADS={args.threads}\n")  # fmt: skip
+        setup = (f"--window {args.window}, --token-budget {args.token_budget}, --pairs "
+                 f"{args.pairs}, --pair-dtype {args.pair_dtype}")  # fmt: skip
+        print(f"{platform.node()}, {os.cpu_count()} cores, {args.arch} random weights, {setup}, "
+              f"OMP_NUM_THREADS={args.threads}\n")  # fmt: skip
         print("| L | time | peak RSS | disk |\n|---|---|---|---|")
         for length in args.lengths:
             # each length in its own child; RUSAGE_CHILDREN keeps the largest child so far, so
@@ -84,7 +85,8 @@ def main() -> None:
                 sub = [sys.executable, __file__, "--lengths", str(length), "--arch", args.arch,
                        "--window", str(args.window), "--token-budget", str(args.token_budget),
                        "--pairs", args.pairs, "--pair-dtype", args.pair_dtype,
-                       "--threads", str(args.threads), "--keep", str(work / f"run{length}")]  # fmt: skip
+                       "--threads", str(args.threads),
+                       "--keep", str(work / f"run{length}")]  # fmt: skip
                 if args.pair_band is not None:
                     sub += ["--pair-band", str(args.pair_band)]
                 lines = subprocess.run(sub, check=True, capture_output=True, text=True).stdout
