@@ -35,6 +35,8 @@ import pandas as pd
 import pytest
 
 from helpers import ROOT, hub_snapshot
+from seqdance.features.contacts import detect_contacts
+from seqdance.features.getcontacts import write_contacts
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 RUN_LANGUAGES = {"bash": "bash", "sh": "bash", "python": "python"}
@@ -109,8 +111,12 @@ def _make_world(world: Path) -> None:
     traj = mdtraj.load(str(md_dcd), top=str(md_pdb))
     for name in ("top.pdb", "prot.pdb", "3tvj_I.pdb", "P1.pdb", "protein.pdb"):
         shutil.copy(md_pdb, world / name)
-    for name in ("traj.dcd", "prot.dcd", "3tvj_I_10frames.dcd"):
+    for name in ("traj.dcd", "3tvj_I_10frames.dcd"):
         shutil.copy(md_dcd, world / name)
+    longer = mdtraj.join([traj, traj, traj])  # 30 frames: `--stride 10` leaves 3
+    longer.save_dcd(str(world / "prot.dcd"))
+    header, lines = detect_contacts(world / "prot.pdb", world / "prot.dcd")
+    write_contacts(world / "prot_contacts.tsv", header, lines)
     for name in ("traj.xtc", "prot.xtc"):
         traj.save_xtc(str(world / name))
     atlas = world / "ATLAS" / "3tvj_I"
@@ -140,7 +146,6 @@ def _make_world(world: Path) -> None:
         ROOT / "tests/data/megascale/Tsuboyama2023_Dataset2_Dataset3_subset.csv",
         world / "Tsuboyama2023_Dataset2_Dataset3_20230416.csv",
     )
-    shutil.copy(MD / "3tvj_I_10frames_contact.tsv", world / "prot_contacts.tsv")  # GetContacts'
     data = ROOT / "tests/data"
     (world / "manifest.csv").write_text(
         "name,source,kind,topology,trajectory,structure,label\n"
@@ -158,8 +163,8 @@ PLACEHOLDERS = (
     "rep1.dcd, rep2.dcd: 2r9r; proteins.fasta, seqs.fasta: P1 = 3tvj_I, P2 = F7YBW8; "
     "protein.fasta, P1.fasta, P1.pdb: 3tvj_I; blat_wt.fasta, BLAT_ECOLX.csv (30 mutants); "
     "proteingym_single/; "
-    "the mega-scale subset; idr.csv (30 proteins); prot_contacts.tsv (GetContacts' output for "
-    "3tvj_I); manifest.csv (3tvj_I, 5xnd, 2g3r, 2KCF, as in the README)"
+    "the mega-scale subset; idr.csv (30 proteins); prot.dcd: 3tvj_I's 10 frames 3 times, "
+    "prot_contacts.tsv: its contacts; manifest.csv (3tvj_I, 5xnd, 2g3r, 2KCF, as in the README)"
 )
 
 

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
+from seqdance.errors import SeqDanceError
 from seqdance.schema import (
     PAIR_CHANNELS,
     PAIR_FEATURES,
@@ -135,6 +137,15 @@ class MutationScores:
             cols.setdefault(summary.name, self.summary_scores[:, j])
         cols.update(self.combined)
         return cols
+
+    def frame(self, index: Sequence[str] | None = None) -> pd.DataFrame:
+        """The :meth:`columns` as a table, one row per mutant (``index``: e.g. their names)."""
+        table = pd.DataFrame(self.columns())
+        if index is not None:
+            if len(index) != len(table):
+                raise SeqDanceError(f"{len(index)} row names for {len(table)} mutants")
+            table.index = pd.Index(list(index), name="mutant")
+        return table
 
 
 def summarise_scores(
