@@ -19,7 +19,9 @@ WILD_TYPE = "MKTAYIAKQRQISFVKSHFSRQ"
 def test_score_sequences_takes_the_names_the_cli_takes(tiny_model):
     mutants = [WILD_TYPE[:3] + "W" + WILD_TYPE[4:], "G" + WILD_TYPE[1:]]
     by_feature = score_sequences(tiny_model, WILD_TYPE, mutants, "sasa_mean,psi")
-    by_channel = score_sequences(tiny_model, WILD_TYPE, mutants, resolve_properties("sasa_mean,psi"))
+    by_channel = score_sequences(
+        tiny_model, WILD_TYPE, mutants, resolve_properties("sasa_mean,psi")
+    )
     listed = score_sequences(tiny_model, WILD_TYPE, mutants, ["psi", "sasa_mean"])
     assert by_feature.shape == (2, 13)
     np.testing.assert_array_equal(by_feature, by_channel)
