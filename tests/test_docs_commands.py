@@ -220,7 +220,14 @@ def _run(block: Block, cwd: Path, env: dict[str, str]) -> None:
         )
 
 
-RUN_DOCS = [p for p in DOCS if runnable(read_blocks(p))]
+# pages whose blocks another test runs in the folder layout the page describes
+RUN_ELSEWHERE = {"fine-tuning.md": "tests/test_fine_tuning_doc.py"}
+RUN_DOCS = [p for p in DOCS if runnable(read_blocks(p)) and p.name not in RUN_ELSEWHERE]
+
+
+def test_pages_run_elsewhere_have_their_test():
+    for page, test in RUN_ELSEWHERE.items():
+        assert (ROOT / "docs" / page).is_file() and page in (ROOT / test).read_text()
 
 
 @pytest.mark.parametrize("doc", RUN_DOCS, ids=[p.name for p in RUN_DOCS])
@@ -244,8 +251,14 @@ def test_every_skipped_block_says_why():
 
 
 def test_commands_outside_runnable_blocks_are_marked():
-    """A ``seqdance`` command in a fence without a language would escape the test."""
+    """A ``seqdance`` command in a fence without a language, or in an indented code block,
+    would escape the test: it must be in a ``bash`` block (run) or a ``text`` one (synopsis)."""
     for doc in DOCS:
         for block in read_blocks(doc):
             if block.language == "" and re.search(r"^\s*seqdance \w", block.text, re.M):
                 pytest.fail(f"{block.where}: give the block a language (bash, or text)")
+        inside = False
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), start=1):
+            inside = not inside if line.startswith("```") else inside
+            if not inside and re.match(r"^ {4,}(seqdance|torchrun) ", line):
+                pytest.fail(f"{doc.relative_to(ROOT)}:{number}: an indented command; fence it")
