@@ -181,6 +181,23 @@ def test_dynamics_suite_end_to_end(tiny_model, tiny_dir, small_dataset, run_cli,
     assert atlas["model"].iloc[0] == "ours"
     assert atlas["per_target_rmsf_r"].iloc[0] == pytest.approx(med["median"], abs=1e-9)
     assert (atlas["split"].iloc[1:] == THEIRS).all() and len(atlas) == 1 + len(PEERS)
+    peers = atlas.iloc[1:].set_index("model")
+    for peer in PEERS:  # every published row, with its numbers, input kind and source
+        row = peers.loc[peer.model]
+        assert (row["per_target_rmsf_r"], row["global_rmsf_r"]) == (
+            peer.per_target_rmsf_r,
+            peer.global_rmsf_r,
+        )
+        assert row["inputs"] == peer.inputs and row["source"] == peer.source
+    for model in (
+        "AlphaFlow-MD",
+        "ESMFlow-MD",
+        "ConfDiff-ESM-r3-MD",
+        "DynaProt",
+        "BioEmu (run by the DynaProt authors)",
+    ):
+        assert model in peers.index
+    assert atlas["inputs"].iloc[0] == "sequence only"
     for png in ("rmsf_profiles.png", "rmsf_scatter.png"):
         with open(out / png, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -50,21 +50,43 @@ __all__ = ["DynamicsOptions", "find_mmseqs", "run_dynamics_benchmark", "terminal
 
 @dataclass(frozen=True)
 class Peer:
-    """A peer's published ATLAS numbers and where they are printed."""
+    """A peer's published ATLAS numbers, what the model takes as input, and where the
+    numbers are printed."""
 
     model: str
     per_target_rmsf_r: float
     global_rmsf_r: float
+    inputs: str
     source: str
 
 
-# Only numbers read in their source (docs/dynamics-benchmark.md, The peers); see there for the
-# peers left out because their numbers could not be verified.
+_AF_PAPER = "arXiv 2402.04845v2 (AlphaFlow/ESMFlow paper)"
+_AF_ASSET = "github bjing2016/alphaflow @2c27c69, assets/12l_md_templates.md"
+_CONFDIFF = "github bytedance/ConfDiff @9cfae1c, README.md, ATLAS table"
+_DYNAPROT = (
+    "github MihirBafna/dynaprot @e72851d, experiments/rebuttal_revised.md, Table 1 "
+    "(the DynaProt authors' review response, not the arXiv paper)"
+)
+_SEQ_MSA = "sequence + MSA"
+_SEQ = "sequence only (protein language model)"
+_STRUCT = "sequence + the structure that started the MD"
+
+# Only numbers read in their source (docs/dynamics-benchmark.md, "beside the peers"); see there for
+# the peers left out because their numbers could not be verified.
 PEERS: tuple[Peer, ...] = (
-    Peer("AlphaFlow-MD+Templates (48 layers)", 0.90, 0.91,
-         "github bjing2016/alphaflow @62c27c6, assets/12l_md_templates.md"),
-    Peer("AlphaFlow-MD+Templates (12 layers)", 0.89, 0.78,
-         "github bjing2016/alphaflow @62c27c6, assets/12l_md_templates.md"),
+    Peer("AlphaFlow-MD+Templates (48 layers)", 0.90, 0.91, _STRUCT + " + MSA", _AF_ASSET),
+    Peer("AlphaFlow-MD+Templates (12 layers)", 0.89, 0.78, _STRUCT + " + MSA", _AF_ASSET),
+    Peer("AlphaFlow-MD", 0.85, 0.60, _SEQ_MSA, f"{_AF_PAPER}, Table 1, AlphaFlow-MD Full"),
+    Peer("AlphaFlow-MD (distilled)", 0.81, 0.54, _SEQ_MSA,
+         f"{_AF_PAPER}, Table 1, AlphaFlow-MD Distilled"),
+    Peer("ESMFlow-MD", 0.76, 0.31, _SEQ, f"{_AF_PAPER}, Table 4, ESMFlow-MD Full"),
+    Peer("ESMFlow-MD (distilled)", 0.74, 0.33, _SEQ, f"{_AF_PAPER}, Table 4, ESMFlow-MD Distilled"),
+    Peer("ESMFlow-MD+Templates", 0.90, 0.84, _STRUCT,
+         f"{_AF_PAPER}, Table 4, EFMD+Templates Full"),
+    Peer("ConfDiff-OF-r3-MD", 0.85, 0.67, "sequence (OpenFold representation)", _CONFDIFF),
+    Peer("ConfDiff-ESM-r3-MD", 0.82, 0.48, "sequence (ESMFold representation)", _CONFDIFF),
+    Peer("DynaProt", 0.86, 0.71, "structure (single static input structure)", _DYNAPROT),
+    Peer("BioEmu (run by the DynaProt authors)", 0.77, 0.63, _SEQ_MSA, _DYNAPROT),
 )  # fmt: skip
 
 
@@ -98,12 +120,14 @@ def atlas_protocol(result: DynamicsResult, n_atlas: int) -> pd.DataFrame:
         "global_rmsf_r": float(pooled["value"].iloc[0]) if len(pooled) else float("nan"),
         "n_targets": n,
         "split": f"this dataset ({n} proteins, {n_atlas} of the 82 ATLAS test chains)",
+        "inputs": "sequence only",
         "source": "this run (RMSF normalised per protein)",
     }]  # fmt: skip
     for peer in PEERS:
         rows.append({"model": peer.model, "per_target_rmsf_r": peer.per_target_rmsf_r,
                      "per_target_se": float("nan"), "global_rmsf_r": peer.global_rmsf_r,
-                     "n_targets": 82, "split": THEIRS, "source": peer.source})  # fmt: skip
+                     "n_targets": 82, "split": THEIRS, "inputs": peer.inputs,
+                     "source": peer.source})  # fmt: skip
     return pd.DataFrame(rows)
 
 
