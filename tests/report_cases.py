@@ -69,7 +69,7 @@ def make_case(folder: Path, structure: Path, model, run_cli, *, scan_args=(), ex
     assert run_cli(["predict", str(fasta), "-m", str(model_dir), "-o", str(folder / "pred"),
                     "--no-progress"]) == 0  # fmt: skip
     case = {"model": model_dir, "sequence": seq, "structure": structure, "fasta": fasta,
-            "prediction": folder / "pred" / "protein.residue.tsv", "scan": None,
+            "prediction": folder / "pred" / "protein.residue.csv", "scan": None,
             "explain": None}  # fmt: skip
     if scan_args is not None:
         assert run_cli(["scan", "-m", str(model_dir), "--fasta", str(fasta), "-o",

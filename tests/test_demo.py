@@ -173,7 +173,7 @@ def test_predictions_equal_a_rerun_of_the_trained_model(demo):
     report, _ = demo
     model = load_model(report.train.checkpoint)
     for p in report.predictions:
-        table = pd.read_csv(p.residue_tsv, sep="\t")
+        table = pd.read_csv(p.residue_tsv)
         assert list(table.columns) == ["position", "residue", *RESIDUE_CHANNELS]
         assert "".join(table["residue"]) == p.sequence
         (again,) = predict(model, [p.sequence])

@@ -84,12 +84,12 @@ def test_cli_explain(run_cli, tiny_dir, wild_type, tmp_path):
     assert run_cli([*argv, "--mutant", "L59Q", "--mutant", "L59Q:A10G"]) == 0
     names = {p.name for p in out.iterdir()}
     assert names == {
-        "explain_residues.tsv", "explain_scores.tsv", "explain.npz",
+        "explain_residues.csv", "explain_scores.csv", "explain.npz",
         "explain_L59Q_profiles.png", "explain_L59Q_pairs.png",
         "explain_L59Q_A10G_profiles.png", "explain_L59Q_A10G_pairs.png",
     }  # fmt: skip
-    residues = pd.read_csv(out / "explain_residues.tsv", sep="\t")
-    scores = pd.read_csv(out / "explain_scores.tsv", sep="\t")
+    residues = pd.read_csv(out / "explain_residues.csv")
+    scores = pd.read_csv(out / "explain_scores.csv")
     # the TSV adds up: mean over rows of the relative change = the score column
     mean = residues.groupby(["mutant", "property"], sort=False)["rel_change"].mean()
     merged = scores.set_index(["mutant", "property"])["score"]
@@ -126,7 +126,7 @@ def test_cli_explain_pdb_bfactors(run_cli, tiny_dir, tmp_path):
     _, written = read_protein_chains(out / f"explain_{mutant}.pdb")
     scale = read_bfactor_scale(out / f"explain_{mutant}.pdb")
     betas = np.array([r.getBetas()[0] for r in written[0][1]])
-    residues = pd.read_csv(out / "explain_residues.tsv", sep="\t")
+    residues = pd.read_csv(out / "explain_residues.csv")
     residues = residues[~residues["position"].astype(str).str.startswith("<")]
     expected = residues.groupby("row", sort=True)["rel_change"].mean().to_numpy()
     # the largest value fills [10, 100) after scaling: 4 significant digits survive

@@ -495,7 +495,7 @@ def test_fasta_with_a_byte_order_mark_is_read(model_dir, tmp_path, capsys):
     out = tmp_path / "out"
     code, err = cli(["predict", fasta, "-m", model_dir, "-o", out, "--no-progress"], capsys)
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["a.pair.npz", "a.residue.tsv"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.pair.npz", "a.residue.csv"]
 
 
 def test_nma_on_a_folder_says_folder(tmp_path, capsys):
@@ -695,7 +695,7 @@ def _complete_groups(out: Path, with_plots: bool = False) -> None:
     names = sorted(p.name for p in out.iterdir() if p.name != "filler")
     assert no_temporaries(out) == []
     records = {n.split(".")[0] for n in names}
-    suffixes = [".pair.npz", ".residue.tsv"] + ([".pairs.png", ".profiles.png"] * with_plots)
+    suffixes = [".pair.npz", ".residue.csv"] + ([".pairs.png", ".profiles.png"] * with_plots)
     assert names == sorted(f"{r}{s}" for r in records for s in suffixes)
 
 

@@ -166,7 +166,7 @@ def test_cli_predict_writes_tables_arrays_plots_and_attention(run_cli, model, mo
     records = read_fasta(fasta)
     expected = predict(model, [r.sequence for r in records])
     for record, exp in zip(records, expected, strict=True):
-        lines = (out / f"{record.id}.residue.tsv").read_text().splitlines()
+        lines = (out / f"{record.id}.residue.csv").read_text().splitlines()
         assert lines[0].split("\t") == ["position", "residue", *RESIDUE_CHANNELS]
         assert len(lines) == len(record.sequence) + 1
         first = lines[1].split("\t")

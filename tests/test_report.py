@@ -68,11 +68,11 @@ def test_page_holds_the_outputs(case50, report50, make_tiny_model):
     data = page_data(report50)
     seq = case50["sequence"]
     assert data["sequence"] == seq and data["numbers"] == list(range(1, 51))
-    table = pd.read_csv(case50["prediction"], sep="\t")
+    table = pd.read_csv(case50["prediction"])
     assert np.allclose(data["properties"]["rmsf_nor"]["values"], table["rmsf_nor"], rtol=1e-5)
     helix = table["ss_H"] + table["ss_G"] + table["ss_I"]
     assert np.allclose(data["properties"]["helix (ss_H+G+I)"]["values"], helix, rtol=1e-5)
-    pair = np.load(str(case50["prediction"]).replace(".residue.tsv", ".pair.npz"))
+    pair = np.load(str(case50["prediction"]).replace(".residue.csv", ".pair.npz"))
     for name in PAIR_CHANNELS:  # all 13 fit the budget at 50 residues
         enc = data["pairs"][name]["data"]
         step = (enc["hi"] - enc["lo"]) / enc["top"]
@@ -128,7 +128,7 @@ def test_bad_input_writes_nothing(case50, tmp_path, capsys, run_cli):
         ([*base, "--structure", str(tmp_path / "missing.pdb")], "file not found"),
         ([*base, "--scan", str(tmp_path / "nothing")], "file not found"),
         ([*base, "--scan", str(case50["scan"]), "--offset", "5"], "numbering differs"),
-        (["report", str(tmp_path / "x.residue.tsv"), "-o", str(out)], "file not found"),
+        (["report", str(tmp_path / "x.residue.csv"), "-o", str(out)], "file not found"),
     ]
     for argv, message in cases:
         assert run_cli(argv) == 1

@@ -93,7 +93,7 @@ def test_windowed_store_equals_direct_unwindowed_computation(run_cli, tiny_model
     args = ["predict", str(fasta), "-m", str(tiny_dir), "-o", str(out), "--no-progress"]
     assert run_cli([*args, "--window", "30", "--token-budget", "64"]) == 0
     residue, pair = _direct_merge(seq, tiny_model, 30, 7)
-    table = np.loadtxt(out / "long.residue.tsv", skiprows=1, usecols=range(2, 52))
+    table = np.loadtxt(out / "long.residue.csv", skiprows=1, usecols=range(2, 52))
     np.testing.assert_allclose(table, residue, rtol=2e-5, atol=1e-6)  # %.6g in the table
     maps = PairMaps(out / "long.pair.h5")
     assert maps.names == PAIR_CHANNELS and maps.shape == (130, 130, 13)
@@ -107,8 +107,8 @@ def test_windowed_store_equals_direct_unwindowed_computation(run_cli, tiny_model
     assert np.isnan(maps["vdw"][0, 129]) and not np.isnan(maps["vdw"][0, 29])
     (dense,) = predict(tiny_model, [seq], window=30)  # the API's dense merge: same values
     assert np.array_equal(np.asarray(maps), dense.pair, equal_nan=True)
-    index = (out / "index.tsv").read_text().splitlines()
-    assert index == ["id\tstem\tlength\tfiles", "long\tlong\t130\tlong.pair.h5,long.residue.tsv"]
+    index = (out / "index.csv").read_text().splitlines()
+    assert index == ["id\tstem\tlength\tfiles", "long\tlong\t130\tlong.pair.h5,long.residue.csv"]
 
 
 def test_pair_band_float16_and_channel_choice(run_cli, tiny_model, tiny_dir, tmp_path):
@@ -139,7 +139,7 @@ def test_pairs_none_and_list_in_the_npz_layout(run_cli, tiny_model, tiny_dir, tm
     fasta.write_text(f">a\n{seq}\n")
     base = ["predict", str(fasta), "-m", str(tiny_dir), "--no-progress", "-o"]
     assert run_cli([*base, str(tmp_path / "none"), "--pairs", "none"]) == 0
-    assert sorted(p.name for p in (tmp_path / "none").iterdir()) == ["a.residue.tsv", "index.tsv"]
+    assert sorted(p.name for p in (tmp_path / "none").iterdir()) == ["a.residue.csv", "index.csv"]
     assert run_cli([*base, str(tmp_path / "two"), "--pairs", "vdw,corr"]) == 0
     (ref,) = predict(tiny_model, [seq])
     with np.load(tmp_path / "two" / "a.pair.npz") as data:
@@ -158,10 +158,10 @@ def test_safe_unique_file_names_and_index(run_cli, tiny_dir, tmp_path):
     out = tmp_path / "out"
     assert run_cli(["predict", str(fasta), "-m", str(tiny_dir), "-o", str(out), "--no-progress",
                     "--pairs", "none"]) == 0  # fmt: skip
-    rows = [line.split("\t") for line in (out / "index.tsv").read_text().splitlines()[1:]]
+    rows = [line.split("\t") for line in (out / "index.csv").read_text().splitlines()[1:]]
     assert [r[0] for r in rows] == ids
     for _rid, stem, length, files in rows:
-        assert length == "5" and files == f"{stem}.residue.tsv"
+        assert length == "5" and files == f"{stem}.residue.csv"
         assert (out / files).read_text().splitlines()[1].startswith("1\tM\t")
         assert "|" not in files and not files.startswith(".")
 
@@ -228,7 +228,7 @@ def test_readers_take_the_pair_store_lazily(run_cli, tiny_model, tiny_dir, tmp_p
     assert run_cli(["predict", str(fasta), "-m", str(tiny_dir), "-o", str(out), "--no-progress",
                     "--window", "32"]) == 0  # fmt: skip
     (ref,) = predict(tiny_model, [seq], window=32)
-    pred = read_prediction(out / "sp_Q1_X.residue.tsv")
+    pred = read_prediction(out / "sp_Q1_X.residue.csv")
     assert isinstance(pred.pair, PairMaps) and pred.pair.shape == (70, 70, 13)
     k = PAIR_CHANNELS.index("hbbb")
     np.testing.assert_array_equal(pred.pair[..., k], ref.pair[..., k])

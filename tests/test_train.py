@@ -424,7 +424,7 @@ def test_checkpoint_loads_with_the_predict_loader(straight, dataset, tmp_path):
         main(["predict", str(fasta), "--model", str(folder), "--out", str(tmp_path / "pred"),
               "--no-progress"])  # fmt: skip
     assert exit_info.value.code in (0, None)
-    table = pd.read_csv(tmp_path / "pred" / "p1.residue.tsv", sep="\t")
+    table = pd.read_csv(tmp_path / "pred" / "p1.residue.csv")
     from seqdance.model.alphabet import batch_encode
 
     with torch.no_grad():

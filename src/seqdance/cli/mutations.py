@@ -117,9 +117,9 @@ def explain_command(
 ) -> None:
     """Show what changes behind a mutant's score, residue by residue and pair by pair.
 
-    Writes OUT/explain_residues.tsv (per mutant, residue and property: wild-type and
+    Writes OUT/explain_residues.csv (per mutant, residue and property: wild-type and
     mutant values, their difference and the relative change |mut - wt| / (|wt| + 0.01)
-    that the score averages; pair properties as row means), OUT/explain_scores.tsv (per
+    that the score averages; pair properties as row means), OUT/explain_scores.csv (per
     mutant and property: the mean of those relative changes, i.e. the score, and the
     residues that change most), OUT/explain.npz (all arrays, pair maps included) and per
     mutant OUT/explain_{mutant}_profiles.png and, with pair properties,

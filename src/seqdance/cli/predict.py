@@ -89,9 +89,9 @@ def predict_command(
 ) -> None:
     """Predict the 50 residue and 13 pair dynamic properties of every FASTA record.
 
-    Writes OUT/{id}.residue.tsv (position, residue, then one column per residue output),
+    Writes OUT/{id}.residue.csv (position, residue, then one column per residue output),
     OUT/{id}.pair.npz (one L x L array per pair output) or, with --window or --pair-band,
-    the HDF5 pair store OUT/{id}.pair.h5, and OUT/index.tsv (record id -> files). {id} is the
+    the HDF5 pair store OUT/{id}.pair.h5, and OUT/index.csv (record id -> files). {id} is the
     record id made safe as a file name. Every sequence runs in one pass, as the authors'
     code; --window N predicts longer ones in overlapping windows (docs/model.md).
     """

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from seqdance.demo.results import Prediction
 from seqdance.inference.plots import plot_pairs, plot_profiles
-from seqdance.inference.predict import predict, write_pair_npz, write_residue_tsv
+from seqdance.inference.predict import predict, write_pair_npz, write_residue_table
 
 
 def run_predictions(
@@ -22,8 +22,8 @@ def run_predictions(
             Prediction(
                 name=name,
                 sequence=sequences[name],
-                residue_tsv=write_residue_tsv(
-                    out / f"{name}.residue.tsv", sequences[name], output.residue
+                residue_tsv=write_residue_table(
+                    out / f"{name}.residue.csv", sequences[name], output.residue
                 ),
                 pair_npz=write_pair_npz(out / f"{name}.pair.npz", output.pair),
                 profile_png=plot_profiles(figures / f"{name}_profiles.png", title, output.residue),

@@ -118,7 +118,7 @@ def render_report(report: DemoReport) -> str:
     lines += [
         "## 4. Predictions",
         "",
-        "Per-residue outputs (`predictions/NAME.residue.tsv`, 50 columns) and pair outputs "
+        "Per-residue outputs (`predictions/NAME.residue.csv`, 50 columns) and pair outputs "
         "(`predictions/NAME.pair.npz`, 13 arrays) of the demo model. **These are the tiny "
         "model's guesses, not real predictions.**",
         "",

@@ -29,6 +29,7 @@ from seqdance.inference.relative_change import relative_change_elements
 from seqdance.inference.summaries import ordered_channels
 from seqdance.schema import FEATURE_BY_NAME, PAIR_CHANNELS, RESIDUE_CHANNELS, RESIDUE_FEATURES
 from seqdance.utils.io import atomic_path, save_figure, save_npz
+from seqdance.utils.tables import join_list
 
 TOP_LABELS = 5  # largest changes labelled per profile
 DEFAULT_OPTIONS = ScoreOptions()
@@ -210,22 +211,22 @@ def score_table(ex: Explanation):
                     "mutant": name,
                     "property": channel,
                     "score": scores[m, c],
-                    "top_positions": " ".join(ex.labels[i] for i in top),
+                    "top_positions": join_list(ex.labels[i] for i in top),
                 }
             )
     return pd.DataFrame(rows)
 
 
 def write_explanation(ex: Explanation, wild_type: str, out_dir: str | os.PathLike) -> list[Path]:
-    """``explain_residues.tsv``, ``explain_scores.tsv`` and ``explain.npz`` in ``out_dir``."""
+    """``explain_residues.csv``, ``explain_scores.csv`` and ``explain.npz`` in ``out_dir``."""
     out_dir = Path(out_dir)
     written = []
     for name, table in (
-        ("explain_residues.tsv", residue_table(ex, wild_type)),
-        ("explain_scores.tsv", score_table(ex)),
+        ("explain_residues.csv", residue_table(ex, wild_type)),
+        ("explain_scores.csv", score_table(ex)),
     ):
         with atomic_path(out_dir / name) as tmp:
-            table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+            table.to_csv(tmp, index=False, float_format="%.6g")
         written.append(out_dir / name)
     arrays = {
         "mutants": np.asarray(ex.mutants),

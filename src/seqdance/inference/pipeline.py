@@ -53,12 +53,12 @@ def predict_fasta(
 ) -> int:
     """Predict every record of ``fasta`` with the model ``spec``; returns the record count.
 
-    Writes ``out/{stem}.residue.tsv`` and the pair maps (``{stem}.pair.npz``, or the HDF5 pair
+    Writes ``out/{stem}.residue.csv`` and the pair maps (``{stem}.pair.npz``, or the HDF5 pair
     store ``{stem}.pair.h5`` with ``window``/``pair_band``/``pair_format="h5"``; none with
     ``pairs="none"``; ``pairs`` also takes a comma-separated list of pair outputs); with
     ``attention`` ``{stem}.attention.npz``, with ``plots`` two PNGs, with ``pdb``
     ``{stem}.rmsf.pdb`` for each record whose sequence equals one of the structure's chains;
-    and ``index.tsv`` (record id -> stem, length, files). ``{stem}`` is the record id made
+    and ``index.csv`` (record id -> stem, length, files). ``{stem}`` is the record id made
     safe and unique as a file name (:func:`seqdance.inference.store.safe_stems`). A record's
     files appear together or not at all. Every option is checked before the model loads.
     """

@@ -20,7 +20,8 @@ from seqdance.inference.windows import (
 )
 from seqdance.model.alphabet import batch_encode, check_sequence
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
-from seqdance.utils.io import atomic_path, save_npz
+from seqdance.utils.io import save_npz
+from seqdance.utils.tables import write_rows
 
 DEFAULT_TOKEN_BUDGET = 4096  # tokens (padding included) per forward pass
 
@@ -228,16 +229,13 @@ def predict(model, sequences: Sequence[str], **kwargs) -> list[SequenceOutput]:
 
 
 # -- writers -----------------------------------------------------------------------------
-def write_residue_tsv(path: str | os.PathLike, sequence: str, residue: np.ndarray) -> Path:
-    """``position`` (1-based), ``residue``, then the 50 residue outputs by schema name."""
-    path = Path(path)
-    header = "\t".join(("position", "residue", *RESIDUE_CHANNELS))
-    lines = [header]
-    for pos, (letter, row) in enumerate(zip(sequence, residue, strict=True), start=1):
-        lines.append(f"{pos}\t{letter}\t" + "\t".join(f"{v:.6g}" for v in row))
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    return path
+def write_residue_table(path: str | os.PathLike, sequence: str, residue: np.ndarray) -> Path:
+    """CSV: ``position`` (1-based), ``residue``, then the 50 residue outputs by schema name."""
+    rows = (
+        (pos, letter, *(f"{v:.6g}" for v in row))
+        for pos, (letter, row) in enumerate(zip(sequence, residue, strict=True), start=1)
+    )
+    return write_rows(path, ("position", "residue", *RESIDUE_CHANNELS), rows)
 
 
 def write_pair_npz(path: str | os.PathLike, pair: np.ndarray) -> Path:

@@ -24,11 +24,11 @@ import numpy as np
 
 from seqdance.errors import SeqDanceError
 from seqdance.schema import FEATURE_BY_NAME, PAIR_CHANNELS
-from seqdance.utils.io import atomic_path
+from seqdance.utils.tables import join_list, write_rows
 
 PAIR_NPZ = ".pair.npz"
 PAIR_H5 = ".pair.h5"
-INDEX_NAME = "index.tsv"
+INDEX_NAME = "index.csv"
 CHUNK = 256  # residues per side of a stored tile
 PAIR_DTYPES = ("float32", "float16")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -61,14 +61,12 @@ def safe_stems(ids: Sequence[str]) -> list[str]:
 
 
 def write_record_index(path: str | os.PathLike, rows: Sequence[dict[str, object]]) -> Path:
-    """The index table (TSV): ``id``, ``stem``, ``length``, ``files`` (comma-separated names)."""
-    path = Path(path)
-    lines = ["id\tstem\tlength\tfiles"]
-    for row in rows:
-        lines.append(f"{row['id']}\t{row['stem']}\t{row['length']}\t{','.join(row['files'])}")  # type: ignore[arg-type]
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    """The index table (CSV): ``id``, ``stem``, ``length``, ``files`` (names joined by ``;``)."""
+    return write_rows(
+        path,
+        ("id", "stem", "length", "files"),
+        ((r["id"], r["stem"], r["length"], join_list(r["files"])) for r in rows),  # type: ignore[arg-type]
+    )
 
 
 def parse_pairs(spec: str | Sequence[str] | None) -> tuple[str, ...]:

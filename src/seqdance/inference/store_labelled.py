@@ -112,16 +112,16 @@ def predict_labelled(
 
 
 def open_predictions(folder: str | os.PathLike) -> dict[str, LabelledPrediction]:
-    """The records of a ``seqdance predict`` output folder (by its ``index.tsv``), residue
+    """The records of a ``seqdance predict`` output folder (by its ``index.csv``), residue
     tables read now, pair maps (``.pair.h5`` or ``.pair.npz``) read lazily on access."""
     folder = Path(folder)
     index_path = folder / INDEX_NAME
     if not index_path.is_file():
         raise InputFileError(f"{folder}: no {INDEX_NAME} (not an output folder of predict)")
-    index = pd.read_csv(index_path, sep="\t", dtype=str, keep_default_na=False)
+    index = pd.read_csv(index_path, dtype=str, keep_default_na=False)
     results: dict[str, LabelledPrediction] = {}
     for rid, stem in zip(index["id"], index["stem"], strict=True):
-        table = pd.read_csv(folder / f"{stem}.residue.tsv", sep="\t", keep_default_na=False,
+        table = pd.read_csv(folder / f"{stem}.residue.csv", keep_default_na=False,
                             dtype={"residue": str})  # fmt: skip
         sequence = "".join(table["residue"])
         frame = residue_frame(table[list(RESIDUE_CHANNELS)].to_numpy(np.float32))

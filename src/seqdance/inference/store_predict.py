@@ -27,7 +27,7 @@ from seqdance.inference.predict import (
     iter_outputs,
     iter_pieces,
     write_attention_npz,
-    write_residue_tsv,
+    write_residue_table,
 )
 from seqdance.inference.store import (
     INDEX_NAME,
@@ -113,9 +113,9 @@ def predict_records(
     """Predict ``records`` with ``net`` into the folder ``out``; returns the index table.
 
     Files per record, named by :func:`seqdance.inference.store.safe_stems` of its id:
-    ``{stem}.residue.tsv``, the pair file (``{stem}.pair.npz`` or ``{stem}.pair.h5``, unless
+    ``{stem}.residue.csv``, the pair file (``{stem}.pair.npz`` or ``{stem}.pair.h5``, unless
     ``pairs`` is empty) and the optional attention, plots and B-factor structure. A record's
-    files appear together or not at all; ``index.tsv`` (id -> stem, length, files) is written
+    files appear together or not at all; ``index.csv`` (id -> stem, length, files) is written
     last, listing every record.
     """
     out = Path(out)
@@ -125,7 +125,7 @@ def predict_records(
     def finish(index, group, residue, pair_path, pair_for_plot, attentions) -> None:
         record, stem = records[index], stems[index]
         at = group.path
-        write_residue_tsv(at(out / f"{stem}.residue.tsv"), record.sequence, residue)
+        write_residue_table(at(out / f"{stem}.residue.csv"), record.sequence, residue)
         if attentions is not None:
             write_attention_npz(at(out / f"{stem}.attention.npz"), attentions)
         if options.plots:

@@ -155,7 +155,7 @@ def write_html_report(
     Parameters
     ----------
     out : the ``.html`` file to write (atomically; parent folders are created).
-    prediction : ``{id}.residue.tsv`` of ``seqdance predict`` (``{id}.pair.npz`` beside it
+    prediction : ``{id}.residue.csv`` of ``seqdance predict`` (``{id}.pair.npz`` beside it
         is read when present), or a :class:`~seqdance.report.inputs.Prediction`.
     scan : the ``--out`` folder (or ``scan.csv``) of ``seqdance scan`` of the same sequence.
     explain : the ``--out`` folder (or ``explain.npz``) of ``seqdance explain``.

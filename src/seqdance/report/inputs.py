@@ -18,12 +18,15 @@ from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.inference.scan import MANIFEST_NAME, PARTS_DIR, SCAN_NAME
 from seqdance.inference.store import PairMaps
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
+from seqdance.utils.tables import separator_of
 
-RESIDUE_SUFFIX = ".residue.tsv"
+RESIDUE_SUFFIX = ".residue.csv"
+LEGACY_RESIDUE_SUFFIX = ".residue.tsv"  # written by versions before the one-table-format rule
 PAIR_SUFFIX = ".pair.npz"
 PAIR_STORE_SUFFIX = ".pair.h5"
 EXPLAIN_NPZ = "explain.npz"
-EXPLAIN_RESIDUES = "explain_residues.tsv"
+EXPLAIN_RESIDUES = "explain_residues.csv"
+LEGACY_EXPLAIN_RESIDUES = "explain_residues.tsv"
 
 
 @dataclass
@@ -76,22 +79,25 @@ def _need_file(path: Path, what: str) -> Path:
 
 
 def read_prediction(path: str | os.PathLike) -> Prediction:
-    """``{id}.residue.tsv`` of ``seqdance predict`` and, when present, ``{id}.pair.npz`` (or the
+    """``{id}.residue.csv`` of ``seqdance predict`` and, when present, ``{id}.pair.npz`` (or the
     pair store ``{id}.pair.h5``) beside it.
 
     Parameters
     ----------
-    path : a ``.residue.tsv`` file, or ``{id}`` / ``{id}.pair.npz`` of the same record.
+    path : a ``.residue.csv`` file, or ``{id}`` / ``{id}.pair.npz`` of the same record.
     """
     import pandas as pd
 
     path = Path(path)
     stem = str(path)
-    for suffix in (RESIDUE_SUFFIX, PAIR_SUFFIX, PAIR_STORE_SUFFIX):
+    for suffix in (RESIDUE_SUFFIX, LEGACY_RESIDUE_SUFFIX, PAIR_SUFFIX, PAIR_STORE_SUFFIX):
         stem = stem.removesuffix(suffix)
-    tsv = _need_file(Path(stem + RESIDUE_SUFFIX), "prediction")
+    legacy = Path(stem + LEGACY_RESIDUE_SUFFIX)
+    tsv = legacy if legacy.is_file() and not Path(stem + RESIDUE_SUFFIX).is_file() else None
+    tsv = tsv or _need_file(Path(stem + RESIDUE_SUFFIX), "prediction")
     try:
-        table = pd.read_csv(tsv, sep="\t", keep_default_na=False, dtype={"residue": str})
+        table = pd.read_csv(tsv, sep=separator_of(tsv), keep_default_na=False,
+                            dtype={"residue": str})  # fmt: skip
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputFileError(f"{tsv}: not a residue table of seqdance predict ({exc})") from exc
     expected = ["position", "residue", *RESIDUE_CHANNELS]
@@ -163,13 +169,15 @@ def read_scan(path: str | os.PathLike) -> ScanData:
 
 
 def read_explain(path: str | os.PathLike) -> ExplainData:
-    """``explain.npz`` and the wild type of ``explain_residues.tsv`` (a folder or the npz)."""
+    """``explain.npz`` and the wild type of ``explain_residues.csv`` (a folder or the npz)."""
     import pandas as pd
 
     path = Path(path)
     folder = path if path.is_dir() else path.parent
     npz = _need_file(folder / EXPLAIN_NPZ if path.is_dir() else path, "explain")
-    tsv = _need_file(folder / EXPLAIN_RESIDUES, "explain")
+    legacy = folder / LEGACY_EXPLAIN_RESIDUES
+    tsv = legacy if legacy.is_file() and not (folder / EXPLAIN_RESIDUES).is_file() else None
+    tsv = tsv or _need_file(folder / EXPLAIN_RESIDUES, "explain")
     try:
         with np.load(npz, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -183,7 +191,7 @@ def read_explain(path: str | os.PathLike) -> ExplainData:
     if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
         raise InputFileError(f"{npz}: residue rows are not consecutive numbers")
     rows = np.asarray(keep)
-    first = pd.read_csv(tsv, sep="\t", usecols=["mutant", "position", "wt"], dtype=str,
+    first = pd.read_csv(tsv, sep=separator_of(tsv), usecols=["mutant", "position", "wt"], dtype=str,
                         keep_default_na=False)  # fmt: skip
     first = first[(first["mutant"] == first["mutant"].iloc[0]) & (first["wt"] != "")]
     letters = dict(zip(first["position"], first["wt"], strict=False))
