@@ -7,6 +7,8 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+import h5py
+import numpy as np
 import torch
 
 from seqdance.model import Esm2Architecture, SeqDanceModel
@@ -51,3 +53,35 @@ def hub_snapshot(cache: Path, repo_id: str) -> Path:
     snapshot = repo / "snapshots" / commit
     snapshot.mkdir(parents=True)
     return snapshot
+
+
+def write_mdcath(path: Path, traj, pdb: Path, temps=(320, 348), reps=(0, 1), per=5) -> str:
+    """An mdCATH file as published (Angstrom coordinates, nm box and rmsf, bytes datasets) of
+    ``traj`` (an MDTraj trajectory) whose topology is the PDB file ``pdb``."""
+    domain = path.stem.removeprefix("mdcath_dataset_")
+    pdb_lines = [
+        line for line in pdb.read_text().splitlines(keepends=True)
+        if line.startswith(("ATOM", "MODEL"))
+    ]  # fmt: skip
+    top = traj.topology
+    with h5py.File(path, "w") as h5:
+        h5.attrs["layout"] = "mdcath-only-protein-v1.0"
+        g = h5.create_group(domain)
+        g.create_dataset("pdbProteinAtoms", data="".join(pdb_lines).encode())
+        g.create_dataset("resid", data=np.array([a.residue.resSeq for a in top.atoms]))
+        g.create_dataset("resname", data=np.array([a.residue.name.encode() for a in top.atoms]))
+        g.create_dataset("element", data=np.array([a.element.symbol.encode() for a in top.atoms]))
+        g.create_dataset("chain", data=np.array([b"A"] * top.n_atoms))
+        g.attrs["numProteinAtoms"], g.attrs["numResidues"] = top.n_atoms, top.n_residues
+        k = 0
+        for t in temps:
+            for r in reps:
+                frames = traj.xyz[[(k + i) % traj.n_frames for i in range(per)]]
+                k += 1
+                rg = g.create_group(f"{t}/{r}")
+                rg.attrs["numFrames"] = per
+                rg.create_dataset("coords", data=frames * 10.0).attrs["unit"] = "Angstrom"
+                rg.create_dataset("box", data=np.diag(traj.unitcell_lengths[0]))
+                rg.create_dataset("rmsf", data=np.zeros(top.n_residues)).attrs["unit"] = "nm"
+                rg.create_dataset("dssp", data=np.full((per, top.n_residues), b"H"))
+    return domain

@@ -34,7 +34,7 @@ import mdtraj
 import pandas as pd
 import pytest
 
-from helpers import ROOT, hub_snapshot
+from helpers import ROOT, hub_snapshot, write_mdcath
 from seqdance.features.contacts import detect_contacts
 from seqdance.features.getcontacts import write_contacts
 
@@ -115,7 +115,8 @@ def _make_world(world: Path) -> None:
         shutil.copy(md_dcd, world / name)
     longer = mdtraj.join([traj, traj, traj])  # 30 frames: `--stride 10` leaves 3
     longer.save_dcd(str(world / "prot.dcd"))
-    header, lines = detect_contacts(world / "prot.pdb", world / "prot.dcd")
+    # GetContacts' list for the frames `--stride 10` reads (as `contacts --stride 10` writes)
+    header, lines = detect_contacts(world / "prot.pdb", world / "prot.dcd", stride=10)
     write_contacts(world / "prot_contacts.tsv", header, lines)
     for name in ("traj.xtc", "prot.xtc"):
         traj.save_xtc(str(world / name))
@@ -124,6 +125,7 @@ def _make_world(world: Path) -> None:
     shutil.copy(md_pdb, atlas / "3tvj_I.pdb")
     for r in (1, 2, 3):
         traj.save_xtc(str(atlas / f"3tvj_I_R{r}.xtc"))
+    write_mdcath(world / "mdcath_dataset_1a0rP01.h5", traj, md_pdb, temps=(320, 348, 379))
     with gzip.open(ENGINES / "2r9r-1b.psf.gz", "rb") as src:
         (world / "sys.psf").write_bytes(src.read())
     for name in ("rep1.dcd", "rep2.dcd"):
@@ -164,7 +166,8 @@ PLACEHOLDERS = (
     "protein.fasta, P1.fasta, P1.pdb: 3tvj_I; blat_wt.fasta, BLAT_ECOLX.csv (30 mutants); "
     "proteingym_single/; "
     "the mega-scale subset; idr.csv (30 proteins); prot.dcd: 3tvj_I's 10 frames 3 times, "
-    "prot_contacts.tsv: its contacts; manifest.csv (3tvj_I, 5xnd, 2g3r, 2KCF, as in the README)"
+    "prot_contacts.tsv: its contacts; manifest.csv (3tvj_I, 5xnd, 2g3r, 2KCF, as in the README); "
+    "mdcath_dataset_1a0rP01.h5: 3tvj_I in mdCATH's layout"
 )
 
 

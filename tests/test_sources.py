@@ -15,6 +15,7 @@ import mdtraj as md
 import numpy as np
 import pytest
 
+from helpers import write_mdcath
 from seqdance.cli import main
 from seqdance.data.build import BuildConfig, build_dataset
 from seqdance.data.store import pair_key, res_key
@@ -83,34 +84,7 @@ def test_atlas_fitted_file_wins_over_the_plain_one(tmp_path, traj):
 
 
 def _write_mdcath(path: Path, traj, temps=(320, 348), reps=(0, 1), per=5) -> str:
-    """An mdCATH file as published: Angstrom coordinates, nm box and rmsf, bytes datasets."""
-    domain = path.stem.removeprefix("mdcath_dataset_")
-    pdb_lines = [
-        line for line in TVJ_TOP.read_text().splitlines(keepends=True)
-        if line.startswith(("ATOM", "MODEL"))
-    ]  # fmt: skip
-    top = traj.topology
-    with h5py.File(path, "w") as h5:
-        h5.attrs["layout"] = "mdcath-only-protein-v1.0"
-        g = h5.create_group(domain)
-        g.create_dataset("pdbProteinAtoms", data="".join(pdb_lines).encode())
-        g.create_dataset("resid", data=np.array([a.residue.resSeq for a in top.atoms]))
-        g.create_dataset("resname", data=np.array([a.residue.name.encode() for a in top.atoms]))
-        g.create_dataset("element", data=np.array([a.element.symbol.encode() for a in top.atoms]))
-        g.create_dataset("chain", data=np.array([b"A"] * top.n_atoms))
-        g.attrs["numProteinAtoms"], g.attrs["numResidues"] = top.n_atoms, top.n_residues
-        k = 0
-        for t in temps:
-            for r in reps:
-                frames = traj.xyz[[(k + i) % traj.n_frames for i in range(per)]]
-                k += 1
-                rg = g.create_group(f"{t}/{r}")
-                rg.attrs["numFrames"] = per
-                rg.create_dataset("coords", data=frames * 10.0).attrs["unit"] = "Angstrom"
-                rg.create_dataset("box", data=np.diag(traj.unitcell_lengths[0]))
-                rg.create_dataset("rmsf", data=np.zeros(top.n_residues)).attrs["unit"] = "nm"
-                rg.create_dataset("dssp", data=np.full((per, top.n_residues), b"H"))
-    return domain
+    return write_mdcath(path, traj, TVJ_TOP, temps, reps, per)
 
 
 def test_mdcath_chosen_temperatures_and_replicas_pool_in_nm(tmp_path, traj):
