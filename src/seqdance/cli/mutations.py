@@ -8,7 +8,6 @@ import typer
 
 from seqdance.cli.app import app
 from seqdance.cli.predict import ARCH_HELP, MODEL_HELP, Device, DType, _load
-from seqdance.cli.workers import INT8_HELP, WORKERS_HELP, sharded
 from seqdance.cli.score import (
     DTYPE_HELP,
     PROPERTIES_HELP,
@@ -18,6 +17,7 @@ from seqdance.cli.score import (
     _wild_type,
     check_properties,
 )
+from seqdance.cli.workers import INT8_HELP, WORKERS_HELP, sharded
 from seqdance.errors import SeqDanceError
 from seqdance.schema import FEATURE_BY_NAME
 

@@ -78,8 +78,11 @@ def _update(digest, value) -> None:
     t = value.detach().to("cpu")
     if t.is_quantized:
         digest.update(t.int_repr().contiguous().numpy().tobytes())
-        scales = t.q_per_channel_scales() if t.qscheme() in (
-            torch.per_channel_affine, torch.per_channel_symmetric) else torch.tensor(t.q_scale())
+        scales = (
+            t.q_per_channel_scales()
+            if t.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
+            else torch.tensor(t.q_scale())
+        )
         digest.update(scales.double().numpy().tobytes())
         return
     t = t.contiguous()
