@@ -350,7 +350,7 @@ def score_mutants_sharded(
     options: ScoreOptions,
     folder: str | os.PathLike,
     *,
-    shard_tokens: int = SHARD_TOKENS,
+    shard_tokens: int | None = None,
 ) -> MutationScores | None:
     """:func:`~seqdance.inference.score.score_mutants` over the ranks of ``group``.
 
@@ -358,8 +358,10 @@ def score_mutants_sharded(
     ``token_budget // (L + 2)`` a batch), so every forward pass sees the batch one process
     would: the scores are the same bytes whatever the number of ranks. Shards go to
     ``folder`` and are removed once rank 0 has them all. Returns the scores on rank 0, None on
-    the others.
+    the others. ``shard_tokens``: default ``$SEQDANCE_SHARD_TOKENS`` or :data:`SHARD_TOKENS`.
     """
+    if shard_tokens is None:
+        shard_tokens = int(os.environ.get("SEQDANCE_SHARD_TOKENS", SHARD_TOKENS))
     channels = ordered_channels(properties)
     unique = list(dict.fromkeys(mutants.sequences))
     length = len(mutants.wild_type) + 2
