@@ -93,8 +93,9 @@ def compare(name: str, model, assays, channels) -> dict:
         "spearman_median": float(np.nanmedian(rho)),
         "channels_below_0.99": int(np.sum(rho < 0.99)),
         "channels": int(rho.size),
-        "score_max_abs_diff": float(max(np.abs(a - b).max() for a, b in
-                                        zip(fp32["scores"], int8["scores"], strict=True))),
+        "score_max_abs_diff": float(
+            max(np.abs(a - b).max() for a, b in zip(fp32["scores"], int8["scores"], strict=True))
+        ),
         "residue_pearson_min": float(np.nanmin(r)),
         "residue_max_abs_diff": float(np.abs(a_res - b_res).max()),
         "fp32_seconds": fp32["seconds"],
@@ -119,15 +120,18 @@ def main() -> None:
                                    assay.offset, first_row=None)  # fmt: skip
         assays.append((assay.wild_type, list(mutants.sequences)))
     rows = [
-        compare(f"{args.arch} (random)", build(get_architecture(args.arch), False), assays,
-                channels),  # fmt: skip
+        compare(
+            f"{args.arch} (random)", build(get_architecture(args.arch), False), assays, channels
+        ),  # fmt: skip
         compare("tiny (random heads)", build(TINY, True), assays, channels),
     ]
     print(json.dumps({"machine": platform.processor() or platform.machine(),
                       "threads": args.threads, "torch": torch.__version__,
                       "command": " ".join(["python", *sys.argv]), "rows": rows}))  # fmt: skip
-    print("\n| model | Spearman min (median) | channels < 0.99 | score max abs diff | "
-          "residue Pearson min | residue max abs diff | time int8/fp32 | peak RSS int8/fp32 |")
+    print(
+        "\n| model | Spearman min (median) | channels < 0.99 | score max abs diff | "
+        "residue Pearson min | residue max abs diff | time int8/fp32 | peak RSS int8/fp32 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['spearman_min']:.3f} ({r['spearman_median']:.3f}) | "
