@@ -157,3 +157,19 @@ def test_rank_killed_then_rerun_resumes_with_same_bytes(tiny_dir, tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert {n: (out / "parts" / n).stat().st_mtime_ns for n in finished} == finished
     assert (out / "scan.csv").read_bytes() == (tmp_path / "ref" / "scan.csv").read_bytes()
+
+
+def test_benchmark_shard_frames_round_trip_through_npz(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from seqdance.benchmark.sharded import arrays_to_frame, frame_to_arrays
+    from seqdance.utils.io import save_npz
+
+    frame = pd.DataFrame({"mutant": ["A1C", "D2E:K3L"], "target": [0.1, 1 / 3],
+                          "sasa_mean": np.array([1e-17, 2.5])})  # fmt: skip
+    save_npz(tmp_path / "f.npz", compressed=False, **frame_to_arrays(frame))
+    with np.load(tmp_path / "f.npz", allow_pickle=False) as data:  # no pickled objects
+        back = arrays_to_frame({k: data[k] for k in data.files})
+    assert back.to_csv(index=False) == frame.to_csv(index=False)
+    assert list(back.dtypes) == list(frame.dtypes)

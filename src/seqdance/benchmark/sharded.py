@@ -31,7 +31,9 @@ def frame_to_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     for i, column in enumerate(frame.columns):
         values = frame[column]
         arrays[f"c{i}"] = (
-            np.array(values.tolist(), dtype=str) if values.dtype == object else values.to_numpy()
+            values.to_numpy()
+            if pd.api.types.is_numeric_dtype(values)
+            else np.array(values.tolist(), dtype=str)  # fmt: skip
         )
     return arrays
 
