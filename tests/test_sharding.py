@@ -131,16 +131,16 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.slow
 def test_rank_killed_then_rerun_resumes_with_same_bytes(tiny_dir, tmp_path):
     exe = _seqdance_exe(tmp_path)
-    wild_type = ("MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTEVVNLNTAAEQLKSAGLKNAV" * 5)[:300]
-    scan = ["scan", "-m", str(tiny_dir), "--sequence", wild_type, "--positions", "1-160",
-            "--plot", "rmsf_nor", "--no-progress"]  # fmt: skip
+    wild_type = ("MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTEVVNLNTAAEQLKSAGLKNAV" * 3)[:150]
+    scan = ["scan", "-m", str(tiny_dir), "--sequence", wild_type, "--positions", "1-96",
+            "--properties", "rmsf_nor,corr", "--plot", "rmsf_nor", "--no-progress"]  # fmt: skip
     ref = _run([*SEQDANCE, *scan, "-o", str(tmp_path / "ref")])
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "run"
     job = subprocess.Popen([*TORCHRUN, exe, *scan, "-o", str(out)], env=_env(),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.time() + 300
-    while len(list((out / "parts").glob("block_*.npz"))) < 4 and time.time() < deadline:
+    while len(list((out / "parts").glob("block_*.npz"))) < 2 and time.time() < deadline:
         time.sleep(0.05)
     ranks = [c for c in _children(job.pid)]
     assert ranks, "no rank process found"
@@ -152,7 +152,7 @@ def test_rank_killed_then_rerun_resumes_with_same_bytes(tiny_dir, tmp_path):
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) <= 1, stderr[-2000:]
     finished = {p.name: p.stat().st_mtime_ns for p in (out / "parts").glob("block_*.npz")}
-    assert 0 < len(finished) < 20
+    assert 0 < len(finished) < 12
     again = _run([*TORCHRUN, exe, *scan, "-o", str(out)])
     assert again.returncode == 0, again.stderr[-2000:]
     assert {n: (out / "parts" / n).stat().st_mtime_ns for n in finished} == finished
