@@ -143,6 +143,7 @@ def run_benchmark(
     progress: bool = False,
     reference=None,
     bootstrap_samples: int | None = None,
+    scorer=None,
 ) -> BenchmarkResult:
     """Score every assay; write ``scores/{assay}.csv``, ``summary.csv`` (per assay),
     ``summary_median.csv`` (per property) and ``summary.png``.
@@ -151,7 +152,8 @@ def run_benchmark(
     ``options`` as :func:`score_assay`.
     ``reference`` (``seqdance.benchmark.assays.read_reference``) supplies the binarisation
     cutoff of assays without ``DMS_score_bin`` and adds ProteinGym's leaderboard summaries
-    (``summary_by_model*.csv``) over the assays it lists.
+    (``summary_by_model*.csv``) over the assays it lists. ``scorer``: in place of
+    :func:`score_assay` (same arguments; ``seqdance.benchmark.sharded`` reads finished shards).
     """
     out_dir = Path(out_dir)
     (out_dir / "scores").mkdir(parents=True, exist_ok=True)
@@ -171,7 +173,7 @@ def run_benchmark(
                     if target_bin is None and np.isfinite(cutoff):
                         target_bin = binarize(assay.target, row["DMS_binarization_cutoff"])
             try:
-                frame = score_assay(
+                frame = (scorer or score_assay)(
                     model,
                     assay,
                     properties,

@@ -17,11 +17,13 @@ from seqdance.cli.score import (
     _wild_type,
     check_properties,
 )
+from seqdance.cli.workers import INT8_HELP, WORKERS_HELP, sharded
 from seqdance.errors import SeqDanceError
 from seqdance.schema import FEATURE_BY_NAME
 
 
 @app.command("scan")
+@sharded
 def scan_command(
     model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
@@ -47,6 +49,8 @@ def scan_command(
     residues_only: bool = typer.Option(False, "--residues-only", help=RESIDUES_ONLY_HELP),
     window: int | None = typer.Option(None, "--window", min=16, help=WINDOW_HELP),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
 ) -> None:
     """Score every single substitution (19 per position) and draw heat maps.
 
@@ -55,7 +59,7 @@ def scan_command(
     amino acid, wild type marked, per-position mean on top) and OUT/parts/ (finished
     blocks of positions: a killed scan rerun with the same options resumes from them).
     """
-    from seqdance.inference import scan, summaries
+    from seqdance.inference import scan, sharding, summaries
 
     wild_type = _wild_type(sequence, fasta)
     chosen = scan.parse_positions(positions, len(wild_type), offset)
@@ -66,11 +70,13 @@ def scan_command(
     options = _score_options(
         residues_only=residues_only, window=window, token_budget=token_budget, dtype=dtype
     )
-    net = _load(model, arch, device, DType.fp32)
-    result = scan.run_scan(
-        net, wild_type, out, channels, positions=chosen, offset=offset, options=options,
-        progress=progress,
+    net = _load(model, arch, device, DType.fp32, int8)
+    result = sharding.scan_sharded(
+        sharding.current(), net, wild_type, out, channels, positions=chosen, offset=offset,
+        options=options, progress=progress,
     )  # fmt: skip
+    if result is None:  # not rank 0
+        return
     scan.plot_scan(result.table, out, columns)
     if result.reused_blocks:
         typer.echo(

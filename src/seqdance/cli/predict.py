@@ -28,11 +28,19 @@ class DType(str, Enum):
     fp16 = "fp16"
 
 
-def _load(model: str, arch: str | None, device: Device, dtype: DType):
-    """The model on ``--device`` in ``--dtype`` (score, scan, explain and analyze load so too)."""
+def _load(model: str, arch: str | None, device: Device, dtype: DType, int8: bool = False):
+    """The model on ``--device`` in ``--dtype`` (score, scan, explain and analyze load so too);
+    ``int8``: its trunk's Linear layers quantized (``--int8``, CPU)."""
     from seqdance.inference import pipeline
 
-    return pipeline.load_on_device(model, arch, device.value, dtype.value)
+    net = pipeline.load_on_device(model, arch, device.value, dtype.value)
+    return _int8(net) if int8 else net
+
+
+def _int8(net):
+    from seqdance.model import quantize
+
+    return quantize.quantize_int8(net)
 
 
 @app.command("predict")

@@ -10,6 +10,7 @@ import typer
 from seqdance.alphabet import check_sequence
 from seqdance.cli.app import app
 from seqdance.cli.predict import ARCH_HELP, MODEL_HELP, Device, DType, _load
+from seqdance.cli.workers import INT8_HELP, WORKERS_HELP, sharded
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.schema import resolve_properties
 from seqdance.utils.io import atomic_path
@@ -106,6 +107,7 @@ def _load_masked_lm(spec: str, net):
 
 
 @app.command("score")
+@sharded
 def score_command(
     model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     mutations_csv: Path = typer.Option(
@@ -130,6 +132,8 @@ def score_command(
     token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
     residues_only: bool = typer.Option(False, "--residues-only", help=RESIDUES_ONLY_HELP),
     window: int | None = typer.Option(None, "--window", min=16, help=WINDOW_HELP),
+    workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
 ) -> None:
     """Score mutants by the predicted relative change of dynamic properties.
 
@@ -140,7 +144,7 @@ def score_command(
     """
     import pandas as pd
 
-    from seqdance.inference import baselines, mutations, score
+    from seqdance.inference import baselines, mutations, score, sharding
 
     wild_type = _wild_type(sequence, fasta)
     channels = check_properties(properties)
@@ -161,9 +165,17 @@ def score_command(
     options = _score_options(
         residues_only=residues_only, window=window, token_budget=token_budget, dtype=dtype
     )
-    net = _load(model, arch, device, DType.fp32)  # bf16/fp16: autocast over fp32 weights
+    net = _load(model, arch, device, DType.fp32, int8)  # bf16/fp16: autocast, fp32 weights
+    group = sharding.current()
+    if group.sharded:  # shards beside the output; rank 0 gets the scores
+        found = sharding.score_mutants_sharded(group, net, mutant_set, channels, options,
+                                               out.with_name(f"{out.name}.shards"))  # fmt: skip
+        if found is None:
+            return
+    else:
+        found = score.score_mutants(net, mutant_set, channels, options)
     mlm = _load_masked_lm(esm_model, net) if baseline else None
-    columns = score.score_mutants(net, mutant_set, channels, options).columns()
+    columns = found.columns()
     for method in dict.fromkeys(b.value for b in baseline):
         columns[f"llr_{method.replace('-', '_')}"] = baselines.esm_llr(
             mlm, mutant_set, method, token_budget=token_budget, window=window
@@ -180,6 +192,7 @@ def score_command(
 
 
 @app.command("benchmark")
+@sharded
 def benchmark_command(
     model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     assay_path: Path | None = typer.Option(
@@ -259,6 +272,8 @@ def benchmark_command(
     ),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="--suite dynamics: figures."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
 ) -> None:
     """Zero-shot Spearman, AUC, MCC, NDCG and top-10 % recall (ProteinGym's definitions)
     of every score against measured fitness or stability.
@@ -270,6 +285,7 @@ def benchmark_command(
     oriented so that higher = predicts fitness (relative changes negated).
     """
     from seqdance.benchmark import assays, dynamics_report, identity, metrics, run, suites
+    from seqdance.benchmark import sharded as shards
 
     if suite is Suite.dynamics:
         if dataset is None or model is None:
@@ -324,9 +340,12 @@ def benchmark_command(
     options = _score_options(
         residues_only=residues_only, window=window, token_budget=token_budget, dtype=dtype
     )
-    net = _load(model, arch, device, DType.fp32)  # bf16/fp16: autocast over fp32 weights
+    net = _load(model, arch, device, DType.fp32, int8)  # bf16/fp16: autocast, fp32 weights
     mlm = _load_masked_lm(esm_model, net) if baseline else None
-    result = run.run_benchmark(
+    group = shards.sharding.current()
+    bench = (lambda *a, **k: shards.run_benchmark_sharded(group, *a, **k)) if group.sharded \
+        else run.run_benchmark  # fmt: skip
+    result = bench(
         net,
         found,
         out,
@@ -339,6 +358,8 @@ def benchmark_command(
         reference=ref,
         bootstrap_samples=bootstrap_samples,
     )
+    if result is None:  # not rank 0
+        return
     for line in result.skipped:
         typer.echo(f"warning: skipped {line}", err=True)
     if result.unmatched:

@@ -13,7 +13,6 @@ fingerprint); a rerun of a killed scan reads the finished blocks and scores only
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -23,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from seqdance.errors import SeqDanceError
@@ -32,6 +30,7 @@ from seqdance.inference.options import EPSILON, ScoreOptions
 from seqdance.inference.score import DEFAULT_OPTIONS, score_sequences
 from seqdance.inference.summaries import ordered_channels, summarise_scores
 from seqdance.model.alphabet import check_sequence
+from seqdance.model.quantize import state_fingerprint
 from seqdance.utils.io import atomic_path, save_figure, save_npz
 
 SCAN_NAME = "scan.csv"
@@ -97,16 +96,8 @@ def mutant_sequence(wild_type: str, mutant: ScanMutant) -> str:
 
 # -- resumable scoring ---------------------------------------------------------------------
 def model_fingerprint(model) -> str:
-    """Hash of the model's parameters and buffers (names, shapes, values)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for name, tensor in list(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        t = tensor.detach().to("cpu").contiguous()
-        if t.dtype == torch.bfloat16:
-            t = t.float()
-        digest.update(t.numpy().tobytes())
-    return digest.hexdigest()
+    """Hash of the model's parameters and buffers (names, shapes, values; int8 too)."""
+    return state_fingerprint(model)
 
 
 def _block_path(parts: Path, k: int) -> Path:
@@ -156,13 +147,16 @@ def run_scan(
     options: ScoreOptions = DEFAULT_OPTIONS,
     block_positions: int = BLOCK_POSITIONS,
     progress: bool = False,
-) -> ScanResult:
+    blocks: Sequence[int] | None = None,
+) -> ScanResult | None:
     """Score every single substitution at ``positions`` (0-based; all when None), resumably.
 
     Writes ``out_dir/parts/`` (manifest and one ``.npz`` of channel scores per block of
     ``block_positions`` positions) and ``out_dir/scan.csv``. Blocks already in
     ``out_dir/parts`` from an interrupted run with the same manifest are not recomputed.
-    ``options``: as :func:`~seqdance.inference.score.score_sequences`.
+    ``options``: as :func:`~seqdance.inference.score.score_sequences`. ``blocks``: score only
+    these blocks (one rank's share, ``seqdance.inference.sharding``), write no ``scan.csv``
+    and return None.
     """
     wild_type = check_sequence("wild type", wild_type)
     positions = list(range(len(wild_type))) if positions is None else sorted(set(positions))
@@ -187,13 +181,18 @@ def run_scan(
     if options.eps != EPSILON:  # older manifests, all at the default, stay valid
         manifest["eps"] = options.eps
     _check_manifest(parts, manifest)
+    mine = None if blocks is None else set(blocks)
     for stale in parts.glob(".block_*"):  # temporary files of a killed write
-        stale.unlink()
-    blocks = [positions[i : i + block_positions] for i in range(0, len(positions), block_positions)]
+        if mine is None or int(stale.name[7:12]) in mine:  # (a rank's own blocks only)
+            stale.unlink(missing_ok=True)
+    all_blocks = [positions[i : i + block_positions]
+                  for i in range(0, len(positions), block_positions)]  # fmt: skip
     scores: list[np.ndarray] = []
     computed = reused = 0
     bar = tqdm(total=len(positions), desc="scan", unit="position", disable=not progress)
-    for k, block in enumerate(blocks):
+    for k, block in enumerate(all_blocks):
+        if mine is not None and k not in mine:
+            continue
         mutants = scan_mutants(wild_type, block)
         path = _block_path(parts, k)
         block_scores = _read_block(path, len(mutants), len(channels))
@@ -212,6 +211,8 @@ def run_scan(
         scores.append(block_scores)
         bar.update(len(block))
     bar.close()
+    if mine is not None:
+        return None
     channel_scores = np.concatenate(scores, axis=0)  # (N, C)
     mutants = scan_mutants(wild_type, positions)
     columns = summarise_scores(channels, channel_scores).columns()
