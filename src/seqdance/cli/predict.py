@@ -28,6 +28,15 @@ class DType(str, Enum):
     fp16 = "fp16"
 
 
+class FigureFormat(str, Enum):  # seqdance.utils.figures.FIGURE_FORMATS
+    png = "png"
+    svg = "svg"
+    pdf = "pdf"
+
+
+FIGURE_FORMAT_HELP = "Format of the figures: png (300 dpi), svg or pdf."
+
+
 def _load(model: str, arch: str | None, device: Device, dtype: DType):
     """The model on ``--device`` in ``--dtype`` (score, scan, explain and analyze load so too)."""
     from seqdance.inference import pipeline
@@ -42,7 +51,10 @@ def predict_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
     dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
-    plots: bool = typer.Option(False, "--plots", help="Also write PNG plots per record."),
+    plots: bool = typer.Option(False, "--plots", help="Also write two figures per record."),
+    figure_format: FigureFormat = typer.Option(
+        FigureFormat.png, "--figure-format", help=FIGURE_FORMAT_HELP
+    ),
     attention: bool = typer.Option(
         False, "--attention", help="Also write {id}.attention.npz (layers, heads, L, L; float16)."
     ),
@@ -73,8 +85,8 @@ def predict_command(
 
     n = pipeline.predict_fasta(
         fasta, model, out, arch=arch, device=device.value, dtype=dtype.value, plots=plots,
-        attention=attention, pdb=pdb, token_budget=token_budget, window=window,
-        progress=progress,
+        figure_format=figure_format.value, attention=attention, pdb=pdb,
+        token_budget=token_budget, window=window, progress=progress,
     )  # fmt: skip
     typer.echo(f"{n} records written to {out}", err=True)
 

@@ -28,6 +28,7 @@ from seqdance.inference.predict import (
 from seqdance.model.seqdance import SeqDanceModel, load_model
 from seqdance.schema import RESIDUE_CHANNELS
 from seqdance.train.distributed import DistEnv, pick_device
+from seqdance.utils.figures import check_figure_format
 from seqdance.utils.io import output_group
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -49,6 +50,7 @@ def predict_fasta(
     device: str = "auto",
     dtype: str = "fp32",
     plots: bool = False,
+    figure_format: str = "png",
     attention: bool = False,
     pdb: str | os.PathLike | None = None,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
@@ -58,11 +60,13 @@ def predict_fasta(
     """Predict every record of ``fasta`` with the model ``spec``; returns the record count.
 
     Writes ``out/{id}.residue.tsv`` and ``out/{id}.pair.npz``; with ``attention``
-    ``{id}.attention.npz``, with ``plots`` two PNGs, with ``pdb`` ``{id}.rmsf.pdb`` for each
+    ``{id}.attention.npz``, with ``plots`` ``{id}.profiles.{figure_format}`` and
+    ``{id}.pairs.{figure_format}`` (png, svg or pdf), with ``pdb`` ``{id}.rmsf.pdb`` for each
     record whose sequence equals one of the structure's chains. A record's files appear
     together or not at all.
     """
     out = Path(out)
+    figure_format = check_figure_format(figure_format)
     records = read_fasta(fasta)  # every record checked before any work starts
     pdb_records = records_in_structure(pdb, records) if pdb is not None else set()
     net = load_on_device(spec, arch, device, dtype)
@@ -84,8 +88,9 @@ def predict_fasta(
             if attention:
                 write_attention_npz(at(out / f"{record.id}.attention.npz"), result.attentions)
             if plots:
-                plot_profiles(at(out / f"{record.id}.profiles.png"), record.id, result.residue)
-                plot_pairs(at(out / f"{record.id}.pairs.png"), record.id, result.pair)
+                stem = out / record.id
+                plot_profiles(at(f"{stem}.profiles.{figure_format}"), record.id, result.residue)
+                plot_pairs(at(f"{stem}.pairs.{figure_format}"), record.id, result.pair)
             if record.id in pdb_records:
                 rmsf = result.residue[:, RESIDUE_CHANNELS.index("rmsf_nor")]  # (L,)
                 write_bfactors(pdb, at(out / f"{record.id}.rmsf.pdb"), record.sequence, rmsf)
