@@ -112,6 +112,7 @@ def feature_unit(name: str) -> str:
         raise KeyError(f"{name!r} is neither an output feature nor a channel")
     return FEATURE_UNITS[owner]
 
+
 RESIDUE_CHANNELS: tuple[str, ...] = tuple(c for f in RESIDUE_FEATURES for c in f.channels)
 PAIR_CHANNELS: tuple[str, ...] = tuple(c for f in PAIR_FEATURES for c in f.channels)
 N_RESIDUE_OUTPUTS = len(RESIDUE_CHANNELS)  # 50

@@ -32,7 +32,7 @@ from seqdance.inference.options import EPSILON, ScoreOptions
 from seqdance.inference.score import DEFAULT_OPTIONS, score_sequences
 from seqdance.inference.summaries import ordered_channels, summarise_scores
 from seqdance.model.alphabet import check_sequence
-from seqdance.utils.figures import figure_name, pyplot, write_figure
+from seqdance.utils.figures import figure_name, pyplot, residue_ticks, write_figure
 from seqdance.utils.io import atomic_path, save_npz
 
 SCAN_NAME = "scan.csv"
@@ -316,8 +316,8 @@ def plot_heatmap(table, column: str, path: str | os.PathLike, title: str = "") -
         wt_rows = [rows[w] for w in wt[sl]]
         heat.scatter(cols, wt_rows, s=6, marker="o", color="#1f77b4", linewidths=0)
         heat.set_yticks(range(len(HEATMAP_ORDER)), list(HEATMAP_ORDER), fontsize=6)
-        ticks = [j for j in cols if positions[sl][j] % 10 == 0] or [0]
-        heat.set_xticks(ticks, [str(positions[sl][j]) for j in ticks], fontsize=7)
+        ticks, labels = residue_ticks(positions[sl], 10)  # the first position, then tens
+        heat.set_xticks(ticks, labels, fontsize=7)
         heat.set_xlim(-0.5, width - 0.5)
         track.set_xlim(-0.5, width - 0.5)
         if len(cols) <= 150:  # wild-type letters along the top of the heat map
