@@ -77,6 +77,11 @@ def _feature_profiles(ex: Explanation, m: int):
 def plot_change_profiles(
     ex: Explanation, m: int, path: str | os.PathLike, wild_type: str | None = None
 ) -> Path:
+    """Write :func:`change_profiles_figure` to ``path`` (PNG at 300 dpi, SVG or PDF)."""
+    return write_figure(change_profiles_figure(ex, m, wild_type), path)
+
+
+def change_profiles_figure(ex: Explanation, m: int, wild_type: str | None = None):
     """Per-residue change of each residue feature (signed for one-channel features, the
     relative change for the softmax ones), mutated positions marked, largest labelled; the
     feature's score (mean relative change) beside each track."""
@@ -115,10 +120,15 @@ def plot_change_profiles(
     fig.suptitle(f"{ex.mutants[m]}: predicted change per residue (rel. change = {REL_UNIT})",
                  fontsize=9)  # fmt: skip
     fig.tight_layout()
-    return write_figure(fig, path)
+    return fig
 
 
 def plot_pair_maps(ex: Explanation, m: int, path: str | os.PathLike) -> Path:
+    """Write :func:`pair_changes_figure` to ``path`` (PNG at 300 dpi, SVG or PDF)."""
+    return write_figure(pair_changes_figure(ex, m), path)
+
+
+def pair_changes_figure(ex: Explanation, m: int):
     """Difference maps (mutant - wild type) of every scored pair channel, row i down the
     side and column j along the bottom, mutated residues marked by red triangles."""
     plt = pyplot()
@@ -158,4 +168,4 @@ def plot_pair_maps(ex: Explanation, m: int, path: str | os.PathLike) -> Path:
         f"{ex.mutants[m]}: pair outputs, mutant - wild type (red: mutated residues)", fontsize=10
     )
     fig.tight_layout()
-    return write_figure(fig, path)
+    return fig

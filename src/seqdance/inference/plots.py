@@ -64,6 +64,16 @@ def plot_profiles(
     numbers: Sequence[int] | np.ndarray | None = None,
     panel: int = PROFILE_PANEL,
 ) -> Path:
+    """Write :func:`profile_figure` to ``path`` (PNG at 300 dpi, SVG or PDF by its suffix)."""
+    return write_figure(profile_figure(record_id, residue, numbers, panel), path)
+
+
+def profile_figure(
+    record_id: str,
+    residue: np.ndarray,
+    numbers: Sequence[int] | np.ndarray | None = None,
+    panel: int = PROFILE_PANEL,
+):
     """Normalised RMSF, SASA (mean +/- std) and secondary-structure fractions per residue.
 
     ``residue``: shape=(L, 50), channels as ``seqdance.schema.RESIDUE_CHANNELS``;
@@ -119,7 +129,7 @@ def plot_profiles(
             ax.spines[["top", "right"]].set_visible(False)
         a_ss.set_xlabel("residue number", fontsize=8)
     fig.suptitle(record_id, fontsize=10, y=1 - 0.15 / height)
-    return write_figure(fig, path)
+    return fig
 
 
 def symmetric_counts(matrix: np.ndarray) -> np.ndarray:
@@ -140,6 +150,16 @@ def plot_pairs(
     numbers: Sequence[int] | np.ndarray | None = None,
     interaction_label: str = "sum of 9 interaction types",
 ) -> Path:
+    """Write :func:`pair_map_figure` to ``path`` (PNG at 300 dpi, SVG or PDF by its suffix)."""
+    return write_figure(pair_map_figure(record_id, pair, numbers, interaction_label), path)
+
+
+def pair_map_figure(
+    record_id: str,
+    pair: np.ndarray,
+    numbers: Sequence[int] | np.ndarray | None = None,
+    interaction_label: str = "sum of 9 interaction types",
+):
     """Heat maps (both triangles) of C-alpha movement correlation and of the summed
     interaction channels, residue numbers on both axes.
 
@@ -171,4 +191,4 @@ def plot_pairs(
         ax.set_ylabel("residue number i", fontsize=8)
     fig.suptitle(record_id, fontsize=10)
     fig.tight_layout()
-    return write_figure(fig, path)
+    return fig
