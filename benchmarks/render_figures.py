@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from seqdance.analysis.plots import attention_heatmaps, prediction_scatter
+from seqdance.benchmark.run import BenchmarkResult, plot_summary
 from seqdance.demo.features import md_output_arrays
 from seqdance.demo.figures import plot_score_scatter, plot_training_curve
 from seqdance.features.md import md_features
@@ -118,6 +119,18 @@ def other_figures(out: Path, fmt: str, rng) -> list[Path]:
         for s in range(0, 200, 10)
     ]  # fmt: skip
     files.append(plot_training_curve(out / figure_name("training_curve", fmt), log))
+    props = ["sasa_mean", "rmsf_nor", "corr", "vdw", "norm_geometric_mean"]
+    rows = [
+        {"assay": f"A{k}", "property": p, "spearman": rng.normal(0.1, 0.15)}
+        for k in range(12) for p in props
+    ]  # fmt: skip
+    medians = [
+        {"property": p, "spearman": float(np.median([r["spearman"] for r in rows
+                                                     if r["property"] == p]))}
+        for p in props
+    ]  # fmt: skip
+    result = BenchmarkResult(rows=rows, medians=medians, skipped=[])
+    files.append(plot_summary(result, out / figure_name("benchmark_summary", fmt)))
     return files
 
 
