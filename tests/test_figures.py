@@ -269,3 +269,18 @@ def test_predict_figure_format(run_cli, tiny_dir, tmp_path):
     bad = tmp_path / "bad"
     assert run_cli([*args[:5], str(bad), "--plots", "--figure-format", "jpg"]) != 0
     assert not bad.exists()
+
+
+def test_block_extremes_keep_the_largest_change_with_its_sign():
+    rng = np.random.default_rng(3)
+    values = rng.normal(0, 0.01, (10, 10))
+    values[7, :] = -0.5  # one mutated row
+    values[2, 2] = np.nan
+    out = explain_plots.block_extremes(values, 4)  # tiles of 4, the last padded
+    assert out.shape == (3, 3)
+    for bi in range(3):
+        for bj in range(3):
+            tile = values[4 * bi : 4 * bi + 4, 4 * bj : 4 * bj + 4].ravel()
+            tile = tile[np.isfinite(tile)]
+            assert out[bi, bj] == tile[np.argmax(np.abs(tile))]
+    assert (out[1] == -0.5).all()  # the row's change survives in every block it crosses

@@ -15,6 +15,7 @@ from seqdance.schema import RESIDUE_FEATURES, feature_unit
 from seqdance.utils.figures import labelled_colorbar, pyplot, residue_ticks, write_figure
 
 REL_UNIT = "|mut - wt| / (|wt| + 0.01)"
+MAX_MAP_CELLS = 300  # a difference map wider than this is drawn as blocks of its largest change
 
 
 def _residue_rows(ex: Explanation) -> np.ndarray:
@@ -49,6 +50,24 @@ def _top_rows(values: np.ndarray, count: int, spacing: float) -> list[int]:
         if len(chosen) == count:
             break
     return chosen
+
+
+def block_extremes(values: np.ndarray, block: int) -> np.ndarray:
+    """Each ``block`` x ``block`` tile of ``values`` as its value of largest magnitude
+    (sign kept; NaN only where the whole tile is NaN), so that a change confined to one
+    row or column stays visible when a long protein's map is drawn smaller than one pixel
+    per residue.
+
+    ``values``: shape=(R, R). Returns shape=(ceil(R / block), ceil(R / block)).
+    """
+    n = values.shape[0]
+    m = -(-n // block)
+    padded = np.full((m * block, m * block), np.nan)
+    padded[:n, :n] = values
+    tiles = padded.reshape(m, block, m, block).transpose(0, 2, 1, 3).reshape(m, m, -1)
+    magnitude = np.where(np.isnan(tiles), -np.inf, np.abs(tiles))
+    pick = np.take_along_axis(tiles, magnitude.argmax(-1)[..., None], -1)[..., 0]
+    return pick  # an all-NaN tile picks a NaN
 
 
 def _feature_profiles(ex: Explanation, m: int):
@@ -138,16 +157,20 @@ def pair_changes_figure(ex: Explanation, m: int):
     fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.9 * nrows + 0.6), squeeze=False)
     delta = ex.mt_pair[m] - ex.wt_pair  # (R, R, Cp)
     size = delta.shape[0]
+    block = -(-size // MAX_MAP_CELLS)  # 1 up to 300 rows
     ticks, labels = _ticks(ex, 5)
     for k, ax in enumerate(axes.flat):
         if k >= n:
             ax.axis("off")
             continue
-        d = delta[..., k]
+        d = delta[..., k] if block == 1 else block_extremes(delta[..., k], block)
         lim = float(np.nanmax(np.abs(d))) if np.isfinite(d).any() else 1.0
         lim = lim if lim > 0 else 1.0
+        edge = d.shape[0] * block - 0.5  # a padded last block reaches past the last row
         image = ax.imshow(d, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest",
-                          extent=(-0.5, size - 0.5, size - 0.5, -0.5))  # fmt: skip
+                          extent=(-0.5, edge, edge, -0.5))  # fmt: skip
+        ax.set_xlim(-0.5, size - 0.5)
+        ax.set_ylim(size - 0.5, -0.5)
         top, right = ax.get_xaxis_transform(), ax.get_yaxis_transform()
         for r in ex.mutated[m]:  # triangles above and right of the map point at mutated rows
             ax.plot([r], [1.03], marker="v", color="tab:red", ms=4, clip_on=False, transform=top)
@@ -164,8 +187,10 @@ def pair_changes_figure(ex: Explanation, m: int):
             ax.set_xlabel("residue number j", fontsize=7)
         labelled_colorbar(fig, image, ax, "mut - wt", feature_unit(channel), fontsize=6,
                           fraction=0.046, pad=0.08)  # fmt: skip
+    note = "" if block == 1 else f"; each cell the largest change of a {block} x {block} block"
     fig.suptitle(
-        f"{ex.mutants[m]}: pair outputs, mutant - wild type (red: mutated residues)", fontsize=10
+        f"{ex.mutants[m]}: pair outputs, mutant - wild type (red: mutated residues{note})",
+        fontsize=10,
     )
     fig.tight_layout()
     return fig
