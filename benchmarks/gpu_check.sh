@@ -84,3 +84,4 @@ for r in failed:
     print(f"| {r['args']} | failed: {r['failed']} | | | |")
 print(f"\n{len(rows) - len(failed)} of {len(rows)} cases ran; results in {sys.argv[1]}")
 PY
+python benchmarks/gpu_loss_precision.py $([ "$SMOKE" = 1 ] && echo --cpu-smoke --steps 3) --out "${OUTFILE%.jsonl}_loss_precision.json" || echo "loss precision check failed" >&2

@@ -41,6 +41,13 @@ class Suite(str, Enum):
     megascale = "megascale"
     designed = "designed"
     proteingym_viral = "proteingym-viral"
+    dynamics = "dynamics"
+
+
+class ViralRelease(str, Enum):
+    jan2024 = "2024-01"
+    apr2025 = "2025-04"
+    reference = "reference"
 
 
 class Baseline(str, Enum):
@@ -218,11 +225,39 @@ def benchmark_command(
         "--suite",
         help="One of the paper's tables, from its published inputs: megascale or designed "
         "(--assays: the Tsuboyama table), proteingym-viral (--assays: ProteinGym folder, "
-        "--reference: its DMS_substitutions.csv). Prints our median beside the paper's.",
+        "--reference: optional, its DMS_substitutions.csv; assays by --viral-release), or "
+        "dynamics (--dataset: predicted vs MD properties, docs/dynamics-benchmark.md). "
+        "Prints our median beside the paper's (the peers' for dynamics).",
     ),
     headline: str = typer.Option(
         "norm_geometric_mean", "--headline", help="Score column compared with the paper (--suite)."
     ),
+    viral_release: ViralRelease = typer.Option(
+        ViralRelease.jan2024,
+        "--viral-release",
+        help="ProteinGym release whose viral assays (seq_len <= 1022) make --suite "
+        "proteingym-viral: 2024-01 (v1.0/1.1, 23 assays, the paper's), 2025-04 (26), or "
+        "reference (taxon 'Virus' in the --reference file).",
+    ),
+    dataset: Path | None = typer.Option(
+        None, "--dataset", help="--suite dynamics: a built dataset (features.h5 + index.csv)."
+    ),
+    label: str | None = typer.Option(
+        None, "--label", help="--suite dynamics: only proteins with this index label (e.g. test)."
+    ),
+    train_fasta: Path | None = typer.Option(
+        None,
+        "--train-fasta",
+        help="--suite dynamics: the model's training sequences, for each protein's highest "
+        "identity (MMseqs2); default: train_sequences.fasta in the model folder, if any.",
+    ),
+    contact_threshold: float = typer.Option(
+        0.5, "--contact-threshold", help="--suite dynamics: MD contacts per frame of a contact."
+    ),
+    min_separation: int = typer.Option(
+        6, "--min-separation", min=1, help="--suite dynamics: |i-j| of the top-L pairs."
+    ),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="--suite dynamics: figures."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Zero-shot Spearman, AUC, MCC, NDCG and top-10 % recall (ProteinGym's definitions)
@@ -234,8 +269,31 @@ def benchmark_command(
     OUT/summary_by_model.csv (Spearman) and OUT/summary_by_model_{metric}.csv. Metrics are
     oriented so that higher = predicts fitness (relative changes negated).
     """
-    from seqdance.benchmark import assays, metrics, run, suites
+    from seqdance.benchmark import assays, dynamics_report, identity, metrics, run, suites
 
+    if suite is Suite.dynamics:
+        if dataset is None or model is None:
+            raise SeqDanceError("--suite dynamics needs --model and --dataset (a built dataset)")
+        if assay_path is not None or aggregate is not None:
+            raise SeqDanceError("--suite dynamics takes --dataset, not --assays or --aggregate")
+        options = dynamics_report.DynamicsOptions(
+            label=label, contact_threshold=contact_threshold, min_separation=min_separation,
+            bootstrap_samples=bootstrap_samples, token_budget=token_budget,
+        )  # fmt: skip
+        options.check()
+        fasta = identity.training_fasta(model, train_fasta)
+        if fasta is not None:
+            identity.find_mmseqs()
+        net = _load(model, arch, device, DType.fp32)
+        result, table = dynamics_report.run_dynamics_benchmark(
+            net, dataset, out, options, model_spec=model, train_fasta=fasta, plots=plots,
+            progress=progress,
+        )  # fmt: skip
+        for note in result.notes:
+            typer.echo(f"note: {note}")
+        typer.echo(dynamics_report.terminal_table(result, table))
+        typer.echo(f"{len(result.proteins)} proteins benchmarked, tables in {out}", err=True)
+        return
     ref = assays.read_reference(reference) if reference is not None else None
     if aggregate is not None:
         if ref is None:
@@ -258,7 +316,9 @@ def benchmark_command(
         raise SeqDanceError("give --model and --assays (or --aggregate TABLE --reference FILE)")
     channels = check_properties(properties)
     if suite is not None:
-        found = suites.suite_assays(suite.value, assay_path, reference, limit)
+        found = suites.suite_assays(
+            suite.value, assay_path, reference, limit, viral_release=viral_release.value
+        )
     else:
         found = suites.read_assays(assay_path, limit)
     options = _score_options(
@@ -295,6 +355,8 @@ def benchmark_command(
         rows = suites.compare_with_paper(suite.value, result.medians, variant, headline)
         typer.echo(f"suite {suite.value}: median Spearman over {n_assays} proteins "
                    f"(paper: {suites.PAPER_COUNTS[suite.value]})")  # fmt: skip
+        for note in suites.suite_notes(suite.value, model, n_assays, limit, max_variants):
+            typer.echo(f"note: {note}")
         typer.echo(f"{'model':<10} {'column':<24} {'ours':>7} {'paper':>7}")
         for row in rows:
             typer.echo(f"{row['model']:<10} {row['column']:<24} {row['ours']:>7.3f} "
