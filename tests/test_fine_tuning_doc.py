@@ -14,11 +14,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pandas as pd
 import pytest
+import torch
+from scipy import stats
 
+from seqdance.alphabet import tokenize
 from seqdance.data.loss_weights import AUTHORS_WEIGHTS, load_weights
 from seqdance.demo.inputs import bundled_data
+from seqdance.model import load_model
+from seqdance.schema import RESIDUE_CHANNELS
+from seqdance.train.checkpoint import TRAIN_FASTA
 
 ROOT = Path(__file__).parents[1]
 PAGE = ROOT / "docs" / "fine-tuning.md"
@@ -52,11 +60,10 @@ def page_run(tmp_path_factory) -> Path:
 def test_the_page_has_the_steps():
     blocks = "\n".join(bash_blocks(PAGE.read_text()))
     for step in ("dataset build", "dataset split", "model.init_from=", "early_stopping",
-                 "seqdance evaluate", "model.freeze_trunk=true"):  # fmt: skip
+                 "seqdance evaluate", "model.freeze_trunk=true", "--suite dynamics"):  # fmt: skip
         assert step in blocks
 
 
-@pytest.mark.slow
 def test_fine_tuning_lowers_the_held_out_loss(page_run):
     index = pd.read_csv(page_run / "ds" / "index.csv")
     assert sorted(index["label"]) == ["test", "train"]  # split by MMseqs2 clusters
@@ -77,3 +84,48 @@ def test_fine_tuning_lowers_the_held_out_loss(page_run):
     )
     heads = json.loads((page_run / "ft_heads" / "best" / "config.json").read_text())
     assert heads["variant"] == "esmdance"  # model.freeze_trunk=true: only the heads trained
+
+
+def rmsf_pearson(model_dir: Path, data_dir: Path, name: str) -> float:
+    """Pearson (scipy) of the predicted and MD normalised RMSF of one protein, recomputed:
+    the model's forward on the tokens, the target's raw RMSF (stored channel 2) / its max."""
+    index = pd.read_csv(data_dir / "index.csv")
+    seq = index.loc[index["name"] == name, "modify_seq"].iloc[0]
+    model = load_model(model_dir).eval()
+    ids = torch.from_numpy(tokenize(seq, name))[None]
+    with torch.no_grad():
+        out = model(ids, torch.ones_like(ids, dtype=torch.bool))
+    pred = out.residue[0, 1:-1, RESIDUE_CHANNELS.index("rmsf_nor")].double().numpy()
+    with h5py.File(data_dir / "features.h5") as h5:
+        rmsf = h5[f"{name}_res_feature"][1:-1, 2].astype(np.float64)  # (L,)
+    return float(stats.pearsonr(pred, rmsf / rmsf.max())[0])
+
+
+def fasta_pairs(path: Path) -> list[tuple[str, str]]:
+    lines = path.read_text().splitlines()
+    return [(h[1:], s) for h, s in zip(lines[0::2], lines[1::2], strict=True)]
+
+
+def test_dynamics_benchmark_before_and_after(page_run):
+    index = pd.read_csv(page_run / "ds" / "index.csv")
+    held_out = index.loc[index["label"] == "test", "name"].tolist()
+    trained = index[index["label"] == "train"]
+    assert len(held_out) == 1
+    values = {}
+    for out, model in (("dyn_before", "base/checkpoints/step_40"), ("dyn_after", "ft/best")):
+        rows = pd.read_csv(page_run / out / "per_protein.csv")
+        assert sorted(set(rows["protein"])) == held_out  # --label test: the held-out protein
+        got = rows[(rows["property"] == "rmsf_nor") & (rows["metric"] == "pearson")]
+        values[out] = got["value"].iloc[0]
+        expect = rmsf_pearson(page_run / model, page_run / "ds", held_out[0])
+        assert values[out] == pytest.approx(expect, abs=1e-5)
+        # the model's train_sequences.fasta was searched without --train-fasta
+        identity = pd.read_csv(page_run / out / "identity.csv")
+        assert identity["name"].tolist() == held_out and not identity["in_training"].any()
+    assert values["dyn_before"] != values["dyn_after"]
+    # the fine-tuned model's training FASTA: the base model's proteins, then the new ones
+    pre = pd.read_csv(page_run / "pre" / "index.csv")
+    base = list(zip(pre["name"], pre["modify_seq"], strict=True))
+    assert fasta_pairs(page_run / "base" / "checkpoints" / "step_40" / TRAIN_FASTA) == base
+    new = list(zip(trained["name"], trained["modify_seq"], strict=True))
+    assert fasta_pairs(page_run / "ft" / "best" / TRAIN_FASTA) == base + new

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from seqdance.data.store import merge_into, write_index
 from seqdance.errors import SeqDanceError
 from seqdance.model import load_model
 from seqdance.train.batches import SamplerPlan, authors_request
+from seqdance.train.checkpoint import TRAIN_FASTA, training_fasta_text
 from seqdance.train.config import load_config
 from seqdance.train.early_stop import EVAL_FILE, held_out_loss
 from seqdance.train.evaluate import EvalConfig, evaluate_model
@@ -261,3 +263,95 @@ def test_early_stopping_state_survives_a_resume(copies, tmp_path):
     assert a == b and len(a.splitlines()) == 3
     best = [json.loads((tmp_path / r / "best" / "best.json").read_text()) for r in ("a", "b")]
     assert best[0] == best[1]
+
+
+# -- the training sequences travel with the model ----------------------------------------------
+
+
+def fasta_pairs(path: Path) -> list[tuple[str, str]]:
+    """(id, sequence) of a FASTA written one line per sequence, parsed by hand."""
+    lines = path.read_text().splitlines()
+    assert all(x.startswith(">") for x in lines[0::2]) and len(lines) % 2 == 0
+    return [(h[1:], s) for h, s in zip(lines[0::2], lines[1::2], strict=True)]
+
+
+@pytest.fixture
+def two_labels(small_dataset, tmp_path) -> Path:
+    """The small dataset with 3tvj_I (ATLAS MD) labelled train and 2g3r (NMA) test only."""
+    root = tmp_path / "two"
+    root.mkdir()
+    shutil.copy(small_dataset / "features.h5", root / "features.h5")
+    index = pd.read_csv(small_dataset / "index.csv")
+    index = index[index["name"].isin(["3tvj_I", "2g3r"])].copy()
+    index["label"] = np.where(index["name"] == "3tvj_I", "train", "test")
+    index.to_csv(root / "index.csv", index=False)
+    return root
+
+
+def test_checkpoints_hold_the_training_sequences(small_dataset, two_labels, tmp_path):
+    out = tmp_path / "run"
+    train(tiny(two_labels, out, "train.max_steps=2", "train.save_every=1",
+               "train.early_stopping.every=1", "train.early_stopping.label=test"))  # fmt: skip
+    index = pd.read_csv(two_labels / "index.csv")
+    expected = [(n, s) for n, s, lab in zip(index["name"], index["modify_seq"], index["label"],
+                                            strict=True) if lab == "train"]  # fmt: skip
+    assert expected == [("3tvj_I", index.loc[index["name"] == "3tvj_I", "modify_seq"].iloc[0])]
+    folders = [out / "checkpoints" / f"step_{k}" for k in (0, 1, 2)] + [out / "best"]
+    for folder in folders:
+        assert fasta_pairs(folder / TRAIN_FASTA) == expected
+    assert not list(out.rglob("*.tmp*"))
+    # fine-tuning from that checkpoint on every train row of the small dataset: the union,
+    # the base model's records first, none repeated
+    ft = tmp_path / "ft"
+    train(tiny(small_dataset, ft, "train.max_steps=1", f"model.init_from={out / 'best'}"))
+    full = pd.read_csv(small_dataset / "index.csv")
+    rows = full[full["label"] == "train"]
+    union = expected + [(n, s) for n, s in zip(rows["name"], rows["modify_seq"], strict=True)
+                        if (n, s) not in expected]  # fmt: skip
+    assert fasta_pairs(ft / "checkpoints" / "step_1" / TRAIN_FASTA) == union
+    assert [n for n, _ in union] == ["3tvj_I", "idr1", "2g3r"]
+
+
+def test_training_fasta_union_keeps_ids_unique(tmp_path):
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / TRAIN_FASTA).write_text(">a desc\nmkv\nLL\n>b\nGG\n")
+    text = training_fasta_text(["b", "a", "c"], ["GG", "WW", "PP"], base)
+    assert text == ">a\nMKVLL\n>b\nGG\n>a_2\nWW\n>c\nPP\n"
+    assert training_fasta_text(["x"], ["AC"], tmp_path / "nowhere") == ">x\nAC\n"
+    assert training_fasta_text(["x"], ["AC"], "ChaoHou/SeqDance") == ">x\nAC\n"
+
+
+@pytest.mark.skipif(shutil.which("mmseqs") is None, reason="mmseqs (MMseqs2) not installed")
+def test_dynamics_suite_finds_the_training_fasta_of_a_checkpoint(two_labels, tmp_path,
+                                                                   run_cli, capsys):  # fmt: skip
+    out = tmp_path / "run"
+    train(tiny(two_labels, out, "train.max_steps=1"))
+    dyn = tmp_path / "dyn"
+    assert (
+        run_cli(
+            [
+                "benchmark",
+                "--suite",
+                "dynamics",
+                "-m",
+                str(out / "checkpoints" / "step_1"),
+                "--dataset",
+                str(two_labels),
+                "--out",
+                str(dyn),
+                "--no-plots",
+                "--no-progress",
+                "--bootstrap-samples",
+                "20",
+            ]
+        )
+        == 0
+    )  # no --train-fasta
+    printed = capsys.readouterr().out
+    assert "leakage not checked" not in printed
+    assert "1 benchmark protein(s) are in the model's training set" in printed
+    identity = pd.read_csv(dyn / "identity.csv").set_index("name")
+    assert identity.loc["3tvj_I", "identity"] == 100.0 and identity.loc["3tvj_I", "in_training"]
+    assert identity.loc["3tvj_I", "closest"] == "3tvj_I"
+    assert not identity.loc["2g3r", "in_training"] and identity.loc["2g3r", "identity"] < 30

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from seqdance.errors import SeqDanceError
 from seqdance.model.pretrained import save_pretrained
+from seqdance.train.checkpoint import write_text_files
 from seqdance.train.evaluate import EvalConfig, evaluate_model
 from seqdance.utils.io import atomic_path
 
@@ -65,6 +66,7 @@ class HeldOut:
             nma_bands=config.loss.nma_bands,
         )
         self.state = HeldOutState()
+        self.files: dict[str, str] = {}  # further files of best/ (the training FASTA)
 
     @property
     def enabled(self) -> bool:
@@ -115,7 +117,7 @@ class HeldOut:
             with open(self.out_dir / EVAL_FILE, "a") as handle:
                 handle.write(json.dumps(line) + "\n")
             if better:
-                save_best(model, self.out_dir, step, loss)
+                save_best(model, self.out_dir, step, loss, self.files)
         patience = self.options.patience
         if patience is not None and self.state.since_best >= patience:
             self.state.stopped_at = step
@@ -123,14 +125,18 @@ class HeldOut:
         return False
 
 
-def save_best(model, out_dir: Path, step: int, loss: float) -> Path:
-    """Write the model to ``out_dir/best`` (temporary folder, then renamed into place)."""
+def save_best(
+    model, out_dir: Path, step: int, loss: float, files: dict[str, str] | None = None
+) -> Path:
+    """Write the model to ``out_dir/best`` (temporary folder, then renamed into place), with
+    ``files`` (``{name: text}``, e.g. the training FASTA) beside it."""
     final = out_dir / BEST_DIR
     tmp = out_dir / f".{BEST_DIR}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         save_pretrained(model, tmp)
         (tmp / BEST_FILE).write_text(json.dumps({"step": step, "loss": loss}) + "\n")
+        write_text_files(tmp, files)
         if final.exists():
             old = out_dir / f".{BEST_DIR}.old-{os.getpid()}"
             os.replace(final, old)

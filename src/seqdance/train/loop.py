@@ -35,6 +35,7 @@ from seqdance.schema import DataGroup
 from seqdance.train.batches import SamplerPlan, iterate_batches, phase_loader, stream_seed
 from seqdance.train.checkpoint import (
     STATE_FILE,
+    TRAIN_FASTA,
     TrainerState,
     latest_checkpoint,
     list_checkpoints,
@@ -44,6 +45,7 @@ from seqdance.train.checkpoint import (
     rng_states,
     save_checkpoint,
     set_rng_states,
+    training_fasta_text,
 )
 from seqdance.train.config import Config
 from seqdance.train.distributed import (
@@ -165,6 +167,7 @@ class _Trainer:
         self.out_dir = Path(config.out_dir)
         self.amp_dtype = precision_dtype(config.train.precision, device)
         self.writer = None
+        self.files: dict[str, str] = {}  # written into every checkpoint folder and best/
 
     # -- setup ---------------------------------------------------------------------------
     def _start_state(self, resume: bool) -> tuple[int, dict | None]:
@@ -298,7 +301,7 @@ class _Trainer:
                 config=self.config.to_dict(),
                 world_size=self.env.world_size,
             )
-            path = save_checkpoint(self.out_dir, model, state)
+            path = save_checkpoint(self.out_dir, model, state, self.files)
         barrier(self.env)
         return path
 
@@ -327,7 +330,13 @@ class _Trainer:
             net = DistributedDataParallel(net, device_ids=ids)
 
         self._prepare_out_dir(start)
+        if self.env.is_main:  # the training sequences travel with every saved model
+            groups = self.group_table()
+            rows = ProteinDataset(cfg.data.dir, label=cfg.data.label, group_table=groups)
+            text = training_fasta_text(rows.names, rows.sequences, cfg.model.init_from)
+            self.files = {TRAIN_FASTA: text}
         held_out = HeldOut(cfg, weights, self.env.is_main)
+        held_out.files = self.files
         if held_out.enabled:
             held_out.restore(start)
         result = TrainResult(self.out_dir, start, rank=self.env.rank)
