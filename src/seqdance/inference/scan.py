@@ -31,7 +31,8 @@ from seqdance.inference.score import DEFAULT_OPTIONS, score_sequences
 from seqdance.inference.summaries import ordered_channels, summarise_scores
 from seqdance.model.alphabet import check_sequence
 from seqdance.model.quantize import state_fingerprint
-from seqdance.utils.io import atomic_path, save_figure, save_npz
+from seqdance.utils.figures import figure_name, pyplot, residue_ticks, write_figure
+from seqdance.utils.io import atomic_path, save_npz
 
 SCAN_NAME = "scan.csv"
 PARTS_DIR = "parts"
@@ -274,11 +275,9 @@ def heatmap_matrix(table, column: str):
 def plot_heatmap(table, column: str, path: str | os.PathLike, title: str = "") -> Path:
     """Position x amino-acid heat map of one score with the wild type marked and the mean
     over the 19 substitutions per position above each panel; long scans are split into
-    panels of :data:`PANEL_WIDTH` positions sharing one colour scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    panels of :data:`PANEL_WIDTH` positions sharing one colour scale. The format follows
+    ``path``'s suffix (PNG at 300 dpi, SVG, PDF)."""
+    plt = pyplot()
 
     positions, wt, matrix = heatmap_matrix(table, column)
     n = len(positions)
@@ -318,8 +317,8 @@ def plot_heatmap(table, column: str, path: str | os.PathLike, title: str = "") -
         wt_rows = [rows[w] for w in wt[sl]]
         heat.scatter(cols, wt_rows, s=6, marker="o", color="#1f77b4", linewidths=0)
         heat.set_yticks(range(len(HEATMAP_ORDER)), list(HEATMAP_ORDER), fontsize=6)
-        ticks = [j for j in cols if positions[sl][j] % 10 == 0] or [0]
-        heat.set_xticks(ticks, [str(positions[sl][j]) for j in ticks], fontsize=7)
+        ticks, labels = residue_ticks(positions[sl], 10)  # the first position, then tens
+        heat.set_xticks(ticks, labels, fontsize=7)
         heat.set_xlim(-0.5, width - 0.5)
         track.set_xlim(-0.5, width - 0.5)
         if len(cols) <= 150:  # wild-type letters along the top of the heat map
@@ -336,12 +335,15 @@ def plot_heatmap(table, column: str, path: str | os.PathLike, title: str = "") -
     fig.suptitle(
         f"{title or column}: {n} positions x 19 substitutions", fontsize=9, y=1 - 0.2 / height
     )
-    return save_figure(fig, path, dpi=110)
+    return write_figure(fig, path)
 
 
-def plot_scan(table, out_dir: str | os.PathLike, columns: Sequence[str], title: str = ""):
-    """One ``scan_{column}.png`` per column in ``out_dir``."""
+def plot_scan(
+    table, out_dir: str | os.PathLike, columns: Sequence[str], title: str = "", fmt: str = "png"
+):
+    """One ``scan_{column}.{fmt}`` per column in ``out_dir`` (``fmt``: png, svg or pdf)."""
     out_dir = Path(out_dir)
     return [
-        plot_heatmap(table, c, out_dir / f"scan_{c}.png", f"{title} {c}".strip()) for c in columns
+        plot_heatmap(table, c, out_dir / figure_name(f"scan_{c}", fmt), f"{title} {c}".strip())
+        for c in columns
     ]
