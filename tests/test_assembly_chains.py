@@ -156,9 +156,7 @@ def test_three_formats_give_the_same_residues_and_features(features):
     assert table.chain.tolist() == [c for c in FILE_LABELS for _ in range(N_RES)]
     assert table.resid.tolist() == list(range(1, N_RES + 1)) * N_COPIES
     assert features["cif"].residues.chain.tolist() == table.chain.tolist()
-    assert features["gro"].residues.chain.tolist() == [
-        c for c in GRO_LABELS for _ in range(N_RES)
-    ]
+    assert features["gro"].residues.chain.tolist() == [c for c in GRO_LABELS for _ in range(N_RES)]
     for fmt in ("cif", "gro"):
         other = features[fmt]
         assert other.sequence == pdb.sequence

@@ -285,11 +285,11 @@ def md_features(
         counts = contacts_from_tsv(
             contacts_path, keys_all, n_frames, stride, interaction_cells, names_all
         )
-        for k in INTERACTIONS:
-            pair[k] = counts[k][np.ix_(rows, rows)]
+        for n, k in enumerate(INTERACTIONS):
+            pair[k] = counts.dense(n, rows, n_frames)
     elif interactions is not None:
         for k in INTERACTIONS:
-            pair[k] = interactions.sums[k][np.ix_(rows, rows)] / n_frames
+            pair[k] = interactions.mean(k, rows, n_frames)
     else:
         for k in INTERACTIONS:
             pair[k] = np.full((n_rows, n_rows), MISSING)

@@ -264,8 +264,9 @@ def unique_chain_labels(table, residues, starts, labels, polymer, notes, path) -
                 out[r] = label
     if renamed:
         n_poly = sum(1 for run in runs if any(polymer[r] for r in run))
-        listed = ", ".join(f"{b} -> {b}_2" + (f"..{b}_{n}" if n > 2 else "") for b, n in
-                           list(renamed.items())[:6])
+        listed = ", ".join(
+            f"{b} -> {b}_2" + (f"..{b}_{n}" if n > 2 else "") for b, n in list(renamed.items())[:6]
+        )
         notes.append(
             f"{path.name}: {n_poly} chains; chain labels repeat with overlapping residue "
             f"numbers, so later copies get a suffix, the first keeps the file's label ("
