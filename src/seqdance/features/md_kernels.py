@@ -137,13 +137,23 @@ class TraceCovariance:
         """Root mean square fluctuation about the mean position, shape (N,)."""
         return np.sqrt(np.diag(self.m2) / self.n)
 
-    def correlation(self) -> np.ndarray:
-        """``C_ij / sqrt(C_ii C_jj)``, shape (N, N); NaN for an atom that never moves."""
+    def correlation(self, dtype=np.float64, rows_per_block: int = 256) -> np.ndarray:
+        """``C_ij / sqrt(C_ii C_jj)``, shape (N, N); NaN for an atom that never moves.
+
+        Computed in float64 a block of rows at a time and stored as ``dtype`` (float32:
+        each value the float64 one correctly rounded), so no second (N, N) float64 array
+        is made beside the sums.
+        """
         msf = np.diag(self.m2)  # (N,)
-        out = np.outer(msf, msf)  # (N, N), then divided in place: one (N, N) array
-        np.sqrt(out, out=out)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            np.divide(self.m2, out, out=out)
+        n = len(msf)
+        out = np.empty((n, n), dtype=dtype)
+        for start in range(0, n, rows_per_block):
+            block = slice(start, start + rows_per_block)
+            tmp = np.outer(msf[block], msf)  # (B, N)
+            np.sqrt(tmp, out=tmp)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                np.divide(self.m2[block], tmp, out=tmp)
+            out[block] = tmp
         return out
 
 
@@ -173,8 +183,9 @@ class SparsePairCounts:
         self.counts = np.bincount(inverse.ravel(), weights=counts, minlength=len(self.cells))
         self.counts = self.counts.astype(np.int64)
 
-    def dense(self, channel: int, rows: np.ndarray, n_frames: int) -> np.ndarray:
-        """Mean count per frame of one channel on ``rows`` x ``rows``, float64 (R, R)."""
+    def dense(self, channel: int, rows: np.ndarray, n_frames: int, dtype=np.float64) -> np.ndarray:
+        """Mean count per frame of one channel on ``rows`` x ``rows``, (R, R) ``dtype``
+        (each value divided in float64, then stored: float32 is the float64 value rounded)."""
         size = self.n * self.n
         lo, hi = np.searchsorted(self.cells, [channel * size, (channel + 1) * size])
         flat, counts = self.cells[lo:hi] - channel * size, self.counts[lo:hi]
@@ -183,9 +194,8 @@ class SparsePairCounts:
         where[rows] = np.arange(len(rows))
         i, j = where[flat // self.n], where[flat % self.n]
         keep = (i >= 0) & (j >= 0)
-        out = np.zeros((len(rows), len(rows)))
-        out[i[keep], j[keep]] = counts[keep]
-        out /= n_frames
+        out = np.zeros((len(rows), len(rows)), dtype=dtype)
+        out[i[keep], j[keep]] = counts[keep] / n_frames
         return out
 
 

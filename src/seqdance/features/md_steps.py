@@ -106,9 +106,9 @@ class NativeInteractions:
             raise InputFileError(f"native contact detector: {exc}") from None
         self.sums.update(k, i, j)
 
-    def mean(self, itype: str, rows: np.ndarray, n_frames: int) -> np.ndarray:
-        """Mean contact lines per frame of one type on ``rows`` x ``rows``, (R, R) float64."""
-        return self.sums.dense(INTERACTIONS.index(itype), rows, n_frames)
+    def mean(self, itype: str, rows: np.ndarray, n_frames: int, dtype=np.float64) -> np.ndarray:
+        """Mean contact lines per frame of one type on ``rows`` x ``rows``, (R, R) ``dtype``."""
+        return self.sums.dense(INTERACTIONS.index(itype), rows, n_frames, dtype)
 
 
 def contacts_from_tsv(
