@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from seqdance.errors import SeqDanceError
+from seqdance.features.formats.pdb import open_pdb_frames
 from seqdance.features.md import ANGLE_COLUMNS, PAIR_KEYS, SS_COLUMNS, md_features
 from seqdance.features.md_kernels import ANGLE_EDGES, correlation_reference, dssp_class_counts
 from seqdance.features.topology import load_topology
@@ -168,14 +169,13 @@ def test_three_formats_give_the_same_residues_and_features(features):
 
 
 def test_assembly_features_match_mdtraj(assembly, features):
-    traj = assembly[0]
+    traj = md.load_dcd(str(assembly[2]), top=assembly[0].topology)  # the frames as read
     table = features["pdb"].residues
     ca = traj.topology.select("name CA")
     moved = traj.superpose(traj, 0, atom_indices=ca)
-    # float32 superposition of coordinates up to 30 nm: agreement to ~1e-6 nm
-    np.testing.assert_allclose(table.rmsf, md.rmsf(moved, None, atom_indices=ca), atol=1e-5)
+    np.testing.assert_allclose(table.rmsf, md.rmsf(moved, None, atom_indices=ca), atol=1e-6)
     np.testing.assert_allclose(
-        features["pdb"].pair["corr"], correlation_reference(moved.xyz[:, ca]), atol=1e-4
+        features["pdb"].pair["corr"], correlation_reference(moved.xyz[:, ca]), atol=1e-9
     )
     dssp = md.compute_dssp(traj, simplified=False)
     np.testing.assert_allclose(table[list(SS_COLUMNS)], dssp_class_counts(dssp) / N_FRAMES)
@@ -215,3 +215,40 @@ def test_repeated_labels_without_a_boundary_stay_one_error(tmp_path, assembly):
     traj.atom_slice(np.arange(2 * traj.n_atoms // N_COPIES)).save_dcd(str(two))
     with pytest.raises(SeqDanceError, match="share a chain and residue number"):
         md_features(text, two)
+
+
+def test_multi_model_pdb_with_wrapped_letters_is_matched_per_copy(tmp_path, assembly):
+    """The assembly's frames as a two-model PDB: atoms matched to the right copy of chain A."""
+    traj, paths, _ = assembly
+    first = paths["pdb"].read_text().splitlines()
+    atoms = [line for line in first if line.startswith("ATOM")]
+    models = []
+    for f in range(N_FRAMES):
+        body, i = [], 0
+        for line in first:
+            if line.startswith("ATOM"):
+                x, y, z = traj.xyz[f, i] * 10
+                line, i = f"{line[:30]}{x:8.3f}{y:8.3f}{z:8.3f}{line[54:]}", i + 1
+            if line.startswith(("ATOM", "TER")):
+                body.append(line)
+        models += [f"MODEL     {f + 1:4d}", *body, "ENDMDL"]
+    assert len(atoms) == traj.n_atoms
+    trj = tmp_path / "models.pdb"
+    trj.write_text("\n".join(models) + "\nEND\n")
+    part = open_pdb_frames(trj, load_topology(paths["pdb"]), "models")
+    assert part.expected == N_FRAMES and len(part.available) == traj.n_atoms and not part.notes
+    (block,) = part.read(np.arange(traj.n_atoms), 10)
+    # atom i of every model is atom i of the topology: PDB rounding (5e-5 nm) only
+    np.testing.assert_allclose(block.xyz, traj.xyz, atol=6e-5)
+
+
+def test_cli_notes_the_relabelled_chains(tmp_path, assembly, run_cli, capsys):
+    _, paths, trj = assembly
+    capsys.readouterr()
+    out = tmp_path / "o"
+    assert run_cli(["features", "md", "-t", str(paths["pdb"]), "-x", str(trj), "-o", str(out),
+                    "--no-progress"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "note: a.pdb: 30 chains; chain labels repeat" in err and "A -> A_2" in err
+    table = pd.read_csv(f"{out}.residue.csv", dtype={"chain": str})
+    assert table.chain.tolist() == [c for c in FILE_LABELS for _ in range(N_RES)]
