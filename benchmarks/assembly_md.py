@@ -16,6 +16,7 @@ once; its peak resident memory (``ru_maxrss``) is the peak of the whole command.
 
     python benchmarks/assembly_md.py --copies 32 62 --label after
     python benchmarks/assembly_md.py --copies 32 62 --label before --src /tmp/before/src
+    python benchmarks/assembly_md.py --copies 32 62 --label after --pair-dtype float32
 """
 
 from __future__ import annotations
@@ -80,14 +81,18 @@ def build(copies: int, frames: int, out: Path, wrapped: bool) -> tuple[Path, Pat
     return top, trj
 
 
-def child(top: str, trj: str, out: str) -> None:
+def child(top: str, trj: str, out: str, pair_dtype: str) -> None:
     """One command's library calls; prints JSON (wall time, peak RSS, rows)."""
     import resource
 
     from seqdance.features.md import md_features, write_md_features
 
     start = time.perf_counter()
-    features = md_features(top, trj)
+    features = (
+        md_features(top, trj, pair_dtype=pair_dtype)
+        if pair_dtype != "float64"
+        else (md_features(top, trj))
+    )  # the code before has no pair_dtype
     write_md_features(features, out)
     wall = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -113,7 +118,8 @@ def main() -> None:
     parser.add_argument("--label", default="after")
     parser.add_argument("--wrapped", action="store_true", help="wrapped chain letters + TER")
     parser.add_argument("--memory-limit-gb", type=float, default=14.0, help="child's address space")
-    parser.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--pair-dtype", default="float64", help="float64 or float32 (after only)")
+    parser.add_argument("--_child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:
         child(*args._child)
@@ -123,7 +129,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for copies in args.copies:
             top, trj = build(copies, args.frames, Path(tmp), args.wrapped)
-            cmd = [sys.executable, __file__, "--_child", str(top), str(trj), str(Path(tmp) / "out")]
+            out = str(Path(tmp) / "out")
+            cmd = [sys.executable, __file__, "--_child", str(top), str(trj), out, args.pair_dtype]
             proc = subprocess.run(
                 cmd, env=env, capture_output=True, text=True,
                 preexec_fn=lambda: __import__("resource").setrlimit(

@@ -243,12 +243,14 @@ def test_multi_model_pdb_with_wrapped_letters_is_matched_per_copy(tmp_path, asse
 
 
 def test_cli_notes_the_relabelled_chains(tmp_path, assembly, run_cli, capsys):
+    """The command says what it relabelled; the last four copies selected by chain index."""
     _, paths, trj = assembly
     capsys.readouterr()
     out = tmp_path / "o"
-    assert run_cli(["features", "md", "-t", str(paths["pdb"]), "-x", str(trj), "-o", str(out),
-                    "--no-progress"]) == 0  # fmt: skip
+    args = ["features", "md", "-t", str(paths["pdb"]), "-x", str(trj), "-o", str(out)]
+    assert run_cli([*args, "--selection", "chainid 26 to 29", "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "note: a.pdb: 30 chains; chain labels repeat" in err and "A -> A_2" in err
     table = pd.read_csv(f"{out}.residue.csv", dtype={"chain": str})
-    assert table.chain.tolist() == [c for c in FILE_LABELS for _ in range(N_RES)]
+    assert table.chain.tolist() == [c for c in FILE_LABELS[26:] for _ in range(N_RES)]
+    assert table.resid.tolist() == list(range(1, N_RES + 1)) * 4
