@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import os
 import signal
 import tempfile
@@ -51,13 +53,38 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     try:
         with signals_deferred():  # a Ctrl-C cannot fall between creating and recording it
             tmp_path = _temporary_beside(path, suffix)
-        yield tmp_path
+        with _named_as(path, tmp_path):
+            yield tmp_path
         if tmp_path.is_file():  # mkstemp makes 0600 files: give the usual permissions
             os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
+
+
+# write failures that belong to the output's file system, not to one input: a batch stops
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+
+
+def is_disk_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failing output file system (full, over quota or size limit,
+    read-only, I/O error): no later input can succeed, so a batch must stop on it."""
+    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
+
+
+@contextlib.contextmanager
+def _named_as(final: Path, tmp: Path) -> Iterator[None]:
+    """A write failure in the block that names our temporary, or no file at all, names
+    ``final`` instead (the user's path, never ours)."""
+    try:
+        yield
+    except OSError as exc:
+        unnamed = exc.filename is None and exc.errno in DISK_ERRNOS
+        if not unnamed and os.fspath(exc.filename or "") != os.fspath(tmp):
+            raise
+        code = exc.errno or errno.EIO
+        raise OSError(code, exc.strerror or os.strerror(code), str(final)) from None
 
 
 class OutputGroup:
@@ -122,6 +149,64 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+class _LatchedFile(io.FileIO):
+    """A file whose first failed write (a full disk, a file-size limit) is remembered and raised
+    once; every later write is dropped so that HDF5 can still close its objects cleanly (the
+    file is removed anyway). HDF5 never meets a second failure, so it prints no "Exception
+    ignored" blocks and cannot crash at exit."""
+
+    failure: OSError | None = None
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        if self.failure is not None:
+            return len(view)
+        done = 0
+        try:
+            while done < len(view):  # a raw write may be short
+                done += super().write(view[done:]) or 0
+        except OSError as exc:
+            self.failure = exc
+            raise
+        return done
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.failure is not None:
+            return size if size is not None else self.tell()
+        try:
+            return super().truncate(size)
+        except OSError as exc:
+            self.failure = exc
+            raise
+
+
+@contextlib.contextmanager
+def h5_output(path: str | os.PathLike) -> Iterator:
+    """Yield a writable ``h5py.File`` that replaces ``path`` only when the block succeeds.
+
+    Every HDF5 writer goes through here. The file is written under a temporary name through a
+    :class:`_LatchedFile`, so a write failure at any moment (ENOSPC, EFBIG, EIO) ends as one
+    ``OSError`` naming ``path``: the temporary is removed and an existing ``path`` is untouched.
+    """
+    import h5py  # heavy and optional for most commands
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        raw = _LatchedFile(tmp, "r+b")
+        try:
+            try:
+                with h5py.File(raw, "w") as h5:
+                    yield h5
+            except (RuntimeError, OSError, ValueError, KeyError):
+                if raw.failure is None:
+                    raise
+            if raw.failure is not None:
+                code = raw.failure.errno or errno.EIO
+                raise OSError(code, os.strerror(code), str(path)) from None
+        finally:
+            raw.close()
 
 
 def save_npz(path: str | os.PathLike, compressed: bool = True, **arrays: np.ndarray) -> None:
