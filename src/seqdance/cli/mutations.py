@@ -72,6 +72,9 @@ def scan_command(
         progress=progress,
     )  # fmt: skip
     scan.plot_scan(result.table, out, columns)
+    if result.damaged_blocks:
+        typer.echo(f"note: {result.damaged_blocks} damaged block(s) in {out / 'parts'} "
+                   "were scored again", err=True)  # fmt: skip
     if result.reused_blocks:
         typer.echo(
             f"resumed: {result.reused_blocks} finished block(s) reused, "
