@@ -130,6 +130,8 @@ def explain_command(
     """
     from seqdance.inference import bfactor, explain, mutations
 
+    if any(not m.strip() for m in mutant):  # '' would explain the wild type, unasked
+        raise SeqDanceError("--mutant: empty; give a substitution such as A24C or A24C:G30D")
     wild_type = _wild_type(sequence, fasta)
     channels = check_properties(properties)
     mutants = mutations.build_mutant_set(wild_type, list(mutant), None, offset, first_row=None)
