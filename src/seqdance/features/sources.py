@@ -177,8 +177,8 @@ def _mdcath_atoms(group, table, h5_path: Path) -> int:
     """The atom count that every ``coords`` of the file shares (checked for rank and dtype).
 
     The count is the group's ``numProteinAtoms`` where given, else that of ``pdbProteinAtoms``
-    when a replica has it, else the one all replicas agree on; a replica that differs is named
-    (never the good ones)."""
+    when a replica has it, else the one most replicas share (the larger on a tie: a damaged
+    copy lost atoms); a replica that differs is named (never the good ones)."""
     counts: dict[str, int] = {}
     for temp in group.keys():
         if not temp.isdigit():
@@ -206,7 +206,7 @@ def _mdcath_atoms(group, table, h5_path: Path) -> int:
     elif len(table) in values:
         expected = len(table)
     else:
-        expected = max(set(values), key=values.count)
+        expected = max(set(values), key=lambda n: (values.count(n), n))  # a tie: the larger
     for label, n in counts.items():
         if n != expected:
             raise InputFileError(
