@@ -164,3 +164,74 @@ def test_disk_failures_are_told_apart_from_input_failures():
     assert is_disk_failure(OSError(errno.EFBIG, "too large"))
     assert not is_disk_failure(OSError(errno.ENOENT, "missing"))
     assert not is_disk_failure(ValueError("x"))
+
+
+# -- class 7: one output group per command; temporaries of a killed run removed by the next -------
+
+
+def test_explain_into_a_full_disk_leaves_no_tables_without_figures(tiny_dir, tmp_path):
+    with small_disk(tmp_path / "disk", 120) as disk:
+        out = disk / "ex"
+        done = seqdance("explain", "-m", tiny_dir, "--sequence", "MKTAYIAKQRQISFVKSHFSRQ" * 6,
+                        "--mutant", "K2A", "--mutant", "T3G", "-o", out)  # fmt: skip
+        lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+        assert done.returncode == 1 and len(lines) == 1, done.stderr
+        assert lines[0].startswith("error: No space left on device: "), done.stderr
+        assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_atomic_writers_inside_a_group_join_it(tmp_path):
+    from seqdance.utils.io import output_group, save_npz
+
+    with pytest.raises(OSError):
+        with output_group():
+            save_npz(tmp_path / "a.npz", x=np.arange(3))
+            (tmp_path / "b.tsv").parent.mkdir(exist_ok=True)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert list(tmp_path.iterdir()) == []  # a.npz was held back with the group
+    with output_group() as group:
+        save_npz(tmp_path / "a.npz", x=np.arange(3))
+        inner = group.path(tmp_path / "c.npz")
+        save_npz(inner, y=np.arange(2))  # a writer given the group's temporary writes it
+        assert sorted(p.name for p in tmp_path.iterdir() if ".tmp" not in p.name) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "c.npz"]
+    with np.load(tmp_path / "c.npz") as data:
+        np.testing.assert_array_equal(data["y"], np.arange(2))
+
+
+def test_predict_rerun_removes_what_kill_9_left(tiny_dir, tmp_path):
+    """kill -9 in the middle of predict leaves temporaries; the next run removes them (those
+    of a process still alive would stay) and ends with the whole set of records."""
+    import signal
+    import time
+
+    fasta = tmp_path / "a.fasta"
+    rng = np.random.default_rng(0)
+    fasta.write_text("".join(f">r{i}\n{''.join(rng.choice(list('ACDEFGHIKLMNPQRSTVWY'), 60))}\n"
+                             for i in range(300)))  # fmt: skip
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+           "PYTHONPATH": str(Path(__file__).parents[1] / "src")}  # fmt: skip
+    command = [sys.executable, "-m", "seqdance", "predict", str(fasta), "-m", str(tiny_dir),
+               "-o", str(out), "--plots", "--no-progress", "--token-budget", "64"]  # fmt: skip
+    proc = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and not temporaries(out):  # kill it while it writes
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    left = temporaries(out)
+    if not left:
+        pytest.skip("the kill fell between two records (no temporary to clean up)")
+    host = left[0].split(".")[-4].split("-")[0]  # ".r7.residue.tsv.HOST-PID.RANDOM.tmp.tsv"
+    alive = out / f".x.tsv.{host}-{os.getpid()}.abcd1234.tmp.tsv"  # as a live process's
+    alive.write_text("in use")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert temporaries(out) == [alive.name]
+    names = {p.name for p in out.iterdir()} - {alive.name}
+    assert names == {
+        f"r{i}{s}"
+        for i in range(300)
+        for s in (".pair.npz", ".residue.tsv", ".pairs.png", ".profiles.png")
+    }

@@ -19,6 +19,7 @@ from seqdance.cli.score import (
 )
 from seqdance.errors import SeqDanceError
 from seqdance.schema import FEATURE_BY_NAME
+from seqdance.utils.io import output_group
 
 
 @app.command("scan")
@@ -151,15 +152,16 @@ def explain_command(
                 f"{pdb}: no chain has exactly the wild-type sequence of {len(wild_type)} "
                 f"residues (chains: {found})"
             )
-    written = explain.write_explanation(ex, wild_type, out)
-    for m, name in enumerate(ex.mutants):
-        stem = explain.file_stem(name)
-        profiles = out / f"explain_{stem}_profiles.png"
-        written.append(explain.plot_change_profiles(ex, m, profiles, wild_type))
-        if ex.rel_pair is not None:
-            written.append(explain.plot_pair_maps(ex, m, out / f"explain_{stem}_pairs.png"))
-        if pdb is not None:
-            target = out / f"explain_{stem}.pdb"
-            bfactor.write_bfactors(pdb, target, wild_type, values[m][explain.residue_rows(ex)])
-            written.append(target)
+    with output_group():  # tables, arrays, figures and PDBs appear together or not at all
+        written = explain.write_explanation(ex, wild_type, out)
+        for m, name in enumerate(ex.mutants):
+            stem = explain.file_stem(name)
+            profiles = out / f"explain_{stem}_profiles.png"
+            written.append(explain.plot_change_profiles(ex, m, profiles, wild_type))
+            if ex.rel_pair is not None:
+                written.append(explain.plot_pair_maps(ex, m, out / f"explain_{stem}_pairs.png"))
+            if pdb is not None:
+                target = out / f"explain_{stem}.pdb"
+                bfactor.write_bfactors(pdb, target, wild_type, values[m][explain.residue_rows(ex)])
+                written.append(target)
     typer.echo(f"{len(ex.mutants)} mutant(s) explained, {len(written)} files in {out}", err=True)

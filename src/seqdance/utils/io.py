@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import io
 import os
+import re
 import signal
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from seqdance.errors import SeqDanceError
+
+_ACTIVE: contextvars.ContextVar[OutputGroup | None] = contextvars.ContextVar(
+    "seqdance_output_group", default=None
+)
 
 
 def check_output_file(path: str | os.PathLike) -> Path:
@@ -25,14 +32,53 @@ def check_output_file(path: str | os.PathLike) -> Path:
     return path
 
 
+# our temporaries: ".{final name}.{host}-{pid}.{random}.tmp{suffix}"; the host and process id
+# let a later run remove those of a killed one (never those of a process still running)
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:16] or "host"
+_STALE = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9]{1,16})-(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp")
+_SWEPT: set[str] = set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries in ``folder`` that a killed process of this machine left
+    (``kill -9``, a power cut); those of running processes stay. Called once per folder and
+    process by every atomic writer, so each command cleans up after a killed run by itself."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _STALE.match(entry.name)
+        if match and match["host"] == _HOST and not _alive(int(match["pid"])):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
 def _temporary_beside(final: Path, suffix: str) -> Path:
     """An empty temporary file next to ``final``; a path that cannot take a file is one error
     naming the user's path (never the temporary name)."""
     check_output_file(final)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{suffix}",
-                                   dir=final.parent)  # fmt: skip
+        folder = os.fspath(final.parent.resolve())
+        if folder not in _SWEPT:
+            _SWEPT.add(folder)
+            remove_stale_temporaries(folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.{_HOST}-{os.getpid()}.",
+                                   suffix=f".tmp{suffix}", dir=final.parent)  # fmt: skip
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise SeqDanceError(f"{final}: cannot write there ({reason})") from None
@@ -49,6 +95,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     suffix = suffix if suffix is not None else "".join(path.suffixes[-1:])
+    group = _ACTIVE.get()
+    if group is not None:  # inside an output group: the file joins it (renamed at its end)
+        tmp = path if group.holds(path) else group.path(path, suffix)
+        with _named_as(path, tmp):
+            yield tmp
+        return
     tmp_path = None
     try:
         with signals_deferred():  # a Ctrl-C cannot fall between creating and recording it
@@ -93,26 +145,43 @@ class OutputGroup:
     def __init__(self) -> None:
         self.pending: list[tuple[Path, Path]] = []  # (temporary, final)
 
-    def path(self, final: str | os.PathLike) -> Path:
+    def path(self, final: str | os.PathLike, suffix: str | None = None) -> Path:
         """A temporary path to write ``final``'s contents to (same folder, same suffix)."""
         final = Path(final)
+        suffix = suffix if suffix is not None else "".join(final.suffixes[-1:])
         with signals_deferred():  # a Ctrl-C cannot fall between creating and recording it
-            tmp = _temporary_beside(final, "".join(final.suffixes[-1:]))
+            tmp = _temporary_beside(final, suffix)
             self.pending.append((tmp, final))
         return tmp
+
+    def holds(self, path: str | os.PathLike) -> bool:
+        """Whether ``path`` is one of this group's temporaries (a writer given one writes it
+        directly: the group renames it)."""
+        return any(os.fspath(tmp) == os.fspath(path) for tmp, _ in self.pending)
 
 
 @contextlib.contextmanager
 def output_group() -> Iterator[OutputGroup]:
     """Write a record's several outputs under temporary names; rename them all at the end.
 
+    Every :func:`atomic_path` writer called in the block (``save_npz``, ``save_figure``,
+    ``h5_output``, ...) joins the group, so a command makes all its files one group by running
+    its writing under one ``with output_group():``.
     If the block fails (an error, a full disk, Ctrl-C, SIGTERM through the CLI) no output of
     the group appears and every temporary is removed. The renames run with SIGINT/SIGTERM
     held back, and a rename that fails undoes the ones before it.
     """
+    outer = _ACTIVE.get()
+    if outer is not None:  # a group inside a group: its files join the outer one
+        yield outer
+        return
     group = OutputGroup()
+    token = _ACTIVE.set(group)  # every atomic_path in the block joins the group
     try:
-        yield group
+        try:
+            yield group
+        finally:
+            _ACTIVE.reset(token)
         with signals_deferred():
             done: list[Path] = []
             try:
