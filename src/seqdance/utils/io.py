@@ -49,7 +49,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+def remove_killed_temporaries(folder: str | os.PathLike) -> list[Path]:
     """Remove the temporaries in ``folder`` that a killed process of this machine left
     (``kill -9``, a power cut); those of running processes stay. Called once per folder and
     process by every atomic writer, so each command cleans up after a killed run by itself."""
@@ -76,7 +76,7 @@ def _temporary_beside(final: Path, suffix: str) -> Path:
         folder = os.fspath(final.parent.resolve())
         if folder not in _SWEPT:
             _SWEPT.add(folder)
-            remove_stale_temporaries(folder)
+            remove_killed_temporaries(folder)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.{_HOST}-{os.getpid()}.",
                                    suffix=f".tmp{suffix}", dir=final.parent)  # fmt: skip
     except OSError as exc:
