@@ -278,6 +278,20 @@ def h5_output(path: str | os.PathLike) -> Iterator:
             raw.close()
 
 
+@contextlib.contextmanager
+def damaged_file_errors(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Reading one of our own outputs back: whatever a damaged copy makes the parser raise
+    (a truncated zip, a short line, bytes that are not text, a missing key) is one
+    :class:`SeqDanceError` naming ``path`` and what it should be."""
+    try:
+        yield
+    except SeqDanceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zipfile, pandas, NumPy, codecs: all one line
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise SeqDanceError(f"{path}: damaged or not {what} ({reason})") from None
+
+
 def save_npz(path: str | os.PathLike, compressed: bool = True, **arrays: np.ndarray) -> None:
     """Write a ``.npz`` atomically."""
     with atomic_path(path, suffix=".npz") as tmp:
