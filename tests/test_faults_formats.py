@@ -91,3 +91,18 @@ def test_report_names_a_damaged_input(target, how, made, tmp_path, capsys):
     line = one_error_line(err)
     assert code == 1 and str(damaged.name) in line, line
     assert not out.exists()
+
+
+def test_report_reads_a_scan_with_an_unusual_wild_type_letter(tiny_dir, tmp_path, capsys):
+    """20 rows at an X position (no letter equals it), 19 elsewhere: read, not refused."""
+    seq = "MKXAYIAKQR"
+    fasta = tmp_path / "a.fasta"
+    fasta.write_text(f">p\n{seq}\n")
+    assert cli(["predict", fasta, "-m", tiny_dir, "-o", tmp_path / "pred", "--no-progress"],
+               capsys)[0] == 0  # fmt: skip
+    assert cli(["scan", "-m", tiny_dir, "--sequence", seq, "--positions", "2-4", "-o",
+                tmp_path / "scan", "--no-progress"], capsys)[0] == 0  # fmt: skip
+    code, err = cli(["report", tmp_path / "pred" / "p.residue.tsv", "-o", tmp_path / "r.html",
+                     "--scan", tmp_path / "scan"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "r.html").is_file()

@@ -25,8 +25,7 @@ def _command_line(params: dict) -> str:
 @app.command("report")
 def report_command(
     prediction: Path = typer.Argument(
-        ...,
-        help="{id}.residue.tsv of seqdance predict ({id}.pair.npz beside it is read too).",
+        ..., help="{id}.residue.tsv of seqdance predict ({id}.pair.npz beside it is read too).",
         show_default=False,
     ),
     out: Path = typer.Option(..., "--out", "-o", help="HTML file to write."),

@@ -147,9 +147,8 @@ class SeqDanceConfig:
                     arch=arch,
                     variant=data.get("variant", "seqdance"),
                     dropout=float(data.get("dropout", 0.1)),
-                    trunk_dropout=(
-                        None if data.get("trunk_dropout") is None else float(data["trunk_dropout"])
-                    ),
+                    trunk_dropout=(None if data.get("trunk_dropout") is None
+                                   else float(data["trunk_dropout"])),
                     n_residue_outputs=int(data.get("n_residue_outputs", N_RESIDUE_OUTPUTS)),
                     n_pair_outputs=int(data.get("n_pair_outputs", N_PAIR_OUTPUTS)),
                 )

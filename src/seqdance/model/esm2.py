@@ -323,6 +323,7 @@ class Esm2Model(nn.Module):
         self.contact_head = ContactHead(cfg)
         init_normal(self)
 
+
     def set_dropout(self, rate: float) -> None:
         """Every dropout of the encoder (attention probabilities, both sub-layer outputs)."""
         for module in self.modules():
@@ -420,3 +421,4 @@ def init_xavier(trunk: nn.Module, gain_qkv: float = 1.0 / math.sqrt(2.0)) -> Non
         elif isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
+

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from seqdance.errors import InputFileError, SeqDanceError
+from seqdance.inference.mutations import AMINO_ACIDS
 from seqdance.inference.scan import MANIFEST_NAME, PARTS_DIR, SCAN_NAME
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
 from seqdance.utils.io import damaged_file_errors
@@ -157,11 +158,13 @@ def read_scan(path: str | os.PathLike) -> ScanData:
     for k, column in enumerate(scores):
         table[column] = values[:, k]
     counts = table.groupby("position", sort=False).size()
-    if (counts != 19).any():
-        position = counts.index[int(np.argmax((counts != 19).to_numpy()))]
+    wild = table.groupby("position", sort=False)["wt"].first()
+    expected = np.where(wild.isin(list(AMINO_ACIDS)), 19, 20)  # X, B, ...: all 20 letters
+    if (counts.to_numpy() != expected).any():
+        k = int(np.argmax(counts.to_numpy() != expected))
         raise InputFileError(
-            f"{csv}: position {position} has {counts[position]} rows, a scan has 19 per "
-            "position (a truncated or edited table)"
+            f"{csv}: position {counts.index[k]} has {counts.iloc[k]} rows, a scan has "
+            f"{expected[k]} there (a truncated or edited table)"
         )
     manifest_path = csv.parent / PARTS_DIR / MANIFEST_NAME
     offset, channels, fingerprint = None, [], None

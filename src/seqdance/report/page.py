@@ -172,7 +172,8 @@ def render(parts: PageParts) -> str:
         "sequence": pred.sequence,
         "numbers": parts.numbers,
         "properties": {
-            k: {"values": _floats(v), "unit": fg.property_unit(k)} for k, v in props.items()
+            k: {"values": _floats(v), "unit": fg.property_unit(k)}
+            for k, v in props.items()
         },
         "luts": {"seq": fg.lut(fg.SEQUENTIAL), "div": fg.lut(fg.DIVERGING)},
         "colorscales": {"seq": fg.colorscale(fg.SEQUENTIAL), "div": fg.colorscale(fg.DIVERGING)},
@@ -183,11 +184,9 @@ def render(parts: PageParts) -> str:
         "explain": explain,
         "maxLinks": parts.max_links,
     }
-    figure_json = (
-        "{"
-        + ",".join(f"{json.dumps(k)}:{pio.to_json(f, validate=False)}" for k, f in figures.items())
-        + "}"
-    )
+    figure_json = "{" + ",".join(
+        f"{json.dumps(k)}:{pio.to_json(f, validate=False)}" for k, f in figures.items()
+    ) + "}"
     title = html.escape(parts.header.get("title") or "seqdance report")
     pieces = {
         "title": title,

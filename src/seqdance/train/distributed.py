@@ -54,7 +54,9 @@ def pick_device(spec: str, env: DistEnv) -> torch.device:
     try:
         device = torch.device(spec)
     except (RuntimeError, ValueError):
-        raise SeqDanceError(f"device {spec!r}: unknown (use auto, cpu, cuda or cuda:N)") from None
+        raise SeqDanceError(
+            f"device {spec!r}: unknown (use auto, cpu, cuda or cuda:N)"
+        ) from None
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
