@@ -41,9 +41,12 @@ def test_read_proteingym_assay_duplicate_columns():
     assert len(read_assays(GYM, limit=1)) == 1
 
 
-def test_read_megascale_sign_and_filters():
+def test_read_megascale_sign_and_filters(capsys):
     assays = {a.name: a for a in read_megascale(MEGA)}
     assert sorted(assays) == ["1AOY", "1EM7_L7A", "1ENH"]  # EEHEE_rd3_1587 has no wild-type row
+    err = capsys.readouterr().err.strip().splitlines()  # left out, but not in silence
+    assert err == [f"note: {MEGA}: 1 protein(s) have mutants but no wild-type row and are "
+                   "left out: EEHEE_rd3_1587"]  # fmt: skip
     table = pd.read_csv(MEGA)
     one = table[table["name"] == "1ENH__Q6C"].iloc[0]
     wt = table[table["name"] == "1ENH"].iloc[0]

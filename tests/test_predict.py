@@ -167,9 +167,9 @@ def test_cli_predict_writes_tables_arrays_plots_and_attention(run_cli, model, mo
     expected = predict(model, [r.sequence for r in records])
     for record, exp in zip(records, expected, strict=True):
         lines = (out / f"{record.id}.residue.csv").read_text().splitlines()
-        assert lines[0].split("\t") == ["position", "residue", *RESIDUE_CHANNELS]
+        assert lines[0].split(",") == ["position", "residue", *RESIDUE_CHANNELS]
         assert len(lines) == len(record.sequence) + 1
-        first = lines[1].split("\t")
+        first = lines[1].split(",")
         assert first[:2] == ["1", record.sequence[0]]
         np.testing.assert_allclose(np.array(first[2:], float), exp.residue[0], rtol=1e-5)
         with np.load(out / f"{record.id}.pair.npz") as pair:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import h5py
 import numpy as np
 import pytest
@@ -93,7 +95,7 @@ def test_windowed_store_equals_direct_unwindowed_computation(run_cli, tiny_model
     args = ["predict", str(fasta), "-m", str(tiny_dir), "-o", str(out), "--no-progress"]
     assert run_cli([*args, "--window", "30", "--token-budget", "64"]) == 0
     residue, pair = _direct_merge(seq, tiny_model, 30, 7)
-    table = np.loadtxt(out / "long.residue.csv", skiprows=1, usecols=range(2, 52))
+    table = np.loadtxt(out / "long.residue.csv", skiprows=1, usecols=range(2, 52), delimiter=",")
     np.testing.assert_allclose(table, residue, rtol=2e-5, atol=1e-6)  # %.6g in the table
     maps = PairMaps(out / "long.pair.h5")
     assert maps.names == PAIR_CHANNELS and maps.shape == (130, 130, 13)
@@ -108,7 +110,7 @@ def test_windowed_store_equals_direct_unwindowed_computation(run_cli, tiny_model
     (dense,) = predict(tiny_model, [seq], window=30)  # the API's dense merge: same values
     assert np.array_equal(np.asarray(maps), dense.pair, equal_nan=True)
     index = (out / "index.csv").read_text().splitlines()
-    assert index == ["id\tstem\tlength\tfiles", "long\tlong\t130\tlong.pair.h5,long.residue.csv"]
+    assert index == ["id,stem,length,files", "long,long,130,long.pair.h5;long.residue.csv"]
 
 
 def test_pair_band_float16_and_channel_choice(run_cli, tiny_model, tiny_dir, tmp_path):
@@ -158,11 +160,11 @@ def test_safe_unique_file_names_and_index(run_cli, tiny_dir, tmp_path):
     out = tmp_path / "out"
     assert run_cli(["predict", str(fasta), "-m", str(tiny_dir), "-o", str(out), "--no-progress",
                     "--pairs", "none"]) == 0  # fmt: skip
-    rows = [line.split("\t") for line in (out / "index.csv").read_text().splitlines()[1:]]
+    rows = list(csv.reader((out / "index.csv").read_text().splitlines()[1:]))
     assert [r[0] for r in rows] == ids
     for _rid, stem, length, files in rows:
         assert length == "5" and files == f"{stem}.residue.csv"
-        assert (out / files).read_text().splitlines()[1].startswith("1\tM\t")
+        assert (out / files).read_text().splitlines()[1].startswith("1,M,")
         assert "|" not in files and not files.startswith(".")
 
 

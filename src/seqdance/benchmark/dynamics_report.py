@@ -34,7 +34,8 @@ from seqdance.benchmark.identity import (
     is_published,
 )
 from seqdance.schema import RESIDUE_CHANNELS
-from seqdance.utils.io import output_group, save_figure
+from seqdance.utils.figures import legend_outside, write_figure
+from seqdance.utils.io import output_group
 
 ROWS_NAME = "per_protein.csv"
 POOLED_NAME = "pooled.csv"
@@ -214,9 +215,9 @@ def plot_rmsf(result: DynamicsResult, profiles: Path, scatter: Path) -> list[Pat
         ax.set_title(f"{labels[name]}: {name} (Pearson r = {r:.2f})", fontsize="medium")
         ax.set_xlabel("residue number")
         ax.set_ylabel("RMSF / max RMSF (unitless)")
-        ax.legend(fontsize="small", loc="upper right")
+        legend_outside(ax, fontsize="small")
     fig.tight_layout()
-    written = [save_figure(fig, profiles, dpi=300)]
+    written = [write_figure(fig, profiles)]
     parts = [residue_values(p, "rmsf_nor") for p in result.proteins]
     pred = np.concatenate([a for a, _ in parts])
     true = np.concatenate([b for _, b in parts])
@@ -227,7 +228,7 @@ def plot_rmsf(result: DynamicsResult, profiles: Path, scatter: Path) -> list[Pat
     ax.set_ylabel("predicted RMSF / max RMSF (unitless)")
     ax.set_title(f"all residues (n = {len(true)}, {len(parts)} proteins)", fontsize="medium")
     fig.tight_layout()
-    written.append(save_figure(fig, scatter, dpi=300))
+    written.append(write_figure(fig, scatter))
     return written
 
 

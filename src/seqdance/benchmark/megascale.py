@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -69,14 +70,38 @@ def is_designed(wt_name: str) -> bool:
     return _PDB_ENTRY.match(wt_name) is None
 
 
-def filter_tsuboyama(table):
+def _finite_values(table, column: str, path, allowed: str = "") -> np.ndarray:
+    """``table[column]`` as float64 (N,); a cell that is not a finite number is an error naming
+    its line (blank cells stay NaN). ``allowed`` names what the column may hold instead."""
+    raw = table[column]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    blank = raw.isna().to_numpy() | (raw.astype(str).str.strip() == "").to_numpy()
+    bad = ~np.isfinite(values) & ~blank
+    if bad.any():
+        i = int(np.argmax(bad))
+        where = f"{path}: line {int(table.index[i]) + 2}" if path is not None else "a row"
+        raise InputFileError(
+            f"{where}, column {column}: {str(raw.iloc[i]).strip()!r} is not a finite number"
+            f"{allowed}; fix or remove that row"
+        )
+    return values
+
+
+def filter_tsuboyama(table, path=None):
     """The notebook's filtering of the raw table: one row per sequence (``aa_seq``,
-    ``mut_type``, ``WT_name``, ``WT_cluster``, mean ``ddG_ML``); see the module docstring."""
+    ``mut_type``, ``WT_name``, ``WT_cluster``, mean ``ddG_ML``); see the module docstring.
+
+    A ``ddG_ML`` that is neither ``-`` nor a finite number (text, ``inf``, blank) is an
+    error naming its line: it is never dropped silently."""
     ddg = table["ddG_ML"].astype(str).str.strip()
     keep = (ddg != "-") & ~table["mut_type"].astype(str).str.contains("ins|del", regex=True)
     table = table[keep].copy()
-    table["ddG_ML"] = pd.to_numeric(table["ddG_ML"], errors="coerce")
-    table = table[np.isfinite(table["ddG_ML"].to_numpy(dtype=np.float64))]
+    values = _finite_values(table, "ddG_ML", path, " (or '-' for an unreliable value)")
+    if np.isnan(values).any():
+        i = int(np.argmax(np.isnan(values)))
+        where = f"{path}: line {int(table.index[i]) + 2}" if path is not None else "a row"
+        raise InputFileError(f"{where}, column ddG_ML: blank; write '-' for an unreliable value")
+    table["ddG_ML"] = values
     mean = table.groupby("aa_seq", sort=False)["ddG_ML"].mean()
     first = table.sort_values("mut_type", ascending=False, kind="stable").drop_duplicates("aa_seq")
     out = first[["aa_seq", "mut_type", "WT_name", "WT_cluster"]].copy()
@@ -99,7 +124,7 @@ def read_tsuboyama(path: str | os.PathLike, designed_only: bool = False) -> list
     missing = [c for c in USED_COLUMNS if c not in table.columns]
     if missing:
         raise InputFileError(f"{path}: missing column(s) {', '.join(missing)}")
-    rows = filter_tsuboyama(table)
+    rows = filter_tsuboyama(table, path)
     assays = []
     for wt_name, group in rows.groupby("WT_name", sort=True):
         if designed_only and not is_designed(str(wt_name)):
@@ -135,22 +160,28 @@ def read_megascale(path: str | os.PathLike) -> list[Assay]:
     """One assay per wild type of a mega-scale ``system_info.csv``; target ``-ddg_exp``.
 
     Wild types without their own row, and mutants whose length differs from the wild type,
-    are left out.
+    are left out, and a ``note:`` line on stderr names them: bioemu's published table has two
+    designed domains whose wild-type row is missing (``EEHEE_rd3_1587``, ``EHEE_rd3_0053``).
     """
     path = Path(path)
     table = read_csv_table(path)
     missing = [c for c in MEGASCALE_COLUMNS if c not in table.columns]
     if missing:
         raise InputFileError(f"{path}: missing column(s) {', '.join(missing)}")
+    table["ddg_exp"] = _finite_values(table, "ddg_exp", path)  # text or inf: an error
     is_mutant = table["mutant"].astype(str).str.lower().isin(("true", "1"))
     wild = table[~is_mutant].drop_duplicates("name").set_index("name")
     assays = []
+    no_wild_type, other_length = [], 0
     for name_wt, group in table[is_mutant].groupby("name_wt", sort=True):
         if name_wt not in wild.index:
+            no_wild_type.append(str(name_wt))
             continue
         wild_type = str(wild.loc[name_wt, "sequence"]).upper()
-        group = group[group["sequence"].str.len() == len(wild_type)]
-        group = group[np.isfinite(group["ddg_exp"].to_numpy(dtype=np.float64))]
+        same = group["sequence"].str.len() == len(wild_type)
+        other_length += int((~same).sum())
+        group = group[same]
+        group = group[np.isfinite(group["ddg_exp"].to_numpy(dtype=np.float64))]  # blank: none
         if len(group) == 0:
             continue
         assays.append(
@@ -161,4 +192,11 @@ def read_megascale(path: str | os.PathLike) -> list[Assay]:
                 mutated_sequences=tuple(str(s).upper() for s in group["sequence"]),
             )
         )
+    if no_wild_type:
+        shown = ", ".join(no_wild_type[:5]) + (" ..." if len(no_wild_type) > 5 else "")
+        print(f"note: {path}: {len(no_wild_type)} protein(s) have mutants but no wild-type row "
+              f"and are left out: {shown}", file=sys.stderr)  # fmt: skip
+    if other_length:
+        print(f"note: {path}: {other_length} mutant(s) longer or shorter than their wild type "
+              "are left out (substitutions only)", file=sys.stderr)  # fmt: skip
     return assays

@@ -37,7 +37,8 @@ from seqdance.inference.baselines import esm_llr
 from seqdance.inference.mutations import build_mutant_set, format_mutant
 from seqdance.inference.options import ScoreOptions
 from seqdance.inference.score import DEFAULT_OPTIONS, score_mutants
-from seqdance.utils.io import output_group, save_figure
+from seqdance.utils.figures import legend_outside, write_figure
+from seqdance.utils.io import output_group
 
 LLR_PREFIX = "llr_"
 SUMMARY_NAME = "summary.csv"  # per assay and property, nothing else
@@ -234,6 +235,6 @@ def plot_summary(result: BenchmarkResult, path: str | os.PathLike) -> Path:
     ax.set_xlabel("Spearman (oriented: positive predicts fitness)")
     n_assays = len({r["assay"] for r in result.rows})
     ax.set_title(f"zero-shot benchmark, {n_assays} assays")
-    ax.legend(loc="lower right", fontsize="small")
+    legend_outside(ax, fontsize="small")
     fig.tight_layout()
-    return save_figure(fig, path)
+    return write_figure(fig, path)

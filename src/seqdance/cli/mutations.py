@@ -7,7 +7,15 @@ from pathlib import Path
 import typer
 
 from seqdance.cli.app import app
-from seqdance.cli.predict import ARCH_HELP, MODEL_HELP, Device, DType, _load
+from seqdance.cli.predict import (
+    ARCH_HELP,
+    FIGURE_FORMAT_HELP,
+    MODEL_HELP,
+    Device,
+    DType,
+    FigureFormat,
+    _load,
+)
 from seqdance.cli.score import (
     DTYPE_HELP,
     PROPERTIES_HELP,
@@ -20,6 +28,7 @@ from seqdance.cli.score import (
 from seqdance.cli.workers import INT8_HELP, WORKERS_HELP, sharded
 from seqdance.errors import SeqDanceError
 from seqdance.schema import FEATURE_BY_NAME
+from seqdance.utils.io import output_group
 
 
 @app.command("scan")
@@ -42,6 +51,9 @@ def scan_command(
         help="Comma-separated score columns to draw (default: those of norm_geometric_mean, "
         "sasa_mean, rmsf_nor, psi, corr that were scored).",
     ),
+    figure_format: FigureFormat = typer.Option(
+        FigureFormat.png, "--figure-format", help=FIGURE_FORMAT_HELP
+    ),
     device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
     dtype: DType = typer.Option(DType.fp32, "--dtype", help=DTYPE_HELP),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
@@ -56,8 +68,9 @@ def scan_command(
 
     Scores are those of `seqdance score` on the same mutant list. Writes OUT/scan.csv
     (position, wt, mt, mutant, one column per score), OUT/scan_{column}.png (position x
-    amino acid, wild type marked, per-position mean on top) and OUT/parts/ (finished
-    blocks of positions: a killed scan rerun with the same options resumes from them).
+    amino acid, wild type marked, per-position mean on top; .svg or .pdf with
+    --figure-format) and OUT/parts/ (finished blocks of positions: a killed scan rerun with
+    the same options resumes from them).
     """
     from seqdance.inference import scan, sharding, summaries
 
@@ -77,7 +90,10 @@ def scan_command(
     )  # fmt: skip
     if result is None:  # not rank 0
         return
-    scan.plot_scan(result.table, out, columns)
+    scan.plot_scan(result.table, out, columns, fmt=figure_format.value)
+    if result.damaged_blocks:
+        typer.echo(f"note: {result.damaged_blocks} damaged block(s) in {out / 'parts'} "
+                   "were scored again", err=True)  # fmt: skip
     if result.reused_blocks:
         typer.echo(
             f"resumed: {result.reused_blocks} finished block(s) reused, "
@@ -120,6 +136,9 @@ def explain_command(
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
     residues_only: bool = typer.Option(False, "--residues-only", help=RESIDUES_ONLY_HELP),
     window: int | None = typer.Option(None, "--window", min=16, help=WINDOW_HELP),
+    figure_format: FigureFormat = typer.Option(
+        FigureFormat.png, "--figure-format", help=FIGURE_FORMAT_HELP
+    ),
 ) -> None:
     """Show what changes behind a mutant's score, residue by residue and pair by pair.
 
@@ -129,10 +148,12 @@ def explain_command(
     mutant and property: the mean of those relative changes, i.e. the score, and the
     residues that change most), OUT/explain.npz (all arrays, pair maps included) and per
     mutant OUT/explain_{mutant}_profiles.png and, with pair properties,
-    OUT/explain_{mutant}_pairs.png.
+    OUT/explain_{mutant}_pairs.png (or .svg, .pdf: --figure-format).
     """
-    from seqdance.inference import bfactor, explain, mutations
+    from seqdance.inference import bfactor, explain, explain_plots, mutations
 
+    if any(not m.strip() for m in mutant):  # '' would explain the wild type, unasked
+        raise SeqDanceError("--mutant: empty; give a substitution such as A24C or A24C:G30D")
     wild_type = _wild_type(sequence, fasta)
     channels = check_properties(properties)
     mutants = mutations.build_mutant_set(wild_type, list(mutant), None, offset, first_row=None)
@@ -152,15 +173,18 @@ def explain_command(
                 f"{pdb}: no chain has exactly the wild-type sequence of {len(wild_type)} "
                 f"residues (chains: {found})"
             )
-    written = explain.write_explanation(ex, wild_type, out)
-    for m, name in enumerate(ex.mutants):
-        stem = explain.file_stem(name)
-        profiles = out / f"explain_{stem}_profiles.png"
-        written.append(explain.plot_change_profiles(ex, m, profiles, wild_type))
-        if ex.rel_pair is not None:
-            written.append(explain.plot_pair_maps(ex, m, out / f"explain_{stem}_pairs.png"))
-        if pdb is not None:
-            target = out / f"explain_{stem}.pdb"
-            bfactor.write_bfactors(pdb, target, wild_type, values[m][explain.residue_rows(ex)])
-            written.append(target)
+    with output_group():  # tables, arrays, figures and PDBs appear together or not at all
+        written = explain.write_explanation(ex, wild_type, out)
+        for m, name in enumerate(ex.mutants):
+            stem = explain.file_stem(name)
+            fmt = figure_format.value
+            profiles = out / f"explain_{stem}_profiles.{fmt}"
+            written.append(explain_plots.plot_change_profiles(ex, m, profiles, wild_type))
+            if ex.rel_pair is not None:
+                pairs = out / f"explain_{stem}_pairs.{fmt}"
+                written.append(explain_plots.plot_pair_maps(ex, m, pairs))
+            if pdb is not None:
+                target = out / f"explain_{stem}.pdb"
+                bfactor.write_bfactors(pdb, target, wild_type, values[m][explain.residue_rows(ex)])
+                written.append(target)
     typer.echo(f"{len(ex.mutants)} mutant(s) explained, {len(written)} files in {out}", err=True)

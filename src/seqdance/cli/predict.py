@@ -28,6 +28,15 @@ class DType(str, Enum):
     fp16 = "fp16"
 
 
+class FigureFormat(str, Enum):  # seqdance.utils.figures.FIGURE_FORMATS
+    png = "png"
+    svg = "svg"
+    pdf = "pdf"
+
+
+FIGURE_FORMAT_HELP = "Format of the figures: png (300 dpi), svg or pdf."
+
+
 def _load(model: str, arch: str | None, device: Device, dtype: DType, int8: bool = False):
     """The model on ``--device`` in ``--dtype`` (score, scan, explain and analyze load so too);
     ``int8``: its trunk's Linear layers quantized (``--int8``, CPU)."""
@@ -50,7 +59,10 @@ def predict_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
     dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
-    plots: bool = typer.Option(False, "--plots", help="Also write PNG plots per record."),
+    plots: bool = typer.Option(False, "--plots", help="Also write two figures per record."),
+    figure_format: FigureFormat = typer.Option(
+        FigureFormat.png, "--figure-format", help=FIGURE_FORMAT_HELP
+    ),
     attention: bool = typer.Option(
         False, "--attention", help="Also write {id}.attention.npz (layers, heads, L, L; float16)."
     ),
@@ -109,7 +121,7 @@ def predict_command(
         fasta, model, out, arch=arch, device=device.value, dtype=dtype.value, plots=plots,
         attention=attention, pdb=pdb, token_budget=token_budget, window=window,
         progress=progress, pairs=pairs, pair_band=pair_band, pair_format=pair_format,
-        pair_dtype=pair_dtype,
+        pair_dtype=pair_dtype, figure_format=figure_format.value,
     )  # fmt: skip
     typer.echo(f"{n} records written to {out}", err=True)
 

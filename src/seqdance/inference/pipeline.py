@@ -41,6 +41,7 @@ def predict_fasta(
     device: str = "auto",
     dtype: str = "fp32",
     plots: bool = False,
+    figure_format: str = "png",
     attention: bool = False,
     pdb: str | os.PathLike | None = None,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
@@ -56,7 +57,8 @@ def predict_fasta(
     Writes ``out/{stem}.residue.csv`` and the pair maps (``{stem}.pair.npz``, or the HDF5 pair
     store ``{stem}.pair.h5`` with ``window``/``pair_band``/``pair_format="h5"``; none with
     ``pairs="none"``; ``pairs`` also takes a comma-separated list of pair outputs); with
-    ``attention`` ``{stem}.attention.npz``, with ``plots`` two PNGs, with ``pdb``
+    ``attention`` ``{stem}.attention.npz``, with ``plots`` ``{stem}.profiles.{fmt}`` and
+    ``{stem}.pairs.{fmt}`` (``figure_format``: png, svg or pdf), with ``pdb``
     ``{stem}.rmsf.pdb`` for each record whose sequence equals one of the structure's chains;
     and ``index.csv`` (record id -> stem, length, files). ``{stem}`` is the record id made
     safe and unique as a file name (:func:`seqdance.inference.store.safe_stems`). A record's
@@ -67,7 +69,8 @@ def predict_fasta(
     options = PredictOutputs(
         pairs=parse_pairs(pairs), pair_band=pair_band, pair_format=pair_format,
         pair_dtype=pair_dtype, window=window, attention=attention, plots=plots,
-        token_budget=token_budget, pdb_records=frozenset(pdb_records),
+        figure_format=figure_format, token_budget=token_budget,
+        pdb_records=frozenset(pdb_records),
     )  # fmt: skip
     options.check([len(r.sequence) for r in records])
     net = load_on_device(spec, arch, device, dtype)

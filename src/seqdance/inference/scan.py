@@ -31,7 +31,8 @@ from seqdance.inference.score import DEFAULT_OPTIONS, score_sequences
 from seqdance.inference.summaries import ordered_channels, summarise_scores
 from seqdance.model.alphabet import check_sequence
 from seqdance.model.quantize import state_fingerprint
-from seqdance.utils.io import atomic_path, save_figure, save_npz
+from seqdance.utils.figures import figure_name, pyplot, residue_ticks, write_figure
+from seqdance.utils.io import atomic_path, save_npz
 
 SCAN_NAME = "scan.csv"
 PARTS_DIR = "parts"
@@ -134,6 +135,7 @@ class ScanResult:
     table: object  # DataFrame: position, wt, mt, mutant, one column per score
     computed_blocks: int  # blocks scored in this run
     reused_blocks: int  # blocks read from a previous run
+    damaged_blocks: int = 0  # blocks of a previous run that were unreadable: scored again
 
 
 def run_scan(
@@ -165,6 +167,7 @@ def run_scan(
     channels = ordered_channels(properties)
     if not channels:
         raise SeqDanceError("no property to score")
+    options.windowed(len(wild_type))  # the window rule, checked before anything is written
     out_dir = Path(out_dir)
     parts = out_dir / PARTS_DIR
     manifest = {
@@ -188,7 +191,7 @@ def run_scan(
     all_blocks = [positions[i : i + block_positions]
                   for i in range(0, len(positions), block_positions)]  # fmt: skip
     scores: list[np.ndarray] = []
-    computed = reused = 0
+    computed = reused = damaged = 0
     bar = tqdm(total=len(positions), desc="scan", unit="position", disable=not progress)
     for k, block in enumerate(all_blocks):
         if mine is not None and k not in mine:
@@ -196,6 +199,8 @@ def run_scan(
         mutants = scan_mutants(wild_type, block)
         path = _block_path(parts, k)
         block_scores = _read_block(path, len(mutants), len(channels))
+        if block_scores is None and path.exists():
+            damaged += 1  # truncated or of another shape: score it again, replace it
         if block_scores is None:
             block_scores = score_sequences(
                 model,
@@ -227,7 +232,7 @@ def run_scan(
     table = pd.concat([table, pd.DataFrame(columns)], axis=1)
     with atomic_path(out_dir / SCAN_NAME) as tmp:
         table.to_csv(tmp, index=False)
-    return ScanResult(table, computed, reused)
+    return ScanResult(table, computed, reused, damaged)
 
 
 def _read_block(path: Path, rows: int, cols: int) -> np.ndarray | None:
@@ -236,8 +241,8 @@ def _read_block(path: Path, rows: int, cols: int) -> np.ndarray | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             scores = data["scores"]
-    except (OSError, ValueError, KeyError):
-        return None  # unreadable: score the block again
+    except Exception:  # noqa: BLE001 - truncated zip, bad CRC, not an npz: score it again
+        return None
     return scores if scores.shape == (rows, cols) else None
 
 
@@ -274,11 +279,9 @@ def heatmap_matrix(table, column: str):
 def plot_heatmap(table, column: str, path: str | os.PathLike, title: str = "") -> Path:
     """Position x amino-acid heat map of one score with the wild type marked and the mean
     over the 19 substitutions per position above each panel; long scans are split into
-    panels of :data:`PANEL_WIDTH` positions sharing one colour scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    panels of :data:`PANEL_WIDTH` positions sharing one colour scale. The format follows
+    ``path``'s suffix (PNG at 300 dpi, SVG, PDF)."""
+    plt = pyplot()
 
     positions, wt, matrix = heatmap_matrix(table, column)
     n = len(positions)
@@ -315,11 +318,11 @@ def plot_heatmap(table, column: str, path: str | os.PathLike, title: str = "") -
             interpolation="nearest", extent=(-0.5, len(cols) - 0.5, len(HEATMAP_ORDER) - 0.5, -0.5),
         )  # fmt: skip
         rows = {aa: i for i, aa in enumerate(HEATMAP_ORDER)}
-        wt_rows = [rows[w] for w in wt[sl]]
+        wt_rows = [rows.get(w, np.nan) for w in wt[sl]]  # X, B, Z, U, O: no dot
         heat.scatter(cols, wt_rows, s=6, marker="o", color="#1f77b4", linewidths=0)
         heat.set_yticks(range(len(HEATMAP_ORDER)), list(HEATMAP_ORDER), fontsize=6)
-        ticks = [j for j in cols if positions[sl][j] % 10 == 0] or [0]
-        heat.set_xticks(ticks, [str(positions[sl][j]) for j in ticks], fontsize=7)
+        ticks, labels = residue_ticks(positions[sl], 10)  # the first position, then tens
+        heat.set_xticks(ticks, labels, fontsize=7)
         heat.set_xlim(-0.5, width - 0.5)
         track.set_xlim(-0.5, width - 0.5)
         if len(cols) <= 150:  # wild-type letters along the top of the heat map
@@ -336,12 +339,15 @@ def plot_heatmap(table, column: str, path: str | os.PathLike, title: str = "") -
     fig.suptitle(
         f"{title or column}: {n} positions x 19 substitutions", fontsize=9, y=1 - 0.2 / height
     )
-    return save_figure(fig, path, dpi=110)
+    return write_figure(fig, path)
 
 
-def plot_scan(table, out_dir: str | os.PathLike, columns: Sequence[str], title: str = ""):
-    """One ``scan_{column}.png`` per column in ``out_dir``."""
+def plot_scan(
+    table, out_dir: str | os.PathLike, columns: Sequence[str], title: str = "", fmt: str = "png"
+):
+    """One ``scan_{column}.{fmt}`` per column in ``out_dir`` (``fmt``: png, svg or pdf)."""
     out_dir = Path(out_dir)
     return [
-        plot_heatmap(table, c, out_dir / f"scan_{c}.png", f"{title} {c}".strip()) for c in columns
+        plot_heatmap(table, c, out_dir / figure_name(f"scan_{c}", fmt), f"{title} {c}".strip())
+        for c in columns
     ]

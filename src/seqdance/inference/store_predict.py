@@ -42,6 +42,7 @@ from seqdance.inference.store import (
 from seqdance.inference.windows import PairMerge, ResidueMerge
 from seqdance.model.config import MAX_RESIDUES
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
+from seqdance.utils.figures import check_figure_format
 from seqdance.utils.io import output_group, save_npz
 
 PLOT_PAIRS_MAX = 3000  # residues: longer records get no pair figure (it would need L x L)
@@ -64,6 +65,7 @@ class PredictOutputs:
     window: int | None = None
     attention: bool = False
     plots: bool = False
+    figure_format: str = "png"  # png (300 dpi), svg or pdf
     token_budget: int = DEFAULT_TOKEN_BUDGET
     pdb_records: frozenset[str] = field(default_factory=frozenset)
 
@@ -76,6 +78,7 @@ class PredictOutputs:
 
     def check(self, lengths: Sequence[int]) -> None:
         """Every option checked against the records before the model is loaded."""
+        check_figure_format(self.figure_format)
         if self.window is not None and self.window > MAX_RESIDUES:
             raise SeqDanceError(
                 f"--window {self.window} is longer than the model's positions ({MAX_RESIDUES} "
@@ -129,9 +132,10 @@ def predict_records(
         if attentions is not None:
             write_attention_npz(at(out / f"{stem}.attention.npz"), attentions)
         if options.plots:
-            plot_profiles(at(out / f"{stem}.profiles.png"), record.id, residue)
+            fmt = options.figure_format
+            plot_profiles(at(out / f"{stem}.profiles.{fmt}"), record.id, residue)
             if pair_for_plot is not None:
-                plot_pairs(at(out / f"{stem}.pairs.png"), record.id, pair_for_plot)
+                plot_pairs(at(out / f"{stem}.pairs.{fmt}"), record.id, pair_for_plot)
         if record.id in options.pdb_records:
             rmsf = residue[:, RESIDUE_CHANNELS.index("rmsf_nor")]  # (L,)
             write_bfactors(pdb, at(out / f"{stem}.rmsf.pdb"), record.sequence, rmsf)

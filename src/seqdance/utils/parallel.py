@@ -14,6 +14,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from seqdance.errors import SeqDanceError, one_line
+from seqdance.utils.io import is_disk_failure
 
 
 @dataclass
@@ -44,6 +45,8 @@ def _call(fn: Callable[[Any], Any], item: Any) -> TaskResult:
     try:
         return TaskResult(item, value=fn(item))
     except Exception as exc:  # noqa: BLE001 - one bad input must not stop the batch
+        if is_disk_failure(exc):  # ... but a full output disk stops it: no input would pass
+            raise
         return TaskResult(item, error=describe_error(exc))
 
 
