@@ -495,7 +495,7 @@ def test_fasta_with_a_byte_order_mark_is_read(model_dir, tmp_path, capsys):
     out = tmp_path / "out"
     code, err = cli(["predict", fasta, "-m", model_dir, "-o", out, "--no-progress"], capsys)
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["a.pair.npz", "a.residue.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.pair.npz", "a.residue.csv", "index.csv"]
 
 
 def test_nma_on_a_folder_says_folder(tmp_path, capsys):
