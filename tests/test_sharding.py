@@ -268,3 +268,21 @@ def test_workers_2_predict_bad_input_is_one_error_line(tiny_dir, tmp_path):
             assert result.returncode == 1, result.stderr
             assert len(errors) == 1 and names in errors[0], result.stderr
             assert not out.exists() and not out.with_name(f"{out.name}.shards").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_2_ranks_predict_and_embed_are_byte_identical(tiny_dir, tmp_path):
+    exe = _seqdance_exe(tmp_path)
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(_proteins())
+    common = [str(fasta), "-m", str(tiny_dir), "--token-budget", "120", "--no-progress"]
+    for command, one, two in (("predict", "p1", "p2"), ("embed", "e1.h5", "e2.h5")):
+        args = [command, *common, "--window", "32"]
+        first = _run([*SEQDANCE, *args, "-o", str(tmp_path / one)])
+        second = _run([*TORCHRUN, exe, *args, "-o", str(tmp_path / two)],
+                      SEQDANCE_SHARD_TOKENS="100")  # fmt: skip
+        assert first.returncode == 0 and second.returncode == 0, second.stderr[-2000:]
+        if command == "predict":
+            assert _files(tmp_path / one) == _files(tmp_path / two)
+        else:
+            assert (tmp_path / one).read_bytes() == (tmp_path / two).read_bytes()

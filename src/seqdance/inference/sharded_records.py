@@ -112,8 +112,15 @@ def predict_sharded(
     manifest = {
         "records": _records_digest(records),
         "pairs": list(options.pairs),
-        "options": [options.pair_band, options.pair_format, options.pair_dtype, options.window,
-                    options.attention, options.plots, options.token_budget],  # fmt: skip
+        "options": [
+            options.pair_band,
+            options.pair_format,
+            options.pair_dtype,
+            options.window,
+            options.attention,
+            options.plots,
+            options.token_budget,
+        ],
         "pdb": [str(pdb), sorted(options.pdb_records)],
         "model": state_fingerprint(net),
     }
@@ -121,8 +128,9 @@ def predict_sharded(
 
     def compute(shard: sharding.Shard) -> dict[str, np.ndarray]:
         chosen = sorted(shard.items)  # input order: the batches of the one-process pass
+        shown = progress and group.is_main
         rows = write_records(net, [records[i] for i in chosen], [stems[i] for i in chosen],
-                             out, options, pdb=pdb, progress=progress and group.is_main)  # fmt: skip
+                             out, options, pdb=pdb, progress=shown)  # fmt: skip
         return {
             "items": np.array(chosen, dtype=np.int64),
             "files": np.array([",".join(row["files"]) for row in rows], dtype=str),  # type: ignore[arg-type]
