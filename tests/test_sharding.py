@@ -260,14 +260,15 @@ def test_workers_2_embed_is_byte_identical(run_cli, tiny_dir, tmp_path, monkeypa
 def test_workers_2_predict_bad_input_is_one_error_line(tiny_dir, tmp_path):
     bad = tmp_path / "bad.fasta"
     bad.write_text(">a\nACDE\n>b\nAC1DE\n")
-    for fasta, names in ((tmp_path / "missing.fasta", "missing.fasta"), (bad, "'b'")):
-        for command, out in (("predict", tmp_path / "out"), ("embed", tmp_path / "e.h5")):
-            result = _run([*SEQDANCE, command, str(fasta), "-m", str(tiny_dir), "-o", str(out),
-                           "--no-progress", "--workers", "2"])  # fmt: skip
-            errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-            assert result.returncode == 1, result.stderr
-            assert len(errors) == 1 and names in errors[0], result.stderr
-            assert not out.exists() and not out.with_name(f"{out.name}.shards").exists()
+    cases = (("predict", tmp_path / "missing.fasta", tmp_path / "out", "missing.fasta"),
+             ("embed", bad, tmp_path / "e.h5", "record 'b': invalid residue '1'"))  # fmt: skip
+    for command, fasta, out, message in cases:
+        result = _run([*SEQDANCE, command, str(fasta), "-m", str(tiny_dir), "-o", str(out),
+                       "--no-progress", "--workers", "2"])  # fmt: skip
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert result.returncode == 1, result.stderr
+        assert len(errors) == 1 and message in errors[0], result.stderr
+        assert not out.exists() and not out.with_name(f"{out.name}.shards").exists()
 
 
 @pytest.mark.slow
