@@ -173,3 +173,117 @@ def test_benchmark_shard_frames_round_trip_through_npz(tmp_path):
         back = arrays_to_frame({k: data[k] for k in data.files})
     assert back.to_csv(index=False) == frame.to_csv(index=False)
     assert list(back.dtypes) == list(frame.dtypes)
+
+
+# -- predict and embed: shards of records ------------------------------------------------------
+def _proteins(count: int = 9) -> str:
+    """A FASTA of ``count`` records of 12..76 residues (two share a length), ids to be made safe."""
+    letters = "ACDEFGHIKLMNPQRSTVWY"
+    records = []
+    for k in range(count):
+        length = 12 + 8 * k if k != 4 else 20
+        seq = "".join(letters[(7 * k + 3 * i) % 20] for i in range(length))
+        records.append(f">sp|P{k:05d}|R{k}\n{seq}\n")
+    return "".join(records)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}  # fmt: skip
+
+
+def test_record_shards_are_whole_batches_in_the_one_process_order(tiny_model):
+    from seqdance.inference.embed import embed
+    from seqdance.inference.fasta import parse_fasta
+    from seqdance.inference.sharded_records import record_shards
+
+    sequences = [r.sequence for r in parse_fasta(_proteins())]
+    lengths = [len(s) for s in sequences]
+    for window in (None, 32):
+        shards = record_shards(lengths, 120, window, 100)
+        # the order one process finishes the records in, from the embedding pass itself
+        order = [i for i, _ in embed(tiny_model, sequences, token_budget=120, window=window)]
+        assert [i for s in shards for i in s.items] == order
+        assert len(shards) >= 2 and all(s.tokens >= 100 for s in shards[:-1])
+    # by hand, no window: lengths by size 12 (#0), 20 (#1), 20 (#4), 28 (#2), 36, 52, 60, ...;
+    # a batch of n sequences of at most w residues holds n * (w + 2) <= 120 tokens
+    shards = record_shards(lengths, 120, None, 1)  # one shard per batch
+    assert [s.items for s in shards[:3]] == [(0, 1, 4, 2), (3, 5), (6,)]
+    assert [s.tokens for s in shards[:3]] == [4 * 30, 2 * 54, 62]
+    assert [s.items for s in record_shards(lengths, 120, None, 100)] == [
+        (0, 1, 4, 2), (3, 5), (6, 7), (8,)]  # fmt: skip
+
+
+@pytest.mark.parametrize("extra", [[], ["--window", "32", "--pairs", "corr,vdw"]],
+                         ids=["npz", "window-h5"])  # fmt: skip
+def test_workers_2_predict_is_byte_identical(run_cli, tiny_dir, tmp_path, monkeypatch, extra):
+    monkeypatch.setenv("SEQDANCE_SHARD_TOKENS", "100")  # several shards for 9 records
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(_proteins())
+    args = ["predict", str(fasta), "-m", str(tiny_dir), "--token-budget", "120",
+            "--no-progress", *extra]  # fmt: skip
+    assert run_cli([*args, "-o", str(tmp_path / "one")]) == 0
+    assert run_cli([*args, "-o", str(tmp_path / "two"), "--workers", "2"]) == 0
+    one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
+    assert len(one) == 9 * 2 + 1 and "index.tsv" in one  # residue table + pair file each
+    assert list(two) == list(one)  # shards removed, no stray temporaries
+    for name in one:
+        assert two[name] == one[name], name
+
+
+def test_workers_2_embed_is_byte_identical(run_cli, tiny_dir, tmp_path, monkeypatch):
+    import h5py
+    import numpy as np
+
+    from seqdance.inference.embed import embed
+    from seqdance.inference.fasta import parse_fasta
+    from seqdance.model import load_model
+
+    monkeypatch.setenv("SEQDANCE_SHARD_TOKENS", "100")
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(_proteins())
+    args = ["embed", str(fasta), "-m", str(tiny_dir), "--token-budget", "120", "--window",
+            "32", "--no-progress"]  # fmt: skip
+    assert run_cli([*args, "-o", str(tmp_path / "one.h5")]) == 0
+    assert run_cli([*args, "-o", str(tmp_path / "two.h5"), "--workers", "2"]) == 0
+    assert (tmp_path / "one.h5").read_bytes() == (tmp_path / "two.h5").read_bytes()
+    assert not (tmp_path / "two.h5.shards").exists()
+    records = parse_fasta(_proteins())
+    direct = dict(embed(load_model(str(tiny_dir)), [r.sequence for r in records],
+                        token_budget=120, window=32))  # fmt: skip
+    with h5py.File(tmp_path / "two.h5", "r") as h5:
+        assert sorted(h5) == sorted(r.id for r in records)
+        for i, record in enumerate(records):
+            np.testing.assert_array_equal(h5[record.id]["residues"][()], direct[i])
+
+
+def test_workers_2_predict_bad_input_is_one_error_line(tiny_dir, tmp_path):
+    bad = tmp_path / "bad.fasta"
+    bad.write_text(">a\nACDE\n>b\nAC1DE\n")
+    cases = (("predict", tmp_path / "missing.fasta", tmp_path / "out", "missing.fasta"),
+             ("embed", bad, tmp_path / "e.h5", "record 'b': invalid residue '1'"))  # fmt: skip
+    for command, fasta, out, message in cases:
+        result = _run([*SEQDANCE, command, str(fasta), "-m", str(tiny_dir), "-o", str(out),
+                       "--no-progress", "--workers", "2"])  # fmt: skip
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert result.returncode == 1, result.stderr
+        assert len(errors) == 1 and message in errors[0], result.stderr
+        assert not out.exists() and not out.with_name(f"{out.name}.shards").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_2_ranks_predict_and_embed_are_byte_identical(tiny_dir, tmp_path):
+    exe = _seqdance_exe(tmp_path)
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(_proteins())
+    common = [str(fasta), "-m", str(tiny_dir), "--token-budget", "120", "--no-progress"]
+    for command, one, two in (("predict", "p1", "p2"), ("embed", "e1.h5", "e2.h5")):
+        args = [command, *common, "--window", "32"]
+        first = _run([*SEQDANCE, *args, "-o", str(tmp_path / one)])
+        second = _run([*TORCHRUN, exe, *args, "-o", str(tmp_path / two)],
+                      SEQDANCE_SHARD_TOKENS="100")  # fmt: skip
+        assert first.returncode == 0 and second.returncode == 0, second.stderr[-2000:]
+        if command == "predict":
+            assert _files(tmp_path / one) == _files(tmp_path / two)
+        else:
+            assert (tmp_path / one).read_bytes() == (tmp_path / two).read_bytes()

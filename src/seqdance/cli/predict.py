@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from seqdance.cli.app import app
+from seqdance.cli.workers import WORKERS_HELP, sharded
 
 MODEL_HELP = (
     "Hub id (ChaoHou/SeqDance, ChaoHou/ESMDance), a folder with config.json + "
@@ -53,6 +54,7 @@ def _int8(net):
 
 
 @app.command("predict")
+@sharded
 def predict_command(
     fasta: Path = typer.Argument(..., help="Protein sequences (FASTA).", show_default=False),
     model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
@@ -106,6 +108,7 @@ def predict_command(
         help="float32 or float16 (HDF5 pair store only; half the disk, error in docs/model.md).",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
 ) -> None:
     """Predict the 50 residue and 13 pair dynamic properties of every FASTA record.
 
@@ -123,10 +126,12 @@ def predict_command(
         progress=progress, pairs=pairs, pair_band=pair_band, pair_format=pair_format,
         pair_dtype=pair_dtype, figure_format=figure_format.value,
     )  # fmt: skip
-    typer.echo(f"{n} records written to {out}", err=True)
+    if n is not None:  # None: a rank other than 0 of a sharded run
+        typer.echo(f"{n} records written to {out}", err=True)
 
 
 @app.command("embed")
+@sharded
 def embed_command(
     fasta: Path = typer.Argument(..., help="Protein sequences (FASTA).", show_default=False),
     model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
@@ -143,6 +148,7 @@ def embed_command(
         "(e.g. 1022, ESM2's training length). Default: one pass at any length, as the authors.",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
 ) -> None:
     """Per-residue embeddings (the trunk's last hidden state) of every FASTA record.
 
@@ -155,4 +161,5 @@ def embed_command(
         fasta, model, out, arch=arch, device=device.value, dtype=dtype.value,
         token_budget=token_budget, window=window, progress=progress,
     )  # fmt: skip
-    typer.echo(f"{n} records written to {out}", err=True)
+    if n is not None:  # None: a rank other than 0 of a sharded run
+        typer.echo(f"{n} records written to {out}", err=True)

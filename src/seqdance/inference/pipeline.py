@@ -13,22 +13,25 @@ import os
 import torch
 
 from seqdance.errors import SeqDanceError
+from seqdance.inference import sharding
 from seqdance.inference.bfactor import read_protein_chains
 from seqdance.inference.embed import embed, write_embeddings
 from seqdance.inference.fasta import FastaRecord, read_fasta
 from seqdance.inference.predict import DEFAULT_TOKEN_BUDGET
+from seqdance.inference.sharded_records import embed_sharded, predict_sharded
 from seqdance.inference.store import parse_pairs
 from seqdance.inference.store_predict import PredictOutputs, predict_records
 from seqdance.model.seqdance import SeqDanceModel, load_model
-from seqdance.train.distributed import DistEnv, pick_device
+from seqdance.train.distributed import env_from_environment, pick_device
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def load_on_device(spec: str, arch: str | None, device: str, dtype: str) -> SeqDanceModel:
     """``load_model(spec)`` on ``device`` (``auto``, ``cpu``, ``cuda``: the one device picker
-    of train and evaluate too) in ``dtype`` (``fp32``, ``bf16``, ``fp16``)."""
-    name = pick_device(device, DistEnv())
+    of train and evaluate too) in ``dtype`` (``fp32``, ``bf16``, ``fp16``). Under ``torchrun``
+    or ``--workers``, ``auto`` and ``cuda`` mean ``cuda:LOCAL_RANK`` (from the environment)."""
+    name = pick_device(device, env_from_environment())
     return load_model(spec, arch=arch, device=name, dtype=DTYPES[dtype])
 
 
@@ -51,7 +54,7 @@ def predict_fasta(
     pair_band: int | None = None,
     pair_format: str = "auto",
     pair_dtype: str = "float32",
-) -> int:
+) -> int | None:
     """Predict every record of ``fasta`` with the model ``spec``; returns the record count.
 
     Writes ``out/{stem}.residue.csv`` and the pair maps (``{stem}.pair.npz``, or the HDF5 pair
@@ -63,6 +66,9 @@ def predict_fasta(
     and ``index.csv`` (record id -> stem, length, files). ``{stem}`` is the record id made
     safe and unique as a file name (:func:`seqdance.inference.store.safe_stems`). A record's
     files appear together or not at all. Every option is checked before the model loads.
+
+    Under ``torchrun`` or ``--workers`` (:func:`seqdance.inference.sharding.current`) the
+    records are shared between the ranks (the same files); None on ranks other than 0.
     """
     records = read_fasta(fasta)  # every record checked before any work starts
     pdb_records = records_in_structure(pdb, records) if pdb is not None else set()
@@ -74,6 +80,10 @@ def predict_fasta(
     )  # fmt: skip
     options.check([len(r.sequence) for r in records])
     net = load_on_device(spec, arch, device, dtype)
+    group = sharding.current()
+    if group.sharded:
+        found = predict_sharded(group, net, records, out, options, pdb=pdb, progress=progress)
+        return None if found is None else len(records)
     predict_records(net, records, out, options, pdb=pdb, progress=progress)
     return len(records)
 
@@ -99,11 +109,17 @@ def embed_fasta(
     token_budget: int = DEFAULT_TOKEN_BUDGET,
     window: int | None = None,
     progress: bool = False,
-) -> int:
+) -> int | None:
     """Embed every record of ``fasta`` into the HDF5 file ``out`` (one group per record id,
-    ``residues`` (L, E) and ``mean`` (E,)); returns the record count."""
+    ``residues`` (L, E) and ``mean`` (E,)); returns the record count (None on ranks other
+    than 0 of a sharded run: :func:`predict_fasta`)."""
     records = read_fasta(fasta)
     net = load_on_device(spec, arch, device, dtype)
+    group = sharding.current()
+    if group.sharded:
+        found = embed_sharded(group, net, records, out, token_budget=token_budget,
+                              window=window, progress=progress)  # fmt: skip
+        return None if found is None else len(records)
     items = embed(
         net,
         [r.sequence for r in records],

@@ -311,6 +311,19 @@ def run_shards(
     Returns, on rank 0, every shard's arrays in shard order (None on the other ranks).
     ``compute`` returns arrays that ``numpy.savez`` writes without pickling.
     """
+    paths = shard_files(group, folder, key, shards, compute)
+    return None if paths is None else [read_shard(p) for p in paths]
+
+
+def shard_files(
+    group: Group,
+    folder: str | os.PathLike,
+    key: str,
+    shards: Sequence[Shard],
+    compute: Callable[[Shard], dict[str, np.ndarray]],
+) -> list[Path] | None:
+    """:func:`run_shards`, but rank 0 gets the shard files (in shard order), checked readable,
+    to read one at a time (:func:`read_shard`): memory stays that of one shard."""
     folder = Path(folder)
     mine = deal(shards, group.world)[group.rank]
     with group.step():
@@ -323,13 +336,19 @@ def run_shards(
                 save_npz(path, compressed=False, **compute(shards[k]))
     if not group.is_main:
         return None
-    results = []
-    for shard in shards:
-        arrays = _read(shard_path(folder, key, shard.index))
-        if arrays is None:  # removed under our feet
+    paths = [shard_path(folder, key, shard.index) for shard in shards]
+    for shard, path in zip(shards, paths, strict=True):
+        if not path.is_file():  # removed under our feet
             raise SeqDanceError(f"{folder}: shard {shard.index} is missing; {RERUN_HINT}")
-        results.append(arrays)
-    return results
+    return paths
+
+
+def read_shard(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a shard file written by :func:`shard_files`."""
+    arrays = _read(path)
+    if arrays is None:
+        raise SeqDanceError(f"{path}: shard is missing or unreadable; {RERUN_HINT}")
+    return arrays
 
 
 def remove_shards(folder: str | os.PathLike, key: str) -> None:

@@ -121,8 +121,18 @@ def predict_records(
     files appear together or not at all; ``index.csv`` (id -> stem, length, files) is written
     last, listing every record.
     """
-    out = Path(out)
     stems = safe_stems([r.id for r in records])
+    rows = write_records(net, records, stems, out, options, pdb=pdb, progress=progress)
+    return write_record_index(Path(out) / INDEX_NAME, rows)
+
+
+def write_records(
+    net, records: Sequence[FastaRecord], stems: Sequence[str], out: str | os.PathLike,
+    options: PredictOutputs, *, pdb: str | os.PathLike | None = None, progress: bool = False,
+) -> list[dict[str, object]]:  # fmt: skip
+    """The files of ``records`` (named ``stems``) in ``out``, as :func:`predict_records`
+    writes them, without the index; returns the index rows, in the order of ``records``."""
+    out = Path(out)
     rows: list[dict[str, object]] = [{} for _ in records]
 
     def finish(index, group, residue, pair_path, pair_for_plot, attentions) -> None:
@@ -159,7 +169,7 @@ def predict_records(
                 finish(index, group, result.residue, pair_path, plot, result.attentions)
     else:
         _stream(net, sequences, out, stems, options, finish, progress)
-    return write_record_index(out / INDEX_NAME, rows)
+    return rows
 
 
 class _Open:

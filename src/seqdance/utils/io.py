@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -292,11 +293,20 @@ def damaged_file_errors(path: str | os.PathLike, what: str) -> Iterator[None]:
         raise SeqDanceError(f"{path}: damaged or not {what} ({reason})") from None
 
 
+NPZ_DATE = (1980, 1, 1, 0, 0, 0)  # every member's zip time stamp: same arrays, same bytes
+
+
 def save_npz(path: str | os.PathLike, compressed: bool = True, **arrays: np.ndarray) -> None:
-    """Write a ``.npz`` atomically."""
+    """Write a ``.npz`` atomically (what ``numpy.savez[_compressed]`` writes, but with fixed
+    zip time stamps, so that the same arrays give the same bytes at any time)."""
+    method = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
     with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:
-            (np.savez_compressed if compressed else np.savez)(fh, **arrays)
+        with zipfile.ZipFile(tmp, "w", compression=method, allowZip64=True) as archive:
+            for name, value in arrays.items():
+                member = zipfile.ZipInfo(f"{name}.npy", date_time=NPZ_DATE)
+                member.compress_type = method
+                with archive.open(member, "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asanyarray(value))  # as numpy
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:

@@ -1,0 +1,203 @@
+"""``predict`` and ``embed`` on several processes: shards of FASTA records.
+
+A shard is a run of whole batches of the one-process pass (the windows of all records sorted
+by length, batched under the token budget: :func:`seqdance.inference.predict.make_batches`),
+cut only where no record is split. Every forward pass therefore sees the batch one process
+would, and the records come out in the one-process order when the shards are read in order:
+the outputs are the same bytes whatever the number of ranks.
+
+- ``predict``: each rank writes the files of its shards' records straight into the output
+  folder (one output group per record, as one process does) and then a small shard file
+  (the records' index rows) to ``OUT/shards/``; rank 0 writes ``index.tsv`` from them.
+- ``embed``: each rank writes its shards' embeddings to ``OUT.shards/``; rank 0 reads them
+  one shard at a time and writes the HDF5 file with the one-process writer.
+
+Shard files are removed after a successful run; a rerun of a killed run computes only the
+shards whose file is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from seqdance.inference import sharding
+from seqdance.inference.embed import embed, write_embeddings
+from seqdance.inference.fasta import FastaRecord
+from seqdance.inference.predict import make_batches, window_plan
+from seqdance.inference.store import INDEX_NAME, safe_stems, write_record_index
+from seqdance.inference.store_predict import PredictOutputs, write_records
+from seqdance.model.quantize import state_fingerprint
+from seqdance.utils.io import check_output_file
+
+SHARDS_DIR = "shards"  # predict: OUT/shards/ (removed after a successful run)
+
+
+def record_shards(
+    lengths: Sequence[int], token_budget: int, window: int | None, max_tokens: int
+) -> list[sharding.Shard]:
+    """Shards of records: consecutive whole batches of the one-process pass, at least
+    ``max_tokens`` padded tokens a shard (the last may have fewer), cut between records.
+
+    Parameters
+    ----------
+    lengths : sequence of int, shape=(N,)
+        Residues of each record.
+    token_budget, window : as :func:`seqdance.inference.predict.iter_pieces`.
+    max_tokens : int
+        Tokens (batch size x (longest + 2), summed over batches) after which a shard ends.
+
+    Returns
+    -------
+    Shards whose ``items`` are record indices in the order one process finishes them.
+    """
+    widths: list[int] = []  # (P,) residues of each window, records in input order
+    owner: list[int] = []  # (P,) record of each window
+    left = [0] * len(lengths)  # windows of each record not yet batched
+    for index, length in enumerate(lengths):
+        for w in window_plan(length, window):
+            widths.append(w.stop - w.start)
+            owner.append(index)
+            left[index] += 1
+    shards: list[sharding.Shard] = []
+    items: list[int] = []
+    tokens = 0
+    for batch in make_batches(widths, token_budget):
+        for piece in batch:  # a record's windows are consecutive in the sorted order
+            if not items or items[-1] != owner[piece]:
+                items.append(owner[piece])
+            left[owner[piece]] -= 1
+        tokens += len(batch) * (max(widths[p] for p in batch) + 2)
+        if tokens >= max_tokens and left[owner[batch[-1]]] == 0:
+            shards.append(sharding.Shard(len(shards), tuple(items), tokens))
+            items, tokens = [], 0
+    if items:
+        shards.append(sharding.Shard(len(shards), tuple(items), tokens))
+    return shards
+
+
+def _shard_tokens(shard_tokens: int | None) -> int:
+    if shard_tokens is not None:
+        return shard_tokens
+    return int(os.environ.get("SEQDANCE_SHARD_TOKENS", sharding.SHARD_TOKENS))
+
+
+def _records_digest(records: Sequence[FastaRecord]) -> str:
+    text = "\n".join(f"{r.id}\t{r.sequence}" for r in records)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def predict_sharded(
+    group: sharding.Group,
+    net,
+    records: Sequence[FastaRecord],
+    out: str | os.PathLike,
+    options: PredictOutputs,
+    *,
+    pdb: str | os.PathLike | None = None,
+    progress: bool = False,
+    shard_tokens: int | None = None,
+) -> Path | None:
+    """:func:`seqdance.inference.store_predict.predict_records` over the ranks of ``group``:
+    the same files, and ``index.tsv`` written by rank 0. Returns its path on rank 0, None on
+    the others. ``shard_tokens``: default ``$SEQDANCE_SHARD_TOKENS`` or 65,536."""
+    out = Path(out)
+    stems = safe_stems([r.id for r in records])
+    shards = record_shards([len(r.sequence) for r in records], options.token_budget,
+                           options.window, _shard_tokens(shard_tokens))  # fmt: skip
+    manifest = {
+        "records": _records_digest(records),
+        "pairs": list(options.pairs),
+        "options": [
+            options.pair_band,
+            options.pair_format,
+            options.pair_dtype,
+            options.window,
+            options.attention,
+            options.plots,
+            options.token_budget,
+        ],
+        "pdb": [str(pdb), sorted(options.pdb_records)],
+        "model": state_fingerprint(net),
+    }
+    key = "predict-" + sharding.digest(manifest)
+
+    def compute(shard: sharding.Shard) -> dict[str, np.ndarray]:
+        chosen = sorted(shard.items)  # input order: the batches of the one-process pass
+        shown = progress and group.is_main
+        rows = write_records(net, [records[i] for i in chosen], [stems[i] for i in chosen],
+                             out, options, pdb=pdb, progress=shown)  # fmt: skip
+        return {
+            "items": np.array(chosen, dtype=np.int64),
+            "files": np.array([",".join(row["files"]) for row in rows], dtype=str),  # type: ignore[arg-type]
+        }
+
+    parts = sharding.run_shards(group, out / SHARDS_DIR, key, shards, compute)
+    if parts is None:
+        return None
+    rows: list[dict[str, object]] = [{} for _ in records]
+    for part in parts:
+        for index, files in zip(part["items"].tolist(), part["files"].tolist(), strict=True):
+            record = records[index]
+            rows[index] = {"id": record.id, "stem": stems[index],
+                           "length": len(record.sequence), "files": files.split(",")}  # fmt: skip
+    path = write_record_index(out / INDEX_NAME, rows)
+    sharding.remove_shards(out / SHARDS_DIR, key)
+    return path
+
+
+def embed_sharded(
+    group: sharding.Group,
+    net,
+    records: Sequence[FastaRecord],
+    out: str | os.PathLike,
+    *,
+    token_budget: int,
+    window: int | None = None,
+    progress: bool = False,
+    shard_tokens: int | None = None,
+) -> Path | None:
+    """:func:`seqdance.inference.embed.embed` and
+    :func:`~seqdance.inference.embed.write_embeddings` over the ranks of ``group``: rank 0
+    writes the HDF5 file ``out`` from the shard files (``OUT.shards/``), one shard in memory
+    at a time, records in the one-process order. Returns ``out`` on rank 0, None elsewhere."""
+    out = check_output_file(out)
+    shards = record_shards([len(r.sequence) for r in records], token_budget, window,
+                           _shard_tokens(shard_tokens))  # fmt: skip
+    manifest = {
+        "records": _records_digest(records),
+        "options": [token_budget, window],
+        "model": state_fingerprint(net),
+    }
+    key = "embed-" + sharding.digest(manifest)
+
+    def compute(shard: sharding.Shard) -> dict[str, np.ndarray]:
+        chosen = sorted(shard.items)
+        done = list(embed(net, [records[i].sequence for i in chosen], token_budget=token_budget,
+                          window=window, progress=progress and group.is_main))  # fmt: skip
+        return {
+            "items": np.array([chosen[i] for i, _ in done], dtype=np.int64),  # finishing order
+            "residues": np.concatenate([residues for _, residues in done]),  # (sum L, E)
+        }
+
+    folder = out.with_name(f"{out.name}.shards")
+    paths = sharding.shard_files(group, folder, key, shards, compute)
+    if paths is None:
+        return None
+
+    def items() -> Iterator[tuple[str, np.ndarray]]:
+        for path in paths:
+            arrays = sharding.read_shard(path)
+            start = 0
+            for index in arrays["items"].tolist():
+                stop = start + len(records[index].sequence)
+                yield records[index].id, arrays["residues"][start:stop]  # (L, E)
+                start = stop
+
+    write_embeddings(out, items())
+    sharding.remove_shards(folder, key)
+    return out
