@@ -223,7 +223,7 @@ def test_predict_rerun_removes_what_kill_9_left(tiny_dir, tmp_path):
     left = temporaries(out)
     if not left:
         pytest.skip("the kill fell between two records (no temporary to clean up)")
-    host = left[0].split(".")[-4].split("-")[0]  # ".r7.residue.tsv.HOST-PID.RANDOM.tmp.tsv"
+    host = left[0].split(".")[-4].split("-")[0]  # ".r7.residue.csv.HOST-PID.RANDOM.tmp.csv"
     alive = out / f".x.tsv.{host}-{os.getpid()}.abcd1234.tmp.tsv"  # as a live process's
     alive.write_text("in use")
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
@@ -233,5 +233,5 @@ def test_predict_rerun_removes_what_kill_9_left(tiny_dir, tmp_path):
     assert names == {
         f"r{i}{s}"
         for i in range(300)
-        for s in (".pair.npz", ".residue.tsv", ".pairs.png", ".profiles.png")
-    }
+        for s in (".pair.npz", ".residue.csv", ".pairs.png", ".profiles.png")
+    } | {"index.csv"}

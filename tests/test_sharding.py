@@ -225,7 +225,7 @@ def test_workers_2_predict_is_byte_identical(run_cli, tiny_dir, tmp_path, monkey
     assert run_cli([*args, "-o", str(tmp_path / "one")]) == 0
     assert run_cli([*args, "-o", str(tmp_path / "two"), "--workers", "2"]) == 0
     one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
-    assert len(one) == 9 * 2 + 1 and "index.tsv" in one  # residue table + pair file each
+    assert len(one) == 9 * 2 + 1 and "index.csv" in one  # residue table + pair file each
     assert list(two) == list(one)  # shards removed, no stray temporaries
     for name in one:
         assert two[name] == one[name], name

@@ -8,7 +8,7 @@ the outputs are the same bytes whatever the number of ranks.
 
 - ``predict``: each rank writes the files of its shards' records straight into the output
   folder (one output group per record, as one process does) and then a small shard file
-  (the records' index rows) to ``OUT/shards/``; rank 0 writes ``index.tsv`` from them.
+  (the records' index rows) to ``OUT/shards/``; rank 0 writes ``index.csv`` from them.
 - ``embed``: each rank writes its shards' embeddings to ``OUT.shards/``; rank 0 reads them
   one shard at a time and writes the HDF5 file with the one-process writer.
 
@@ -103,7 +103,7 @@ def predict_sharded(
     shard_tokens: int | None = None,
 ) -> Path | None:
     """:func:`seqdance.inference.store_predict.predict_records` over the ranks of ``group``:
-    the same files, and ``index.tsv`` written by rank 0. Returns its path on rank 0, None on
+    the same files, and ``index.csv`` written by rank 0. Returns its path on rank 0, None on
     the others. ``shard_tokens``: default ``$SEQDANCE_SHARD_TOKENS`` or 65,536."""
     out = Path(out)
     stems = safe_stems([r.id for r in records])
