@@ -271,6 +271,15 @@ def test_predict_figure_format(run_cli, tiny_dir, tmp_path):
     assert not bad.exists()
 
 
+def test_benchmark_figure_format(run_cli, tiny_dir, data_path, tmp_path):
+    out = tmp_path / "bench"
+    mega = data_path("scoring", "megascale_system_info.csv")
+    args = ["benchmark", "-m", str(tiny_dir), "--assays", str(mega), "-o", str(out)]
+    assert run_cli([*args, "--no-progress", "--figure-format", "pdf"]) == 0
+    assert (out / "summary.pdf").read_bytes().startswith(b"%PDF")
+    assert not list(out.glob("*.png"))
+
+
 def test_block_extremes_keep_the_largest_change_with_its_sign():
     rng = np.random.default_rng(3)
     values = rng.normal(0, 0.01, (10, 10))

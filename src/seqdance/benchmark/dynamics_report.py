@@ -34,7 +34,7 @@ from seqdance.benchmark.identity import (
     is_published,
 )
 from seqdance.schema import RESIDUE_CHANNELS
-from seqdance.utils.figures import legend_outside, write_figure
+from seqdance.utils.figures import figure_name, legend_outside, write_figure
 from seqdance.utils.io import output_group
 
 ROWS_NAME = "per_protein.csv"
@@ -243,6 +243,7 @@ def run_dynamics_benchmark(
     identity_options: IdentityOptions | None = None,
     plots: bool = True,
     progress: bool = False,
+    figure_format: str = "png",
 ) -> tuple[DynamicsResult, pd.DataFrame]:
     """Run the dynamics benchmark; write its tables (and figures) into ``out_dir``.
 
@@ -273,8 +274,9 @@ def run_dynamics_benchmark(
             identity.to_csv(group.path(out_dir / IDENTITY_NAME), index=False)
         write_report_md(group.path(out_dir / REPORT_NAME), result, atlas)
         if plots:
-            plot_rmsf(result, group.path(out_dir / PROFILES_PLOT),
-                      group.path(out_dir / SCATTER_PLOT))  # fmt: skip
+            profiles, scatter = (figure_name(Path(n).stem, figure_format)
+                                 for n in (PROFILES_PLOT, SCATTER_PLOT))  # fmt: skip
+            plot_rmsf(result, group.path(out_dir / profiles), group.path(out_dir / scatter))
     return result, atlas
 
 

@@ -37,7 +37,7 @@ from seqdance.inference.baselines import esm_llr
 from seqdance.inference.mutations import build_mutant_set, format_mutant
 from seqdance.inference.options import ScoreOptions
 from seqdance.inference.score import DEFAULT_OPTIONS, score_mutants
-from seqdance.utils.figures import legend_outside, write_figure
+from seqdance.utils.figures import figure_name, legend_outside, write_figure
 from seqdance.utils.io import output_group
 
 LLR_PREFIX = "llr_"
@@ -145,6 +145,7 @@ def run_benchmark(
     reference=None,
     bootstrap_samples: int | None = None,
     scorer=None,
+    figure_format: str = "png",
 ) -> BenchmarkResult:
     """Score every assay; write ``scores/{assay}.csv``, ``summary.csv`` (per assay),
     ``summary_median.csv`` (per property) and ``summary.png``.
@@ -207,7 +208,7 @@ def run_benchmark(
                 result.summaries, _ = write_summaries(
                     tables, reference, out_dir, samples=samples, group=group
                 )
-        plot_summary(result, group.path(out_dir / PLOT_NAME))
+        plot_summary(result, group.path(out_dir / figure_name(Path(PLOT_NAME).stem, figure_format)))
     return result
 
 

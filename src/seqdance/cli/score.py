@@ -9,7 +9,15 @@ import typer
 
 from seqdance.alphabet import check_sequence
 from seqdance.cli.app import app
-from seqdance.cli.predict import ARCH_HELP, MODEL_HELP, Device, DType, _load
+from seqdance.cli.predict import (
+    ARCH_HELP,
+    FIGURE_FORMAT_HELP,
+    MODEL_HELP,
+    Device,
+    DType,
+    FigureFormat,
+    _load,
+)
 from seqdance.cli.workers import INT8_HELP, WORKERS_HELP, sharded
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.schema import resolve_properties
@@ -271,6 +279,9 @@ def benchmark_command(
         6, "--min-separation", min=1, help="--suite dynamics: |i-j| of the top-L pairs."
     ),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="--suite dynamics: figures."),
+    figure_format: FigureFormat = typer.Option(
+        FigureFormat.png, "--figure-format", help=FIGURE_FORMAT_HELP
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
     int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
@@ -303,7 +314,7 @@ def benchmark_command(
         net = _load(model, arch, device, DType.fp32)
         result, table = dynamics_report.run_dynamics_benchmark(
             net, dataset, out, options, model_spec=model, train_fasta=fasta, plots=plots,
-            progress=progress,
+            progress=progress, figure_format=figure_format.value,
         )  # fmt: skip
         for note in result.notes:
             typer.echo(f"note: {note}")
@@ -358,6 +369,7 @@ def benchmark_command(
         progress=progress,
         reference=ref,
         bootstrap_samples=bootstrap_samples,
+        figure_format=figure_format.value,
     )
     if result is None:  # not rank 0
         return
