@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from seqdance.cli.app import app
-from seqdance.cli.workers import WORKERS_HELP, sharded
+from seqdance.cli.workers import INT8_HELP, WORKERS_HELP, sharded
 
 MODEL_HELP = (
     "Hub id (ChaoHou/SeqDance, ChaoHou/ESMDance), a folder with config.json + "
@@ -43,14 +43,7 @@ def _load(model: str, arch: str | None, device: Device, dtype: DType, int8: bool
     ``int8``: its trunk's Linear layers quantized (``--int8``, CPU)."""
     from seqdance.inference import pipeline
 
-    net = pipeline.load_on_device(model, arch, device.value, dtype.value)
-    return _int8(net) if int8 else net
-
-
-def _int8(net):
-    from seqdance.model import quantize
-
-    return quantize.quantize_int8(net)
+    return pipeline.load_on_device(model, arch, device.value, dtype.value, int8)
 
 
 @app.command("predict")
@@ -109,6 +102,7 @@ def predict_command(
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
 ) -> None:
     """Predict the 50 residue and 13 pair dynamic properties of every FASTA record.
 
@@ -124,7 +118,7 @@ def predict_command(
         fasta, model, out, arch=arch, device=device.value, dtype=dtype.value, plots=plots,
         attention=attention, pdb=pdb, token_budget=token_budget, window=window,
         progress=progress, pairs=pairs, pair_band=pair_band, pair_format=pair_format,
-        pair_dtype=pair_dtype, figure_format=figure_format.value,
+        pair_dtype=pair_dtype, figure_format=figure_format.value, int8=int8,
     )  # fmt: skip
     if n is not None:  # None: a rank other than 0 of a sharded run
         typer.echo(f"{n} records written to {out}", err=True)

@@ -21,18 +21,24 @@ from seqdance.inference.predict import DEFAULT_TOKEN_BUDGET
 from seqdance.inference.sharded_records import embed_sharded, predict_sharded
 from seqdance.inference.store import parse_pairs
 from seqdance.inference.store_predict import PredictOutputs, predict_records
+from seqdance.model.quantize import quantize_int8
 from seqdance.model.seqdance import SeqDanceModel, load_model
 from seqdance.train.distributed import env_from_environment, pick_device
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def load_on_device(spec: str, arch: str | None, device: str, dtype: str) -> SeqDanceModel:
+def load_on_device(
+    spec: str, arch: str | None, device: str, dtype: str, int8: bool = False
+) -> SeqDanceModel:
     """``load_model(spec)`` on ``device`` (``auto``, ``cpu``, ``cuda``: the one device picker
     of train and evaluate too) in ``dtype`` (``fp32``, ``bf16``, ``fp16``). Under ``torchrun``
-    or ``--workers``, ``auto`` and ``cuda`` mean ``cuda:LOCAL_RANK`` (from the environment)."""
+    or ``--workers``, ``auto`` and ``cuda`` mean ``cuda:LOCAL_RANK`` (from the environment).
+    ``int8``: the trunk's Linear layers dynamically quantized (CPU, fp32 only; ``--int8``,
+    ``seqdance.model.quantize``)."""
     name = pick_device(device, env_from_environment())
-    return load_model(spec, arch=arch, device=name, dtype=DTYPES[dtype])
+    net = load_model(spec, arch=arch, device=name, dtype=DTYPES[dtype])
+    return quantize_int8(net) if int8 else net
 
 
 def predict_fasta(
@@ -54,6 +60,7 @@ def predict_fasta(
     pair_band: int | None = None,
     pair_format: str = "auto",
     pair_dtype: str = "float32",
+    int8: bool = False,
 ) -> int | None:
     """Predict every record of ``fasta`` with the model ``spec``; returns the record count.
 
@@ -79,7 +86,7 @@ def predict_fasta(
         pdb_records=frozenset(pdb_records),
     )  # fmt: skip
     options.check([len(r.sequence) for r in records])
-    net = load_on_device(spec, arch, device, dtype)
+    net = load_on_device(spec, arch, device, dtype, int8)
     group = sharding.current()
     if group.sharded:
         found = predict_sharded(group, net, records, out, options, pdb=pdb, progress=progress)
