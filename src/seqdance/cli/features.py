@@ -150,8 +150,10 @@ def md(
         given = [name for name, value in (("--temperatures", temperatures),
                  ("--replicas", replicas), ("--backmapped", backmapped)) if value]  # fmt: skip
         if given or input_path is not None:
-            raise SeqDanceError(f"{', '.join(given or ['--input'])} needs --source (a published "
-                                "source's download); leave it out with --topology/--trajectory")
+            raise SeqDanceError(
+                f"{', '.join(given or ['--input'])} needs --source (a published "
+                "source's download); leave it out with --topology/--trajectory"
+            )
     topology_arg, trajectory_arg = md_run.open_md_input(
         topology,
         trajectory or (),
