@@ -29,6 +29,8 @@ def nma(
     Writes OUT/{stem}.nma.npz with gnm_msf (3, N), anm_cor (3, N, N) and sequence. A file
     that fails is reported by name and skipped; the exit status is 1 if any failed.
     """
+    if chain is not None and not chain.strip():
+        raise SeqDanceError("--chain: empty; give a chain id such as A, or leave it out")
     _check_unique_stems(structures)
     results = run_batch(
         partial(extract_nma_file, out_dir=out, chain=chain),
@@ -144,6 +146,14 @@ def md(
             raise SeqDanceError("--source needs --input (and no --topology/--trajectory)")
     elif topology is None or not trajectory:
         raise SeqDanceError("give --topology and --trajectory, or --source and --input")
+    else:  # a source's options on plain files would be ignored without a word
+        given = [name for name, value in (("--temperatures", temperatures),
+                 ("--replicas", replicas), ("--backmapped", backmapped)) if value]  # fmt: skip
+        if given or input_path is not None:
+            raise SeqDanceError(
+                f"{', '.join(given or ['--input'])} needs --source (a published "
+                "source's download); leave it out with --topology/--trajectory"
+            )
     topology_arg, trajectory_arg = md_run.open_md_input(
         topology,
         trajectory or (),

@@ -91,6 +91,9 @@ def scan_command(
     if result is None:  # not rank 0
         return
     scan.plot_scan(result.table, out, columns, fmt=figure_format.value)
+    if result.damaged_manifest:
+        typer.echo(f"note: {out / 'parts' / 'manifest.json'} was damaged: its blocks were "
+                   "removed and the scan scored from the start", err=True)  # fmt: skip
     if result.damaged_blocks:
         typer.echo(f"note: {result.damaged_blocks} damaged block(s) in {out / 'parts'} "
                    "were scored again", err=True)  # fmt: skip

@@ -63,6 +63,23 @@ class BuildConfig:
     connect_timeout: float = 20.0  # seconds to reach the Dask scheduler
     interaction_cells: str = "listed"  # MD contacts at one cell per line (the authors) or "both"
 
+    def check(self) -> None:
+        """Every option checked before the output folder is made (a one-line error)."""
+        if self.workers < 1 or self.stride < 1:
+            raise SeqDanceError(f"--workers and --stride must be 1 or more, not "
+                                f"{self.workers} and {self.stride}")  # fmt: skip
+        if self.interaction_cells not in ("listed", "both"):
+            raise SeqDanceError(f"interaction cells must be 'listed' or 'both', not "
+                                f"{self.interaction_cells!r}")  # fmt: skip
+        if self.scheduler is None:
+            return
+        if self.workers != 1:
+            raise SeqDanceError(
+                f"--workers {self.workers} has no effect with --scheduler (the scheduler's "
+                "workers run the build); leave out one of them"
+            )
+        _check_scheduler_address(self.scheduler)
+
 
 @dataclass
 class BuildReport:
@@ -159,6 +176,21 @@ def _stage_row_safely(row: ManifestRow, out_dir: str, stride: int, cells: str) -
 
 
 # ----------------------------------------------------------------------------- runners
+
+
+def _check_scheduler_address(address: str) -> None:
+    """A Dask scheduler address that Dask can parse (``tcp://HOST:PORT``), else one line."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls"):
+            parse_host_port(location)
+    except (ValueError, TypeError) as exc:
+        raise SeqDanceError(
+            f"--scheduler {address!r} is not a Dask scheduler address ({exc}); give "
+            "tcp://HOST:PORT, as the scheduler prints it"
+        ) from None
 
 
 def _run_dask(rows: list[ManifestRow], out_dir: Path, config: BuildConfig) -> list[TaskResult]:
@@ -287,6 +319,7 @@ def build_dataset(
     :class:`~seqdance.errors.SeqDanceError`.
     """
     config = config or BuildConfig()
+    config.check()
     rows = read_manifest(manifest)
     out_dir = Path(out_dir)
     (out_dir / STAGING_DIR).mkdir(parents=True, exist_ok=True)

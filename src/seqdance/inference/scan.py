@@ -105,27 +105,36 @@ def _block_path(parts: Path, k: int) -> Path:
     return parts / f"block_{k:05d}.npz"
 
 
-def _check_manifest(parts: Path, manifest: dict) -> None:
+def _check_manifest(parts: Path, manifest: dict, mine: set[int] | None = None) -> bool:
+    """Check ``parts/manifest.json`` against this scan's ``manifest`` (or write it).
+
+    Returns True when it was damaged (truncated, not JSON, not an object): the blocks beside
+    it (``mine``: a rank's own; None: all) cannot be traced to their options, so they are
+    removed and scored again. A readable manifest of another scan is an error.
+    """
     path = parts / MANIFEST_NAME
+    damaged = False
     if path.is_file():
         try:
             old = json.loads(path.read_text())
         except (OSError, ValueError):
             old = None
-        if old != manifest:
-            changed = (
-                [k for k in manifest if old.get(k) != manifest[k]]
-                if isinstance(old, dict)
-                else ["manifest"]
-            )
+        if old == manifest:
+            return False
+        if isinstance(old, dict):
+            changed = [k for k in manifest if old.get(k) != manifest[k]] or ["manifest"]
             raise SeqDanceError(
                 f"{parts.parent} holds parts of another scan (different {', '.join(changed)}); "
                 "use a new --out folder or delete its parts/ folder"
             )
-        return
+        damaged = True
+        for block in parts.glob("block_*.npz"):
+            if mine is None or block.name[6:11].isdigit() and int(block.name[6:11]) in mine:
+                block.unlink(missing_ok=True)
     parts.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1))
+    return damaged
 
 
 @dataclass
@@ -136,6 +145,7 @@ class ScanResult:
     computed_blocks: int  # blocks scored in this run
     reused_blocks: int  # blocks read from a previous run
     damaged_blocks: int = 0  # blocks of a previous run that were unreadable: scored again
+    damaged_manifest: bool = False  # parts/manifest.json was unreadable: every block scored again
 
 
 def run_scan(
@@ -183,8 +193,8 @@ def run_scan(
     }
     if options.eps != EPSILON:  # older manifests, all at the default, stay valid
         manifest["eps"] = options.eps
-    _check_manifest(parts, manifest)
     mine = None if blocks is None else set(blocks)
+    damaged_manifest = _check_manifest(parts, manifest, mine)
     for stale in parts.glob(".block_*"):  # temporary files of a killed write
         if mine is None or int(stale.name[7:12]) in mine:  # (a rank's own blocks only)
             stale.unlink(missing_ok=True)
@@ -232,7 +242,7 @@ def run_scan(
     table = pd.concat([table, pd.DataFrame(columns)], axis=1)
     with atomic_path(out_dir / SCAN_NAME) as tmp:
         table.to_csv(tmp, index=False)
-    return ScanResult(table, computed, reused, damaged)
+    return ScanResult(table, computed, reused, damaged, damaged_manifest)
 
 
 def _read_block(path: Path, rows: int, cols: int) -> np.ndarray | None:

@@ -86,6 +86,12 @@ class PredictOutputs:
             )
         if self.pair_format not in ("auto", "npz", "h5"):
             raise SeqDanceError(f"--pair-format {self.pair_format!r}: use auto, npz or h5")
+        if not self.pairs and (self.pair_band is not None or self.pair_format != "auto"
+                               or self.pair_dtype != "float32"):  # fmt: skip
+            raise SeqDanceError(
+                "--pairs none writes no pair file: leave out --pair-band, --pair-format and "
+                "--pair-dtype, or choose pair outputs"
+            )
         if self.pair_dtype not in PAIR_DTYPES:
             raise SeqDanceError(f"--pair-dtype {self.pair_dtype!r}: use float32 or float16")
         if self.pair_dtype != "float32" and not self.store:
