@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import warnings
 
 import torch
 from torch import nn
@@ -56,9 +57,11 @@ def quantize_int8(model: nn.Module) -> nn.Module:
         for name, child in list(module.named_children()):
             if isinstance(child, nn.Linear) and type(child) is not nn.Linear:
                 setattr(module, name, _plain_linear(child))
-    quantized = quantize_dynamic(
-        trunk, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=False
-    )
+    with warnings.catch_warnings():  # torch's deprecation notice is not the user's concern
+        warnings.simplefilter("ignore", UserWarning)
+        quantized = quantize_dynamic(
+            trunk, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=False
+        )
     if trunk is out:
         return quantized
     out.esm2 = quantized
