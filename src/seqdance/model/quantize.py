@@ -46,8 +46,6 @@ def quantize_int8(model: nn.Module) -> nn.Module:
         raise SeqDanceError("--int8 runs on the CPU only; use --device cpu")
     if any(p.dtype != torch.float32 for p in params):
         raise SeqDanceError("--int8 quantizes a float32 model; leave --dtype at fp32")
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
     engines = torch.backends.quantized.supported_engines
     if not any(e in engines for e in ("x86", "fbgemm", "qnnpack")):
         raise SeqDanceError("--int8: this torch build has no quantized CPU kernels")
@@ -57,8 +55,10 @@ def quantize_int8(model: nn.Module) -> nn.Module:
         for name, child in list(module.named_children()):
             if isinstance(child, nn.Linear) and type(child) is not nn.Linear:
                 setattr(module, name, _plain_linear(child))
-    with warnings.catch_warnings():  # torch's deprecation notice is not the user's concern
-        warnings.simplefilter("ignore", UserWarning)
+    with warnings.catch_warnings():  # torch's deprecation notices are not the user's concern
+        warnings.simplefilter("ignore")
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
         quantized = quantize_dynamic(
             trunk, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=False
         )
