@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 
 import typer
 
 from seqdance.cli.app import app
+from seqdance.cli.options import DType, device_option, dtype_option, token_budget_option
 
 MODEL_HELP = (
     "Hub id (ChaoHou/SeqDance, ChaoHou/ESMDance), a folder with config.json + "
@@ -16,23 +16,11 @@ MODEL_HELP = (
 ARCH_HELP = "Architecture for checkpoints without a config (8M, 35M, 150M, 650M or full name)."
 
 
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class DType(str, Enum):
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-
-
-def _load(model: str, arch: str | None, device: Device, dtype: DType):
+def _load(model: str, arch: str | None, device: str, dtype: DType):
     """The model on ``--device`` in ``--dtype`` (score, scan, explain and analyze load so too)."""
     from seqdance.inference import pipeline
 
-    return pipeline.load_on_device(model, arch, device.value, dtype.value)
+    return pipeline.load_on_device(model, arch, device, dtype.value)
 
 
 @app.command("predict")
@@ -40,8 +28,8 @@ def predict_command(
     fasta: Path = typer.Argument(..., help="Protein sequences (FASTA).", show_default=False),
     model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
-    dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
+    device: str = device_option(),
+    dtype: DType = dtype_option(),
     plots: bool = typer.Option(False, "--plots", help="Also write PNG plots per record."),
     attention: bool = typer.Option(
         False, "--attention", help="Also write {id}.attention.npz (layers, heads, L, L; float16)."
@@ -53,7 +41,7 @@ def predict_command(
         help="Structure (PDB/mmCIF): write {id}.rmsf.pdb, the predicted normalised RMSF as "
         "B-factors, for each record whose sequence equals one of its chains.",
     ),
-    token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    token_budget: int = token_budget_option(),
     window: int | None = typer.Option(
         None,
         "--window",
@@ -72,7 +60,7 @@ def predict_command(
     from seqdance.inference import pipeline
 
     n = pipeline.predict_fasta(
-        fasta, model, out, arch=arch, device=device.value, dtype=dtype.value, plots=plots,
+        fasta, model, out, arch=arch, device=device, dtype=dtype.value, plots=plots,
         attention=attention, pdb=pdb, token_budget=token_budget, window=window,
         progress=progress,
     )  # fmt: skip
@@ -84,10 +72,10 @@ def embed_command(
     fasta: Path = typer.Argument(..., help="Protein sequences (FASTA).", show_default=False),
     model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Output HDF5 file."),
-    device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
-    dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
+    device: str = device_option(),
+    dtype: DType = dtype_option(),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
-    token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    token_budget: int = token_budget_option(),
     window: int | None = typer.Option(
         None,
         "--window",
@@ -105,7 +93,7 @@ def embed_command(
     from seqdance.inference import pipeline
 
     n = pipeline.embed_fasta(
-        fasta, model, out, arch=arch, device=device.value, dtype=dtype.value,
+        fasta, model, out, arch=arch, device=device, dtype=dtype.value,
         token_budget=token_budget, window=window, progress=progress,
     )  # fmt: skip
     typer.echo(f"{n} records written to {out}", err=True)

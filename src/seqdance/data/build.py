@@ -46,6 +46,7 @@ from seqdance.features.sources import open_source, options_from
 from seqdance.features.trajectory import open_system
 from seqdance.schema import group_of_source
 from seqdance.utils.parallel import TaskResult, describe_error, run_batch
+from seqdance.utils.progress import progress_bar
 
 LOCK_FILE = ".build.lock"
 
@@ -160,8 +161,6 @@ def _stage_row_safely(row: ManifestRow, out_dir: str, stride: int, cells: str) -
 
 def _run_dask(rows: list[ManifestRow], out_dir: Path, config: BuildConfig) -> list[TaskResult]:
     from distributed import Client, as_completed
-    from tqdm.auto import tqdm
-
     try:
         client = Client(config.scheduler, timeout=config.connect_timeout)
     except (OSError, TimeoutError) as exc:
@@ -179,7 +178,7 @@ def _run_dask(rows: list[ManifestRow], out_dir: Path, config: BuildConfig) -> li
             key=[f"seqdance-stage-{row.name}-{os.getpid()}" for row in rows],
             pure=False,
         )
-        bar = tqdm(total=len(rows), desc="build", unit="protein", disable=not config.progress)
+        bar = progress_bar(total=len(rows), desc="build", unit="protein", enabled=config.progress)
         try:
             for future in as_completed(futures):
                 try:

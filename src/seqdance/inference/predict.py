@@ -21,6 +21,7 @@ from seqdance.inference.windows import (
 from seqdance.model.alphabet import batch_encode, check_sequence
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
 from seqdance.utils.io import atomic_path, save_npz
+from seqdance.utils.progress import progress_bar
 
 DEFAULT_TOKEN_BUDGET = 4096  # tokens (padding included) per forward pass
 
@@ -88,8 +89,6 @@ def iter_outputs(
     1,024; e.g. 1,022, ESM2's training length) and merged. With ``pair=False``
     and no attentions only the trunk (with fused attention) and the residue head run.
     """
-    from tqdm.auto import tqdm
-
     checked = [check_sequence(f"#{i + 1}", s) for i, s in enumerate(sequences)]
     pieces: list[_Piece] = []
     plans: list[list[Window]] = []
@@ -104,7 +103,7 @@ def iter_outputs(
     remaining = [len(p) for p in plans]
     parts: list[dict[int, SequenceOutput]] = [{} for _ in checked]
     device = next(model.parameters()).device
-    bar = tqdm(total=len(checked), desc=desc, unit="seq", disable=not progress)
+    bar = progress_bar(total=len(checked), desc=desc, unit="seq", enabled=progress)
     try:
         for batch in make_batches([len(p.sequence) for p in pieces], token_budget):
             ids, mask = batch_encode([pieces[i].sequence for i in batch])

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from seqdance.errors import SeqDanceError
 from seqdance.inference.mutations import AMINO_ACIDS
@@ -33,6 +32,7 @@ from seqdance.inference.score import DEFAULT_OPTIONS, score_sequences
 from seqdance.inference.summaries import ordered_channels, summarise_scores
 from seqdance.model.alphabet import check_sequence
 from seqdance.utils.io import atomic_path, save_figure, save_npz
+from seqdance.utils.progress import progress_bar
 
 SCAN_NAME = "scan.csv"
 PARTS_DIR = "parts"
@@ -192,7 +192,7 @@ def run_scan(
     blocks = [positions[i : i + block_positions] for i in range(0, len(positions), block_positions)]
     scores: list[np.ndarray] = []
     computed = reused = 0
-    bar = tqdm(total=len(positions), desc="scan", unit="position", disable=not progress)
+    bar = progress_bar(total=len(positions), desc="scan", unit="position", enabled=progress)
     for k, block in enumerate(blocks):
         mutants = scan_mutants(wild_type, block)
         path = _block_path(parts, k)

@@ -1,0 +1,80 @@
+"""Options shared by the commands, declared once so that every command spells and checks them
+alike: ``--device``, ``--dtype``, ``--token-budget``, ``--progress/--no-progress`` and
+``--threads`` (the last two are added to every command by :mod:`seqdance.cli.app`)."""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+
+import typer
+
+DEVICE_CHOICES = "auto|cpu|cuda|cuda:N|mps"
+_DEVICE_SYNTAX = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+class DType(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+def check_device(value: str | None) -> str | None:
+    """``--device``: the spelling at once, then whether this machine has that device (a usage
+    error naming the option, before any file is read or written)."""
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if not _DEVICE_SYNTAX.fullmatch(value):
+        raise typer.BadParameter(f"{value!r} is not one of {DEVICE_CHOICES} (N: a GPU number)")
+    if value in ("auto", "cpu"):
+        return value
+    from seqdance.errors import SeqDanceError
+    from seqdance.train.distributed import DistEnv, pick_device  # torch: only when a GPU is named
+
+    try:
+        pick_device(value, DistEnv())
+    except SeqDanceError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def device_option(
+    help: str = "Where to run the model. auto: a GPU when there is one, else the CPU.",  # noqa: A002
+    default: str | None = "auto",
+) -> typer.models.OptionInfo:
+    """``--device auto|cpu|cuda|cuda:N|mps``."""
+    return typer.Option(
+        default, "--device", metavar=DEVICE_CHOICES, callback=check_device, help=help,
+        show_default=default is not None,
+    )  # fmt: skip
+
+
+def dtype_option(help: str = "Precision of the model.") -> typer.models.OptionInfo:  # noqa: A002
+    """``--dtype fp32|bf16|fp16``."""
+    return typer.Option(DType.fp32, "--dtype", help=help)
+
+
+def token_budget_option(
+    default: int = 4096,
+    help: str = "Tokens per batch (batch size x (residues + 2)).",  # noqa: A002
+) -> typer.models.OptionInfo:
+    """``--token-budget N``: how many tokens one forward pass holds."""
+    return typer.Option(default, "--token-budget", min=1, help=help)
+
+
+PROGRESS_HELP = "Progress bars on a terminal (never in a pipe or a log file)."
+THREADS_HELP = (
+    "CPU threads for the whole command (torch, OpenMP/BLAS, worker processes); default: "
+    "$SEQDANCE_THREADS, else $OMP_NUM_THREADS, else every core."
+)
+
+
+def progress_option(default: bool = True) -> typer.models.OptionInfo:
+    """``--progress/--no-progress``."""
+    return typer.Option(default, "--progress/--no-progress", help=PROGRESS_HELP)
+
+
+def threads_option() -> typer.models.OptionInfo:
+    """``--threads N`` (also ``SEQDANCE_THREADS``)."""
+    return typer.Option(None, "--threads", min=1, envvar="SEQDANCE_THREADS", help=THREADS_HELP)
