@@ -35,11 +35,13 @@ NO_TOKEN_BUDGET = {
     ("train",): "the config's phases give crop and batch sizes",
     ("demo",): "the demo's fixed tiny training run",
     ("evaluate",): "--crop-size and --batch-size, as the authors' evaluation",
+    ("report",): "--model only recomputes the scan's profiles, in the report's batches",
 }
 NO_DTYPE = {
     ("train",): "mixed precision is the config's train.precision",
     ("demo",): "the demo's fixed tiny training run",
     ("evaluate",): "evaluates in float32, as the authors' evaluation",
+    ("report",): "the scan's profiles in float32, as the scan",
 }
 
 

@@ -6,12 +6,15 @@ terminal draws them (carriage return: back to column 0, overwriting)."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pty
 import re
 import shutil
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import h5py
@@ -40,7 +43,8 @@ def screen_lines(text: str) -> list[str]:
 def run_on_terminal(args: list[str], timeout: float = 240) -> tuple[int, str]:
     """``python -m seqdance ARGS`` with stdin, stdout and stderr on a pseudo-terminal."""
     master, slave = pty.openpty()
-    env = {**os.environ, "COLUMNS": "100", "PYTHONPATH": str(ROOT / "src")}
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 x 100
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     env.pop("TQDM_DISABLE", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "seqdance", *map(str, args)],
@@ -83,7 +87,7 @@ def read_only_folder(path: Path):
 
 
 def test_screen_lines_draws_like_a_terminal():
-    assert screen_lines("abc: 10%|#\rabc: 20%|##\r\rerror: x\n") == ["error: x%|##", ""]
+    assert screen_lines("abc: 10%|#\rabc: 20%|##\r\rerror: x\n") == ["error: x|##", ""]
     assert screen_lines("bar 50%\r       \rerror: y\n")[0] == "error: y"
 
 
