@@ -14,7 +14,12 @@ from threadpoolctl import threadpool_info
 from seqdance import __version__
 from seqdance.cli import main
 from seqdance.cli.app import build_command
-from seqdance.utils.threads import resolve_threads, thread_limits, threads_per_worker
+from seqdance.utils.threads import (
+    default_threads,
+    resolve_threads,
+    thread_limits,
+    threads_per_worker,
+)
 
 
 def _leaves(group, prefix=()):
@@ -153,13 +158,20 @@ def test_predict_bytes_do_not_depend_on_threads(tiny_dir, data_path, tmp_path, c
 def test_resolution_order(monkeypatch):
     for name in ("SEQDANCE_THREADS", "OMP_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
-    cores = len(os.sched_getaffinity(0))
-    assert resolve_threads() == cores
+    assert resolve_threads() == default_threads()
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert resolve_threads() == 3
     monkeypatch.setenv("SEQDANCE_THREADS", "5")
     assert resolve_threads() == 5
     assert resolve_threads(7) == 7
+
+
+@pytest.mark.parametrize(
+    "cores, load, expected",
+    [(2, 0.0, 2), (2, 0.4, 2), (2, 0.6, 1), (2, 9.7, 1), (64, 10.2, 54), (8, 0.0, 8), (1, 0.0, 1)],
+)
+def test_default_threads_leave_busy_cores_alone(cores, load, expected):
+    assert default_threads(cores, load) == expected
 
 
 def test_thread_limits_reach_torch_blas_and_the_environment(monkeypatch):

@@ -66,7 +66,7 @@ def token_budget_option(
 PROGRESS_HELP = "Progress bars on a terminal (never in a pipe or a log file)."
 THREADS_HELP = (
     "CPU threads for the whole command (torch, OpenMP/BLAS, worker processes); default: "
-    "$SEQDANCE_THREADS, else $OMP_NUM_THREADS, else every core."
+    "$SEQDANCE_THREADS, else $OMP_NUM_THREADS, else the cores the machine's load leaves idle."
 )
 
 

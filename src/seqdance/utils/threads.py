@@ -4,8 +4,8 @@ threads between worker processes.
 
 Every ``seqdance`` command applies :func:`thread_limits` before it starts. The count is, first
 found: ``--threads N``; the ``SEQDANCE_THREADS`` environment variable; ``OMP_NUM_THREADS`` when
-the user set it; else :func:`default_threads`. docs/benchmarks.md ("Threads") has the measured
-reason for the default.
+the user set it; else :func:`default_threads` (the cores the machine's load leaves idle).
+docs/benchmarks.md ("Threads") has the measured reason for the default.
 """
 
 from __future__ import annotations
@@ -42,14 +42,24 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def default_threads(cores: int | None = None) -> int:
-    """The count used when nothing asks for one: every available core.
+def default_threads(cores: int | None = None, load: float | None = None) -> int:
+    """The count used when nothing asks for one: the cores other work leaves idle.
 
-    With several threads OpenMP's workers then sleep, instead of spinning, while they wait
-    (``OMP_WAIT_POLICY=PASSIVE``, set by :func:`thread_limits` unless the user set it), so a
-    busy machine does not make threads wait on each other's time slices.
+    ``cores`` (default: :func:`available_cores`) less the machine's run-queue length over the
+    last minute (``load``, default: ``os.getloadavg()[0]``), rounded, at least 1. On an idle
+    machine that is every core; on a shared, busy one a single thread, because a thread of a
+    parallel region that waits for a time slice makes all the others wait too (measured:
+    docs/benchmarks.md, "Threads"). Several threads also sleep, instead of spinning, while
+    they wait (``OMP_WAIT_POLICY=PASSIVE``, set by :func:`thread_limits` unless the user set
+    it).
     """
-    return available_cores() if cores is None else max(1, int(cores))
+    cores = available_cores() if cores is None else max(1, int(cores))
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # no load average here (Windows): every core
+            load = 0.0
+    return max(1, min(cores, round(cores - load)))
 
 
 def _positive(text: str, where: str) -> int:
