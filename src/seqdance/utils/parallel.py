@@ -12,7 +12,7 @@ from typing import Any
 
 from seqdance.errors import SeqDanceError, one_line
 from seqdance.utils.progress import progress_bar
-from seqdance.utils.threads import threads_per_worker
+from seqdance.utils.threads import set_loaded_threads, threads_per_worker
 
 
 @dataclass
@@ -34,9 +34,11 @@ def describe_error(exc: BaseException) -> str:
 
 
 def _limit_threads(n_threads: int) -> None:
+    """A worker's share of the command's threads: BLAS/OpenMP, torch and Numba."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(n_threads)
+    set_loaded_threads(n_threads)
 
 
 def _call(fn: Callable[[Any], Any], item: Any) -> TaskResult:

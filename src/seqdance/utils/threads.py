@@ -95,8 +95,8 @@ def threads_per_worker(workers: int) -> int:
     return max(1, current_threads() // max(1, workers))
 
 
-def _set_runtime_threads(n: int) -> None:
-    """Apply ``n`` to the libraries already loaded (the environment covers the others)."""
+def set_loaded_threads(n: int) -> None:
+    """Apply ``n`` to torch and Numba where already loaded (the environment covers the others)."""
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(n)
@@ -134,7 +134,7 @@ def thread_limits(threads: int | None = None) -> Iterator[int]:
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=n):
-            _set_runtime_threads(n)
+            set_loaded_threads(n)
             yield n
     finally:
         _current.pop()
