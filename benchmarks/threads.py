@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -115,20 +116,26 @@ def command_lines(inputs: dict, out: Path) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
-def run(args: list[str], env_extra: dict[str, str]) -> float:
-    """Wall seconds of ``python -m seqdance ARGS`` with the thread variables cleared first."""
+def cpu_seconds_of_children() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def run(args: list[str], env_extra: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of ``python -m seqdance ARGS``, with the thread
+    variables cleared first."""
     env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
     env.update(env_extra)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
-    tick = time.perf_counter()
+    cpu, tick = cpu_seconds_of_children(), time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "seqdance", *args, "--no-progress"],
         env=env, capture_output=True, text=True,
     )  # fmt: skip
-    seconds = time.perf_counter() - tick
+    seconds, cpu = time.perf_counter() - tick, cpu_seconds_of_children() - cpu
     if done.returncode != 0:
         raise SystemExit(f"seqdance {' '.join(args)} failed:\n{done.stderr}")
-    return seconds
+    return seconds, cpu
 
 
 def main() -> None:
@@ -161,9 +168,14 @@ def main() -> None:
                     env_extra, extra = settings[key]
                     counter += 1
                     line = command_lines(inputs, tmp / f"run{counter}")[name]
-                    seconds = run([*line, *extra], env_extra)
+                    seconds, cpu = run([*line, *extra], env_extra)
                     times.setdefault(name, {}).setdefault(key, []).append(seconds)
-                    print(f"{name:14s} {key:20s} {seconds:6.2f} s", file=sys.stderr, flush=True)
+                    print(
+                        f"{name:14s} {key:20s} {seconds:6.2f} s  (cpu {cpu:6.2f} s, "
+                        f"load {os.getloadavg()[0]:.1f})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     print(json.dumps({"machine": platform.platform(), "cores": n, "load_after": load,
                       "times": times}))  # fmt: skip
