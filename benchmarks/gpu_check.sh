@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # GPU check: predict at 1,022 residues (ours vs naive: time, peak memory); one training step at
 # 256 x 16 and 1,024 x 2 tokens in bf16 and fp16 (tokens/s, peak memory; ours vs the stock
-# transformers trunk); the largest 1,024-token batch that fits (ours, bf16).
+# transformers trunk); the largest 1,024-token batch that fits (ours, bf16); and the multi-GPU
+# path: sharded scoring under torchrun on every GPU (benchmarks/gpu_throughput.py), substitutions
+# per second with all 63 properties and residue-only at 35M and 650M (random weights, published
+# shapes), peak memory and the extrapolated time for ProteinGym's 2.5 M substitutions.
 # Each case runs in its own process (benchmarks/gpu_check.py), so its peak memory is its own and
 # an out-of-memory case does not stop the others.
 #
@@ -28,8 +31,10 @@ if [ "$SMOKE" = 1 ]; then
     export SEQDANCE_GPU_CHECK_ARCH=tiny CUDA_VISIBLE_DEVICES=""
     LENGTH=30; SHORT=(16 2); LONG=(32 1); MAX_BATCH=4; TIMEOUT=300
     OUTFILE=$(mktemp -d)/gpu_check.jsonl
+    NPROC=2; SCALE_ARCHS=(tiny); SCALE_SECONDS=3; SCALE_LENGTH=60
 else
     LENGTH=1022; SHORT=(256 16); LONG=(1024 2); MAX_BATCH=1024; TIMEOUT=240
+    NPROC=$(nvidia-smi -L | wc -l); SCALE_ARCHS=(35M 650M); SCALE_SECONDS=20; SCALE_LENGTH=300
     python -c "import torch; assert torch.cuda.is_available(), 'no GPU visible'" \
         || { echo "error: no GPU (use --cpu-smoke on a CPU)" >&2; exit 1; }
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
@@ -59,6 +64,23 @@ for dtype in bf16 fp16; do
 done
 run largest "${LONG[0]}" bf16 "$MAX_BATCH"
 
+# the multi-GPU path: one rank per GPU, each scoring its own blocks (4 runs of ~1 minute)
+for arch in "${SCALE_ARCHS[@]}"; do
+    for props in all residue; do
+        line=$(timeout "$TIMEOUT" python -m torch.distributed.run --nproc_per_node "$NPROC" \
+                   benchmarks/gpu_throughput.py "$arch" "$props" "$SCALE_SECONDS" "$SCALE_LENGTH" \
+                   2>/tmp/gpu_check.err | grep '"throughput"' | tail -n 1) || true
+        if [ -n "$line" ]; then
+            echo "$line" >> "$OUTFILE"
+        else
+            why=$(grep -m1 -oE "OutOfMemoryError|out of memory|Error[^\"]{0,80}" /tmp/gpu_check.err || echo "failed")
+            printf '{"case": "throughput", "args": "%s %s x%s", "failed": "%s"}\n' \
+                "$arch" "$props" "$NPROC" "${why//\"/}" >> "$OUTFILE"
+        fi
+        tail -n 1 "$OUTFILE"
+    done
+done
+
 python - "$OUTFILE" <<'PY'
 import json
 import sys
@@ -82,5 +104,13 @@ for r in rows:
               f"{r['largest_batch']}{cap} | - | - |")
 for r in failed:
     print(f"| {r['args']} | failed: {r['failed']} | | | |")
+scale = [r for r in rows if r.get("case") == "throughput" and "failed" not in r]
+if scale:
+    print("\n| sharded scoring | ranks | substitutions/s | peak memory (GiB) | 2.5 M substitutions |")
+    print("|---|---|---|---|---|")
+    for r in scale:
+        print(f"| {r['arch']} {r['properties']} ({r['length']} residues) | {r['ranks']} | "
+              f"{r['subs_per_s']:.0f} | {r['peak_gib']:.2f} | {r['hours_for_2.5M']:.1f} h |")
 print(f"\n{len(rows) - len(failed)} of {len(rows)} cases ran; results in {sys.argv[1]}")
 PY
+python benchmarks/gpu_loss_precision.py $([ "$SMOKE" = 1 ] && echo --cpu-smoke --steps 3) --out "${OUTFILE%.jsonl}_loss_precision.json" || echo "loss precision check failed" >&2

@@ -152,7 +152,7 @@ def test_viral_suite_selects_by_taxon(tiny_dir, tmp_path, capsys):
     reference = tmp_path / "DMS_substitutions.csv"
     pd.DataFrame({"DMS_id": ["VIR1_VIRUS_X_2020", "HUM1_HUMAN_Y_2021"],
                   "taxon": ["Virus", "Human"]}).to_csv(reference, index=False)  # fmt: skip
-    chosen = suite_assays("proteingym-viral", folder, reference)
+    chosen = suite_assays("proteingym-viral", folder, reference, viral_release="reference")
     assert [a.name for a in chosen] == ["VIR1_VIRUS_X_2020"]
     with pytest.raises(SeqDanceError, match="needs --reference"):
-        suite_assays("proteingym-viral", folder)
+        suite_assays("proteingym-viral", folder, viral_release="reference")

@@ -86,6 +86,33 @@ PAIR_FEATURES: tuple[Feature, ...] = _build(_PAIR_TABLE, "pair")
 FEATURES: tuple[Feature, ...] = RESIDUE_FEATURES + PAIR_FEATURES
 FEATURE_BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 
+# Unit of each output feature as the model predicts it (figure labels, labelled outputs).
+# Interaction channels are stored and predicted as (mean contacts per frame) ** (1/3).
+FEATURE_UNITS: dict[str, str] = {
+    "sasa_mean": "nm²",
+    "sasa_std": "nm²",
+    "rmsf_nor": "RMSF / max RMSF",
+    "ss": "fraction of frames",
+    "chi": "fraction of frames",
+    "phi": "fraction of frames",
+    "psi": "fraction of frames",
+    "nma_res": "GNM fluctuation, a.u.",
+    **{name: "(contacts per frame)^(1/3)" for name in INTERACTIONS},
+    "corr": "Pearson r",
+    "nma_pair": "ANM correlation",
+}
+
+
+def feature_unit(name: str) -> str:
+    """The unit of a feature or channel (``feature_unit("ss_H") == "fraction of frames"``)."""
+    if name in FEATURE_UNITS:
+        return FEATURE_UNITS[name]
+    owner = next((f.name for f in FEATURES if name in f.channels), None)
+    if owner is None:
+        raise KeyError(f"{name!r} is neither an output feature nor a channel")
+    return FEATURE_UNITS[owner]
+
+
 RESIDUE_CHANNELS: tuple[str, ...] = tuple(c for f in RESIDUE_FEATURES for c in f.channels)
 PAIR_CHANNELS: tuple[str, ...] = tuple(c for f in PAIR_FEATURES for c in f.channels)
 N_RESIDUE_OUTPUTS = len(RESIDUE_CHANNELS)  # 50

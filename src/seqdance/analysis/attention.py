@@ -36,6 +36,7 @@ from seqdance.data.store import (
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.inference.predict import iter_outputs
 from seqdance.model.config import MAX_RESIDUES
+from seqdance.utils.figures import figure_name
 from seqdance.utils.io import atomic_path
 
 LABELS = ("test", "train", "all")
@@ -207,8 +208,11 @@ def analyze_attention(
     return AttentionAnalysis(per_protein, summary, num_layers, num_heads, names)
 
 
-def write_attention_outputs(analysis: AttentionAnalysis, out_dir: str | os.PathLike) -> list[Path]:
-    """``attention_summary.csv``, ``attention_per_protein.csv``, ``attention_heatmaps.png``."""
+def write_attention_outputs(
+    analysis: AttentionAnalysis, out_dir: str | os.PathLike, fmt: str = "png"
+) -> list[Path]:
+    """``attention_summary.csv``, ``attention_per_protein.csv``, ``attention_heatmaps.{fmt}``
+    (``fmt``: png, svg or pdf)."""
     out_dir = Path(out_dir)
     paths = []
     for name, table in (
@@ -219,7 +223,7 @@ def write_attention_outputs(analysis: AttentionAnalysis, out_dir: str | os.PathL
         with atomic_path(path) as tmp:
             table.to_csv(tmp, index=False, float_format="%.6g")
         paths.append(path)
-    path = out_dir / "attention_heatmaps.png"
+    path = out_dir / figure_name("attention_heatmaps", fmt)
     attention_heatmaps(analysis.summary, analysis.num_layers, analysis.num_heads, path)
     paths.append(path)
     return paths

@@ -28,6 +28,7 @@ from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.inference.embed import embed
 from seqdance.inference.predict import make_batches
 from seqdance.model.alphabet import batch_encode
+from seqdance.utils.figures import figure_name
 from seqdance.utils.io import atomic_path
 from seqdance.utils.progress import progress_bar
 
@@ -260,8 +261,11 @@ def _explained(x_train: np.ndarray, fit: PcaRegression) -> float:
     return kept / total if total > 0 else float("nan")
 
 
-def write_embedding_outputs(analysis: EmbeddingAnalysis, out_dir: str | os.PathLike) -> list[Path]:
-    """``metrics.json``, ``predictions.csv`` and ``predictions.png`` in ``out_dir``."""
+def write_embedding_outputs(
+    analysis: EmbeddingAnalysis, out_dir: str | os.PathLike, fmt: str = "png"
+) -> list[Path]:
+    """``metrics.json``, ``predictions.csv`` and ``predictions.{fmt}`` (png, svg or pdf) in
+    ``out_dir``."""
     out_dir = Path(out_dir)
     metrics_path = out_dir / "metrics.json"
     with atomic_path(metrics_path) as tmp:
@@ -277,7 +281,7 @@ def write_embedding_outputs(analysis: EmbeddingAnalysis, out_dir: str | os.PathL
         m["target"],
         f"test: Pearson r = {m['pearson_r']:.3f}, MSE = {m['mse']:.3g} "
         f"({m['components']} PCs, n = {m['n_test']})",
-        out_dir / "predictions.png",
+        out_dir / figure_name("predictions", fmt),
     )
     return [metrics_path, table_path, plot_path]
 

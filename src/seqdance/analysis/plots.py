@@ -1,4 +1,5 @@
-"""PNG figures of the analyses (matplotlib, Agg backend; written atomically)."""
+"""Figures of the analyses (matplotlib, Agg backend), written by
+:func:`seqdance.utils.figures.write_figure`: PNG at 300 dpi, SVG or PDF by the path's suffix."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqdance.utils.io import save_figure
+from seqdance.utils.figures import labelled_colorbar, legend_outside, pyplot, write_figure
 
 _METRIC_TITLES = {
     "top_l_ratio": "top-L ratio",
@@ -16,15 +17,6 @@ _METRIC_TITLES = {
     "spearman_neg": "Spearman (corr < 0)",
     "auroc": "AUROC (freq >= 0.01)",
 }
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def attention_heatmaps(
@@ -39,7 +31,7 @@ def attention_heatmaps(
     from matplotlib.patches import Rectangle
     from matplotlib.ticker import MaxNLocator
 
-    plt = _pyplot()
+    plt = pyplot()
     props = list(dict.fromkeys(summary["property"]))
     present = set(zip(summary["property"], summary["metric"], strict=True))
     panels = [[m for m in _METRIC_TITLES if (p, m) in present] for p in props]
@@ -60,7 +52,8 @@ def attention_heatmaps(
             grid = np.full((num_layers, num_heads), np.nan)  # (layers, heads)
             grid[part["layer"].to_numpy(), part["head"].to_numpy()] = part["value"].to_numpy()
             image = ax.imshow(grid, aspect="auto", cmap="viridis", origin="lower")
-            fig.colorbar(image, ax=ax, fraction=0.05)
+            labelled_colorbar(fig, image, ax, _METRIC_TITLES[metric], "mean over proteins",
+                              fontsize=6, fraction=0.05)  # fmt: skip
             if np.isfinite(grid).any():
                 flat = -grid if metric == "spearman_neg" else grid
                 layer, head = np.unravel_index(np.nanargmax(flat), grid.shape)
@@ -68,13 +61,13 @@ def attention_heatmaps(
                     Rectangle((head - 0.5, layer - 0.5), 1, 1, fill=False, ec="red", lw=1.5)
                 )
             ax.set_title(f"{prop}: {_METRIC_TITLES[metric]}", fontsize=8)
-            ax.set_xlabel("head", fontsize=7)
-            ax.set_ylabel("layer", fontsize=7)
+            ax.set_xlabel("head (from 0)", fontsize=7)
+            ax.set_ylabel("layer (from 0)", fontsize=7)
             ax.tick_params(labelsize=6)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
-    return save_figure(fig, path, dpi=110)
+    return write_figure(fig, path)
 
 
 def prediction_scatter(
@@ -86,8 +79,8 @@ def prediction_scatter(
     path: str | os.PathLike,
 ) -> Path:
     """Predicted against measured values, test rows in front of the (faded) train rows."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.0, 4.0))
     for name, style in (("train", {"c": "0.7", "s": 10}), ("test", {"c": "tab:blue", "s": 16})):
         keep = split == name
         ax.scatter(measured[keep], predicted[keep], label=name, alpha=0.8, **style)
@@ -99,6 +92,7 @@ def prediction_scatter(
     ax.set_xlabel(f"measured {target}")
     ax.set_ylabel(f"predicted {target}")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    ax.plot([], [], color="k", lw=0.8, ls="--", label="y = x")
+    legend_outside(ax, fontsize=8)
     fig.tight_layout()
-    return save_figure(fig, path, dpi=120)
+    return write_figure(fig, path)

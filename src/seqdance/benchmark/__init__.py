@@ -10,4 +10,8 @@ it), one module per step:
   (ProteinGym, mega-scale, designed, viral) holds, and the paper's results;
 - :mod:`~seqdance.benchmark.metrics`: ProteinGym's metrics and leaderboard aggregation;
 - :mod:`~seqdance.benchmark.run`: score every assay, evaluate, write the summaries.
+- :mod:`~seqdance.benchmark.dynamics` (with ``dynamics_metrics`` and ``dynamics_report``):
+  predicted against MD properties on a built dataset, the ATLAS protocol beside the peers;
+- :mod:`~seqdance.benchmark.identity`: each benchmark protein's highest identity to a model's
+  training sequences (MMseqs2).
 """

@@ -36,7 +36,8 @@ from seqdance.inference.baselines import esm_llr
 from seqdance.inference.mutations import build_mutant_set, format_mutant
 from seqdance.inference.options import ScoreOptions
 from seqdance.inference.score import DEFAULT_OPTIONS, score_mutants
-from seqdance.utils.io import output_group, save_figure
+from seqdance.utils.figures import legend_outside, write_figure
+from seqdance.utils.io import output_group
 from seqdance.utils.progress import progress_bar
 
 LLR_PREFIX = "llr_"
@@ -143,6 +144,7 @@ def run_benchmark(
     progress: bool = False,
     reference=None,
     bootstrap_samples: int | None = None,
+    scorer=None,
 ) -> BenchmarkResult:
     """Score every assay; write ``scores/{assay}.csv``, ``summary.csv`` (per assay),
     ``summary_median.csv`` (per property) and ``summary.png``.
@@ -151,7 +153,8 @@ def run_benchmark(
     ``options`` as :func:`score_assay`.
     ``reference`` (``seqdance.benchmark.assays.read_reference``) supplies the binarisation
     cutoff of assays without ``DMS_score_bin`` and adds ProteinGym's leaderboard summaries
-    (``summary_by_model*.csv``) over the assays it lists.
+    (``summary_by_model*.csv``) over the assays it lists. ``scorer``: in place of
+    :func:`score_assay` (same arguments; ``seqdance.benchmark.sharded`` reads finished shards).
     """
     out_dir = Path(out_dir)
     (out_dir / "scores").mkdir(parents=True, exist_ok=True)
@@ -171,7 +174,7 @@ def run_benchmark(
                     if target_bin is None and np.isfinite(cutoff):
                         target_bin = binarize(assay.target, row["DMS_binarization_cutoff"])
             try:
-                frame = score_assay(
+                frame = (scorer or score_assay)(
                     model,
                     assay,
                     properties,
@@ -232,6 +235,6 @@ def plot_summary(result: BenchmarkResult, path: str | os.PathLike) -> Path:
     ax.set_xlabel("Spearman (oriented: positive predicts fitness)")
     n_assays = len({r["assay"] for r in result.rows})
     ax.set_title(f"zero-shot benchmark, {n_assays} assays")
-    ax.legend(loc="lower right", fontsize="small")
+    legend_outside(ax, fontsize="small")
     fig.tight_layout()
-    return save_figure(fig, path)
+    return write_figure(fig, path)

@@ -9,7 +9,7 @@ import typer
 
 from seqdance.cli.app import app
 from seqdance.cli.options import DType, device_option, dtype_option, token_budget_option
-from seqdance.cli.predict import ARCH_HELP, MODEL_HELP, _load
+from seqdance.cli.predict import ARCH_HELP, FIGURE_FORMAT_HELP, MODEL_HELP, FigureFormat, _load
 
 analyze_app = typer.Typer(
     help="The paper's analyses: attention maps vs pair properties, embeddings vs a measured "
@@ -48,6 +48,9 @@ def attention_command(
         help="Top-L with L = residues. Default: L = tokens (residues + 2), as the authors.",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    figure_format: FigureFormat = typer.Option(
+        FigureFormat.png, "--figure-format", help=FIGURE_FORMAT_HELP
+    ),
 ) -> None:
     """Compare every attention map (layers x heads) with the proteins' pair properties.
 
@@ -67,7 +70,7 @@ def attention_command(
     _, proteins = attention.select_proteins(data, config)  # checked before the model loads
     net = _load(model, arch, device, dtype)
     analysis = attention.analyze_attention(net, data, config)
-    attention.write_attention_outputs(analysis, out)
+    attention.write_attention_outputs(analysis, out, figure_format.value)
     typer.echo(f"{len(proteins)} proteins analysed; results in {out}", err=True)
 
 
@@ -100,6 +103,9 @@ def embeddings_command(
         "(the authors' notebook).",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    figure_format: FigureFormat = typer.Option(
+        FigureFormat.png, "--figure-format", help=FIGURE_FORMAT_HELP
+    ),
 ) -> None:
     """Predict a measured property from mean embeddings: PCA + linear regression.
 
@@ -124,7 +130,7 @@ def embeddings_command(
     embeddings.read_property_table(table, config)  # every row checked before the model loads
     net = _load(model, arch, device, dtype)
     analysis = embeddings.analyze_embeddings(net, table, config)
-    embeddings.write_embedding_outputs(analysis, out)
+    embeddings.write_embedding_outputs(analysis, out, figure_format.value)
     m = analysis.metrics
     typer.echo(
         f"test Pearson r = {m['pearson_r']:.4f}, MSE = {m['mse']:.4g} "

@@ -106,6 +106,13 @@ def split(
     seed: int = typer.Option(0, "--seed", help="Seed of the cluster draw."),
     threads: int = typer.Option(1, "--threads", min=1, help="MMseqs2 threads."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write here instead of index.csv."),
+    valid_fraction: float = typer.Option(
+        0.0,
+        "--valid-fraction",
+        min=0.0,
+        max=0.99,
+        help="Also label whole clusters 'valid' (early stopping), drawn after the test ones.",
+    ),
 ) -> None:
     """Label proteins train/test by MMseqs2 sequence clusters (whole clusters go to test).
 
@@ -113,11 +120,14 @@ def split(
     """
     from seqdance.data.split import SplitConfig, split_dataset
 
-    config = SplitConfig(min_seq_id, coverage, test_fraction, seed, threads)
+    config = SplitConfig(min_seq_id, coverage, test_fraction, seed, threads,
+                         valid_fraction=valid_fraction)  # fmt: skip
     index = split_dataset(dataset, config, out=out)
     n_test = int((index["label"] == "test").sum())
+    n_valid = int((index["label"] == "valid").sum())
     typer.echo(
-        f"{index['cluster'].nunique()} clusters; {len(index) - n_test} train, {n_test} test",
+        f"{index['cluster'].nunique()} clusters; {len(index) - n_test - n_valid} train, "
+        f"{n_test} test" + (f", {n_valid} valid" if valid_fraction else ""),
         err=True,
     )
 

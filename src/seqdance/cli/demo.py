@@ -19,6 +19,9 @@ def demo_command(
     quick: bool = typer.Option(False, "--quick", help="Fewer training updates (for a smoke test)."),
     device: str = device_option(),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    figure_format: str = typer.Option(
+        "png", "--figure-format", help="Format of the figures: png (300 dpi), svg or pdf."
+    ),
 ) -> None:
     """Run features -> dataset -> training -> predictions -> scores on bundled real data.
 
@@ -29,4 +32,5 @@ def demo_command(
     """
     from seqdance.demo import run_demo
 
-    run_demo(out, steps=steps, quick=quick, device=device, progress=progress, echo=typer.echo)
+    run_demo(out, steps=steps, quick=quick, device=device, progress=progress, echo=typer.echo,
+             figure_format=figure_format)  # fmt: skip

@@ -8,7 +8,7 @@ import typer
 
 from seqdance.cli.app import app
 from seqdance.cli.options import DType, device_option, dtype_option, token_budget_option
-from seqdance.cli.predict import ARCH_HELP, MODEL_HELP, _load
+from seqdance.cli.predict import ARCH_HELP, FIGURE_FORMAT_HELP, MODEL_HELP, FigureFormat, _load
 from seqdance.cli.score import (
     DTYPE_HELP,
     PROPERTIES_HELP,
@@ -18,6 +18,7 @@ from seqdance.cli.score import (
     _wild_type,
     check_properties,
 )
+from seqdance.cli.workers import INT8_HELP, WORKERS_HELP, sharded
 from seqdance.errors import SeqDanceError
 from seqdance.schema import FEATURE_BY_NAME
 
@@ -28,6 +29,7 @@ EXPLAIN_DTYPE_HELP = (
 
 
 @app.command("scan")
+@sharded
 def scan_command(
     model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
@@ -46,6 +48,9 @@ def scan_command(
         help="Comma-separated score columns to draw (default: those of norm_geometric_mean, "
         "sasa_mean, rmsf_nor, psi, corr that were scored).",
     ),
+    figure_format: FigureFormat = typer.Option(
+        FigureFormat.png, "--figure-format", help=FIGURE_FORMAT_HELP
+    ),
     device: str = device_option(),
     dtype: DType = dtype_option(DTYPE_HELP),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
@@ -53,15 +58,18 @@ def scan_command(
     residues_only: bool = typer.Option(False, "--residues-only", help=RESIDUES_ONLY_HELP),
     window: int | None = typer.Option(None, "--window", min=16, help=WINDOW_HELP),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
 ) -> None:
     """Score every single substitution (19 per position) and draw heat maps.
 
     Scores are those of `seqdance score` on the same mutant list. Writes OUT/scan.csv
     (position, wt, mt, mutant, one column per score), OUT/scan_{column}.png (position x
-    amino acid, wild type marked, per-position mean on top) and OUT/parts/ (finished
-    blocks of positions: a killed scan rerun with the same options resumes from them).
+    amino acid, wild type marked, per-position mean on top; .svg or .pdf with
+    --figure-format) and OUT/parts/ (finished blocks of positions: a killed scan rerun with
+    the same options resumes from them).
     """
-    from seqdance.inference import scan, summaries
+    from seqdance.inference import scan, sharding, summaries
 
     wild_type = _wild_type(sequence, fasta)
     chosen = scan.parse_positions(positions, len(wild_type), offset)
@@ -72,12 +80,14 @@ def scan_command(
     options = _score_options(
         residues_only=residues_only, window=window, token_budget=token_budget, dtype=dtype
     )
-    net = _load(model, arch, device, DType.fp32)
-    result = scan.run_scan(
-        net, wild_type, out, channels, positions=chosen, offset=offset, options=options,
-        progress=progress,
+    net = _load(model, arch, device, DType.fp32, int8)
+    result = sharding.scan_sharded(
+        sharding.current(), net, wild_type, out, channels, positions=chosen, offset=offset,
+        options=options, progress=progress,
     )  # fmt: skip
-    scan.plot_scan(result.table, out, columns)
+    if result is None:  # not rank 0
+        return
+    scan.plot_scan(result.table, out, columns, fmt=figure_format.value)
     if result.reused_blocks:
         typer.echo(
             f"resumed: {result.reused_blocks} finished block(s) reused, "
@@ -122,6 +132,9 @@ def explain_command(
     token_budget: int = token_budget_option(),
     residues_only: bool = typer.Option(False, "--residues-only", help=RESIDUES_ONLY_HELP),
     window: int | None = typer.Option(None, "--window", min=16, help=WINDOW_HELP),
+    figure_format: FigureFormat = typer.Option(
+        FigureFormat.png, "--figure-format", help=FIGURE_FORMAT_HELP
+    ),
 ) -> None:
     """Show what changes behind a mutant's score, residue by residue and pair by pair.
 
@@ -131,9 +144,9 @@ def explain_command(
     mutant and property: the mean of those relative changes, i.e. the score, and the
     residues that change most), OUT/explain.npz (all arrays, pair maps included) and per
     mutant OUT/explain_{mutant}_profiles.png and, with pair properties,
-    OUT/explain_{mutant}_pairs.png.
+    OUT/explain_{mutant}_pairs.png (or .svg, .pdf: --figure-format).
     """
-    from seqdance.inference import bfactor, explain, mutations
+    from seqdance.inference import bfactor, explain, explain_plots, mutations
 
     wild_type = _wild_type(sequence, fasta)
     channels = check_properties(properties)
@@ -157,10 +170,12 @@ def explain_command(
     written = explain.write_explanation(ex, wild_type, out)
     for m, name in enumerate(ex.mutants):
         stem = explain.file_stem(name)
-        profiles = out / f"explain_{stem}_profiles.png"
-        written.append(explain.plot_change_profiles(ex, m, profiles, wild_type))
+        fmt = figure_format.value
+        profiles = out / f"explain_{stem}_profiles.{fmt}"
+        written.append(explain_plots.plot_change_profiles(ex, m, profiles, wild_type))
         if ex.rel_pair is not None:
-            written.append(explain.plot_pair_maps(ex, m, out / f"explain_{stem}_pairs.png"))
+            pairs = out / f"explain_{stem}_pairs.{fmt}"
+            written.append(explain_plots.plot_pair_maps(ex, m, pairs))
         if pdb is not None:
             target = out / f"explain_{stem}.pdb"
             bfactor.write_bfactors(pdb, target, wild_type, values[m][explain.residue_rows(ex)])

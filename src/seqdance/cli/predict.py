@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -16,11 +17,28 @@ MODEL_HELP = (
 ARCH_HELP = "Architecture for checkpoints without a config (8M, 35M, 150M, 650M or full name)."
 
 
-def _load(model: str, arch: str | None, device: str, dtype: DType):
-    """The model on ``--device`` in ``--dtype`` (score, scan, explain and analyze load so too)."""
+class FigureFormat(str, Enum):  # seqdance.utils.figures.FIGURE_FORMATS
+    png = "png"
+    svg = "svg"
+    pdf = "pdf"
+
+
+FIGURE_FORMAT_HELP = "Format of the figures: png (300 dpi), svg or pdf."
+
+
+def _load(model: str, arch: str | None, device: str, dtype: DType, int8: bool = False):
+    """The model on ``--device`` in ``--dtype`` (score, scan, explain and analyze load so too);
+    ``int8``: its trunk's Linear layers quantized (``--int8``, CPU)."""
     from seqdance.inference import pipeline
 
-    return pipeline.load_on_device(model, arch, device, dtype.value)
+    net = pipeline.load_on_device(model, arch, device, dtype.value)
+    return _int8(net) if int8 else net
+
+
+def _int8(net):
+    from seqdance.model import quantize
+
+    return quantize.quantize_int8(net)
 
 
 @app.command("predict")
@@ -30,7 +48,10 @@ def predict_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     device: str = device_option(),
     dtype: DType = dtype_option(),
-    plots: bool = typer.Option(False, "--plots", help="Also write PNG plots per record."),
+    plots: bool = typer.Option(False, "--plots", help="Also write two figures per record."),
+    figure_format: FigureFormat = typer.Option(
+        FigureFormat.png, "--figure-format", help=FIGURE_FORMAT_HELP
+    ),
     attention: bool = typer.Option(
         False, "--attention", help="Also write {id}.attention.npz (layers, heads, L, L; float16)."
     ),
@@ -49,20 +70,47 @@ def predict_command(
         help="Predict sequences longer than this many residues in overlapping windows, merged "
         "(e.g. 1022, ESM2's training length). Default: one pass at any length, as the authors.",
     ),
+    pairs: str = typer.Option(
+        "all",
+        "--pairs",
+        help="Pair maps to write: all, none (no pair file; the pair head is not run) or "
+        "comma-separated pair outputs (vdw, hbbb, hbsb, hbss, hp, sb, pc, ps, ts, corr, "
+        "nma_pair1..3, or nma_pair for all three).",
+    ),
+    pair_band: int | None = typer.Option(
+        None,
+        "--pair-band",
+        help="Keep only pairs with |i - j| <= N (the others read as NaN and take no disk); "
+        "writes the HDF5 pair store.",
+    ),
+    pair_format: str = typer.Option(
+        "auto",
+        "--pair-format",
+        help="auto (HDF5 pair store {id}.pair.h5 with --window or --pair-band, else "
+        "{id}.pair.npz), npz or h5. The store is written in tiles: memory stays bounded.",
+    ),
+    pair_dtype: str = typer.Option(
+        "float32",
+        "--pair-dtype",
+        help="float32 or float16 (HDF5 pair store only; half the disk, error in docs/model.md).",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Predict the 50 residue and 13 pair dynamic properties of every FASTA record.
 
-    Writes OUT/{id}.residue.tsv (position, residue, then one column per residue output)
-    and OUT/{id}.pair.npz (one L x L array per pair output). Every sequence runs in one pass,
-    as the authors' code; --window N predicts longer ones in overlapping windows (docs/model.md).
+    Writes OUT/{id}.residue.tsv (position, residue, then one column per residue output),
+    OUT/{id}.pair.npz (one L x L array per pair output) or, with --window or --pair-band,
+    the HDF5 pair store OUT/{id}.pair.h5, and OUT/index.tsv (record id -> files). {id} is the
+    record id made safe as a file name. Every sequence runs in one pass, as the authors'
+    code; --window N predicts longer ones in overlapping windows (docs/model.md).
     """
     from seqdance.inference import pipeline
 
     n = pipeline.predict_fasta(
         fasta, model, out, arch=arch, device=device, dtype=dtype.value, plots=plots,
         attention=attention, pdb=pdb, token_budget=token_budget, window=window,
-        progress=progress,
+        progress=progress, pairs=pairs, pair_band=pair_band, pair_format=pair_format,
+        pair_dtype=pair_dtype, figure_format=figure_format.value,
     )  # fmt: skip
     typer.echo(f"{n} records written to {out}", err=True)
 

@@ -11,6 +11,7 @@ from seqdance.alphabet import check_sequence
 from seqdance.cli.app import app
 from seqdance.cli.options import DType, device_option, dtype_option, token_budget_option
 from seqdance.cli.predict import ARCH_HELP, MODEL_HELP, _load
+from seqdance.cli.workers import INT8_HELP, WORKERS_HELP, sharded
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.schema import resolve_properties
 from seqdance.utils.io import atomic_path
@@ -42,6 +43,13 @@ class Suite(str, Enum):
     megascale = "megascale"
     designed = "designed"
     proteingym_viral = "proteingym-viral"
+    dynamics = "dynamics"
+
+
+class ViralRelease(str, Enum):
+    jan2024 = "2024-01"
+    apr2025 = "2025-04"
+    reference = "reference"
 
 
 class Baseline(str, Enum):
@@ -100,6 +108,7 @@ def _load_masked_lm(spec: str, net):
 
 
 @app.command("score")
+@sharded
 def score_command(
     model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     mutations_csv: Path = typer.Option(
@@ -124,6 +133,8 @@ def score_command(
     token_budget: int = token_budget_option(),
     residues_only: bool = typer.Option(False, "--residues-only", help=RESIDUES_ONLY_HELP),
     window: int | None = typer.Option(None, "--window", min=16, help=WINDOW_HELP),
+    workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
 ) -> None:
     """Score mutants by the predicted relative change of dynamic properties.
 
@@ -134,7 +145,7 @@ def score_command(
     """
     import pandas as pd
 
-    from seqdance.inference import baselines, mutations, score
+    from seqdance.inference import baselines, mutations, score, sharding
 
     wild_type = _wild_type(sequence, fasta)
     channels = check_properties(properties)
@@ -155,9 +166,17 @@ def score_command(
     options = _score_options(
         residues_only=residues_only, window=window, token_budget=token_budget, dtype=dtype
     )
-    net = _load(model, arch, device, DType.fp32)  # bf16/fp16: autocast over fp32 weights
+    net = _load(model, arch, device, DType.fp32, int8)  # bf16/fp16: autocast, fp32 weights
+    group = sharding.current()
+    if group.sharded:  # shards beside the output; rank 0 gets the scores
+        found = sharding.score_mutants_sharded(group, net, mutant_set, channels, options,
+                                               out.with_name(f"{out.name}.shards"))  # fmt: skip
+        if found is None:
+            return
+    else:
+        found = score.score_mutants(net, mutant_set, channels, options)
     mlm = _load_masked_lm(esm_model, net) if baseline else None
-    columns = score.score_mutants(net, mutant_set, channels, options).columns()
+    columns = found.columns()
     for method in dict.fromkeys(b.value for b in baseline):
         columns[f"llr_{method.replace('-', '_')}"] = baselines.esm_llr(
             mlm, mutant_set, method, token_budget=token_budget, window=window
@@ -174,6 +193,7 @@ def score_command(
 
 
 @app.command("benchmark")
+@sharded
 def benchmark_command(
     model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     assay_path: Path | None = typer.Option(
@@ -219,12 +239,42 @@ def benchmark_command(
         "--suite",
         help="One of the paper's tables, from its published inputs: megascale or designed "
         "(--assays: the Tsuboyama table), proteingym-viral (--assays: ProteinGym folder, "
-        "--reference: its DMS_substitutions.csv). Prints our median beside the paper's.",
+        "--reference: optional, its DMS_substitutions.csv; assays by --viral-release), or "
+        "dynamics (--dataset: predicted vs MD properties, docs/dynamics-benchmark.md). "
+        "Prints our median beside the paper's (the peers' for dynamics).",
     ),
     headline: str = typer.Option(
         "norm_geometric_mean", "--headline", help="Score column compared with the paper (--suite)."
     ),
+    viral_release: ViralRelease = typer.Option(
+        ViralRelease.jan2024,
+        "--viral-release",
+        help="ProteinGym release whose viral assays (seq_len <= 1022) make --suite "
+        "proteingym-viral: 2024-01 (v1.0/1.1, 23 assays, the paper's), 2025-04 (26), or "
+        "reference (taxon 'Virus' in the --reference file).",
+    ),
+    dataset: Path | None = typer.Option(
+        None, "--dataset", help="--suite dynamics: a built dataset (features.h5 + index.csv)."
+    ),
+    label: str | None = typer.Option(
+        None, "--label", help="--suite dynamics: only proteins with this index label (e.g. test)."
+    ),
+    train_fasta: Path | None = typer.Option(
+        None,
+        "--train-fasta",
+        help="--suite dynamics: the model's training sequences, for each protein's highest "
+        "identity (MMseqs2); default: train_sequences.fasta in the model folder, if any.",
+    ),
+    contact_threshold: float = typer.Option(
+        0.5, "--contact-threshold", help="--suite dynamics: MD contacts per frame of a contact."
+    ),
+    min_separation: int = typer.Option(
+        6, "--min-separation", min=1, help="--suite dynamics: |i-j| of the top-L pairs."
+    ),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="--suite dynamics: figures."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
 ) -> None:
     """Zero-shot Spearman, AUC, MCC, NDCG and top-10 % recall (ProteinGym's definitions)
     of every score against measured fitness or stability.
@@ -235,8 +285,32 @@ def benchmark_command(
     OUT/summary_by_model.csv (Spearman) and OUT/summary_by_model_{metric}.csv. Metrics are
     oriented so that higher = predicts fitness (relative changes negated).
     """
-    from seqdance.benchmark import assays, metrics, run, suites
+    from seqdance.benchmark import assays, dynamics_report, identity, metrics, run, suites
+    from seqdance.benchmark import sharded as shards
 
+    if suite is Suite.dynamics:
+        if dataset is None or model is None:
+            raise SeqDanceError("--suite dynamics needs --model and --dataset (a built dataset)")
+        if assay_path is not None or aggregate is not None:
+            raise SeqDanceError("--suite dynamics takes --dataset, not --assays or --aggregate")
+        options = dynamics_report.DynamicsOptions(
+            label=label, contact_threshold=contact_threshold, min_separation=min_separation,
+            bootstrap_samples=bootstrap_samples, token_budget=token_budget,
+        )  # fmt: skip
+        options.check()
+        fasta = identity.training_fasta(model, train_fasta)
+        if fasta is not None:
+            identity.find_mmseqs()
+        net = _load(model, arch, device, DType.fp32)
+        result, table = dynamics_report.run_dynamics_benchmark(
+            net, dataset, out, options, model_spec=model, train_fasta=fasta, plots=plots,
+            progress=progress,
+        )  # fmt: skip
+        for note in result.notes:
+            typer.echo(f"note: {note}")
+        typer.echo(dynamics_report.terminal_table(result, table))
+        typer.echo(f"{len(result.proteins)} proteins benchmarked, tables in {out}", err=True)
+        return
     ref = assays.read_reference(reference) if reference is not None else None
     if aggregate is not None:
         if ref is None:
@@ -259,15 +333,20 @@ def benchmark_command(
         raise SeqDanceError("give --model and --assays (or --aggregate TABLE --reference FILE)")
     channels = check_properties(properties)
     if suite is not None:
-        found = suites.suite_assays(suite.value, assay_path, reference, limit)
+        found = suites.suite_assays(
+            suite.value, assay_path, reference, limit, viral_release=viral_release.value
+        )
     else:
         found = suites.read_assays(assay_path, limit)
     options = _score_options(
         residues_only=residues_only, window=window, token_budget=token_budget, dtype=dtype
     )
-    net = _load(model, arch, device, DType.fp32)  # bf16/fp16: autocast over fp32 weights
+    net = _load(model, arch, device, DType.fp32, int8)  # bf16/fp16: autocast, fp32 weights
     mlm = _load_masked_lm(esm_model, net) if baseline else None
-    result = run.run_benchmark(
+    group = shards.sharding.current()
+    bench = (lambda *a, **k: shards.run_benchmark_sharded(group, *a, **k)) if group.sharded \
+        else run.run_benchmark  # fmt: skip
+    result = bench(
         net,
         found,
         out,
@@ -280,6 +359,8 @@ def benchmark_command(
         reference=ref,
         bootstrap_samples=bootstrap_samples,
     )
+    if result is None:  # not rank 0
+        return
     for line in result.skipped:
         typer.echo(f"warning: skipped {line}", err=True)
     if result.unmatched:
@@ -296,6 +377,8 @@ def benchmark_command(
         rows = suites.compare_with_paper(suite.value, result.medians, variant, headline)
         typer.echo(f"suite {suite.value}: median Spearman over {n_assays} proteins "
                    f"(paper: {suites.PAPER_COUNTS[suite.value]})")  # fmt: skip
+        for note in suites.suite_notes(suite.value, model, n_assays, limit, max_variants):
+            typer.echo(f"note: {note}")
         typer.echo(f"{'model':<10} {'column':<24} {'ours':>7} {'paper':>7}")
         for row in rows:
             typer.echo(f"{row['model']:<10} {row['column']:<24} {row['ours']:>7.3f} "

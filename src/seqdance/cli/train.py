@@ -49,6 +49,10 @@ def train_command(
             f"{result.step} updates; last loss {result.last_log['loss']:.4f}; {result.out_dir}",
             err=True,
         )
+    if result.rank == 0 and result.best_step is not None:
+        stop = f"stopped early at update {result.stopped_at}; " if result.stopped_at else ""
+        typer.echo(f"{stop}best held-out loss at update {result.best_step}: "
+                   f"{result.out_dir / 'best'}", err=True)  # fmt: skip
 
 
 @app.command("evaluate")

@@ -1,4 +1,5 @@
-"""Train/test split by sequence clusters (MMseqs2), as the authors: 50% identity, 95/5.
+"""Train/test split by sequence clusters (MMseqs2), as the authors: 50% identity, 95/5;
+optionally a ``valid`` set of whole clusters too (early stopping while fine-tuning).
 
 Sequences are clustered with ``mmseqs easy-cluster`` (``--min-seq-id 0.5``, coverage 0.8);
 whole clusters are then drawn into the test set in a seeded random order until it holds the
@@ -37,6 +38,7 @@ class SplitConfig:
     seed: int = 0
     threads: int = 1
     mmseqs: str = "mmseqs"  # binary name or path
+    valid_fraction: float = 0.0  # clusters labelled ``valid`` (early stopping), after test
 
 
 def find_mmseqs(binary: str = "mmseqs") -> str:
@@ -76,26 +78,30 @@ def cluster_sequences(
 
 
 def assign_split(
-    clusters: dict[str, str], test_fraction: float = 0.05, seed: int = 0
-) -> dict[str, str]:
-    """``name -> train|test``: whole clusters go to test, in seeded random order, until
-    ``ceil(test_fraction * n)`` proteins are test (at least one cluster stays train)."""
-    if not 0 <= test_fraction < 1:
-        raise SeqDanceError(f"test fraction must be in [0, 1), not {test_fraction}")
+    clusters: dict[str, str], test_fraction: float = 0.05, seed: int = 0,
+    valid_fraction: float = 0.0,
+) -> dict[str, str]:  # fmt: skip
+    """``name -> train|test|valid``: whole clusters go to test, in seeded random order, until
+    ``ceil(test_fraction * n)`` proteins are test, then the next clusters to ``valid`` until
+    ``ceil(valid_fraction * n)`` are (at least one cluster stays train). The test proteins are
+    the same whatever ``valid_fraction``."""
+    if not 0 <= test_fraction < 1 or not 0 <= valid_fraction < 1:
+        raise SeqDanceError(
+            f"test and valid fractions must be in [0, 1), not {test_fraction}, {valid_fraction}"
+        )
     members: dict[str, list[str]] = {}
     for name, rep in clusters.items():
         members.setdefault(rep, []).append(name)
     reps = sorted(members)  # a fixed order before shuffling: independent of input order
-    order = np.random.default_rng(seed).permutation(len(reps))
-    target = math.ceil(test_fraction * len(clusters))
+    order = list(np.random.default_rng(seed).permutation(len(reps)))[:-1]  # one stays train
     labels = dict.fromkeys(clusters, "train")
-    n_test = 0
-    for k in order[:-1] if len(reps) > 1 else []:
-        if n_test >= target:
-            break
-        for name in members[reps[k]]:
-            labels[name] = "test"
-        n_test += len(members[reps[k]])
+    for label, fraction in (("test", test_fraction), ("valid", valid_fraction)):
+        target = math.ceil(fraction * len(clusters))
+        n_drawn = 0
+        while order and n_drawn < target:
+            for name in members[reps[order.pop(0)]]:
+                labels[name] = label
+                n_drawn += 1
     return labels
 
 
@@ -107,7 +113,7 @@ def split_index(index: pd.DataFrame, config: SplitConfig | None = None) -> pd.Da
         raise SeqDanceError("index has no modify_seq or sequence column")
     sequences = dict(zip(index["name"].astype(str), index[column].astype(str), strict=True))
     clusters = cluster_sequences(sequences, config)
-    labels = assign_split(clusters, config.test_fraction, config.seed)
+    labels = assign_split(clusters, config.test_fraction, config.seed, config.valid_fraction)
     out = index.copy()
     out["label"] = [labels[str(n)] for n in out["name"]]
     out["cluster"] = [clusters[str(n)] for n in out["name"]]

@@ -1,4 +1,5 @@
-"""The demo's own figures: the training curve and the score scatter (matplotlib, Agg)."""
+"""The demo's own figures: the training curve and the score scatter (matplotlib, Agg),
+written by :func:`seqdance.utils.figures.write_figure` (format from the path's suffix)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from seqdance.benchmark.metrics import spearman
-from seqdance.utils.io import save_figure
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from seqdance.utils.figures import legend_outside, pyplot, write_figure
 
 
 def plot_training_curve(path: str | os.PathLike, log: list[dict]) -> Path:
@@ -26,7 +18,7 @@ def plot_training_curve(path: str | os.PathLike, log: list[dict]) -> Path:
 
     ``log``: the records of the training ``log.jsonl`` (``step``, ``loss``, ``groups``).
     """
-    plt = _pyplot()
+    plt = pyplot()
     steps = [r["step"] for r in log]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(steps, [r["loss"] for r in log], marker="o", ms=3, color="k", label="total")
@@ -39,9 +31,9 @@ def plot_training_curve(path: str | os.PathLike, log: list[dict]) -> Path:
     ax.set_ylabel("weighted RMSE loss (log scale)")
     ax.set_title("training loss of the tiny demo model")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    legend_outside(ax, fontsize="small", title="data group", title_fontsize="small")
     fig.tight_layout()
-    return save_figure(fig, path)
+    return write_figure(fig, path)
 
 
 def plot_score_scatter(
@@ -52,7 +44,7 @@ def plot_score_scatter(
     ``score``, ``target``: shape=(N,). Larger scores predict less fit variants, so a useful
     model gives a falling cloud.
     """
-    plt = _pyplot()
+    plt = pyplot()
     rho, n = spearman(-score, target)
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     ax.scatter(score, target, s=14, color="tab:blue", alpha=0.8)
@@ -61,4 +53,4 @@ def plot_score_scatter(
     ax.set_title(f"{title}\nSpearman (oriented) = {rho:.3f}, n = {n}", fontsize="medium")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return write_figure(fig, path)

@@ -49,6 +49,7 @@ from seqdance.demo.training import evaluate_test, read_log, run_training
 from seqdance.errors import SeqDanceError
 from seqdance.inference.fasta import read_fasta
 from seqdance.model import load_model
+from seqdance.utils.figures import check_figure_format
 
 DEFAULT_STEPS = 1000
 QUICK_STEPS = 40
@@ -111,6 +112,7 @@ def run_demo(
     device: str = "auto",
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
+    figure_format: str = "png",
 ) -> DemoReport:
     """Run the whole pipeline on the bundled data into ``out_dir`` (new or empty).
 
@@ -128,6 +130,8 @@ def run_demo(
         Show the library's progress bars.
     echo : callable, optional
         Receives one line per step (default: printed on the console).
+    figure_format : str
+        ``png`` (300 dpi), ``svg`` or ``pdf`` for the figures in ``out_dir/figures``.
 
     Returns
     -------
@@ -135,6 +139,7 @@ def run_demo(
         The numbers and files; ``report_path`` (``out_dir/report.md``) is written last.
     """
     say = echo or _echo
+    fmt = check_figure_format(figure_format)  # checked before anything is written
     out_dir = Path(out_dir).absolute()  # the manifest's paths must not depend on the cwd
     _check_out_dir(out_dir)
     steps = steps if steps is not None else (QUICK_STEPS if quick else DEFAULT_STEPS)
@@ -142,12 +147,13 @@ def run_demo(
         raise SeqDanceError(f"--steps must be at least 2 (got {steps})")
     device = _resolve_device(device)
     with _one_thread_on_cpu(device):
-        return _run(out_dir, steps, device, progress, say)
+        return _run(out_dir, steps, device, progress, say, fmt)
 
 
 def _run(
-    out_dir: Path, steps: int, device: str, progress: bool, say: Callable[[str], None]
-) -> DemoReport:
+    out_dir: Path, steps: int, device: str, progress: bool, say: Callable[[str], None],
+    fmt: str = "png",
+) -> DemoReport:  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = out_dir / "figures"
     timings: dict[str, float] = {}
@@ -160,7 +166,7 @@ def _run(
     clock = step(1, "features: MD of 2 trajectories (native contacts), NMA of 5 structures")
     inputs = out_dir / "inputs"
     copy_inputs(inputs)
-    features, feature_plots = extract_features(inputs, out_dir / "features", figures, progress)
+    features, feature_plots = extract_features(inputs, out_dir / "features", figures, progress, fmt)
     timings["features"] = time.perf_counter() - clock
 
     clock = step(2, "dataset: manifest with train/test labels, build, loss weights")
@@ -170,7 +176,7 @@ def _run(
 
     clock = step(3, f"training: tiny model, {steps} updates on {device}")
     training = run_training(dataset, out_dir / "train", steps, device, progress)
-    curve = plot_training_curve(figures / "training_curve.png", read_log(training.log))
+    curve = plot_training_curve(figures / f"training_curve.{fmt}", read_log(training.log))
     model = load_model(training.checkpoint, device=device)
     training.test_rmse = evaluate_test(model, dataset)
     timings["training"] = time.perf_counter() - clock
@@ -181,11 +187,11 @@ def _run(
     wild_type = read_fasta(assay_csv.with_suffix(".fasta"))[0].sequence
     sequences = {f.name: _sequence_of(f) for f in features if f.name in PREDICTED}
     sequences[assay_csv.stem.split("_")[0]] = wild_type
-    predictions = run_predictions(model, sequences, out_dir / "predictions", figures, progress)
+    predictions = run_predictions(model, sequences, out_dir / "predictions", figures, progress, fmt)
     timings["predictions"] = time.perf_counter() - clock
 
     clock = step(5, "zero-shot scores of a deep mutational scan, Spearman vs measurements")
-    scores = run_scoring(model, assay_csv, out_dir / "scores", figures)
+    scores = run_scoring(model, assay_csv, out_dir / "scores", figures, fmt)
     timings["scores"] = time.perf_counter() - clock
     say(f"      Spearman ({scores.headline}) = {scores.spearman[scores.headline]:.3f}")
 

@@ -10,9 +10,10 @@ from seqdance.inference.predict import predict, write_pair_npz, write_residue_ts
 
 
 def run_predictions(
-    model, sequences: dict[str, str], out: Path, figures: Path, progress: bool
+    model, sequences: dict[str, str], out: Path, figures: Path, progress: bool, fmt: str = "png"
 ) -> list[Prediction]:
-    """Residue table, pair arrays and both plots of every sequence (name -> sequence)."""
+    """Residue table, pair arrays and both plots (``fmt``: png, svg, pdf) of every sequence
+    (name -> sequence)."""
     names = list(sequences)
     outputs = predict(model, [sequences[n] for n in names], progress=progress)
     results = []
@@ -26,8 +27,10 @@ def run_predictions(
                     out / f"{name}.residue.tsv", sequences[name], output.residue
                 ),
                 pair_npz=write_pair_npz(out / f"{name}.pair.npz", output.pair),
-                profile_png=plot_profiles(figures / f"{name}_profiles.png", title, output.residue),
-                pair_png=plot_pairs(figures / f"{name}_pairs.png", title, output.pair),
+                profile_png=plot_profiles(
+                    figures / f"{name}_profiles.{fmt}", title, output.residue
+                ),
+                pair_png=plot_pairs(figures / f"{name}_pairs.{fmt}", title, output.pair),
             )
         )
     return results

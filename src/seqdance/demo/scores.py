@@ -16,7 +16,7 @@ from seqdance.schema import resolve_properties
 from seqdance.utils.io import atomic_path
 
 
-def run_scoring(model, assay_csv: Path, out: Path, figures: Path) -> ScoreSummary:
+def run_scoring(model, assay_csv: Path, out: Path, figures: Path, fmt: str = "png") -> ScoreSummary:
     """Score every variant of a ProteinGym assay file; scores, Spearman table and scatter."""
     assay = read_proteingym_assay(assay_csv)
     frame = score_assay(model, assay, resolve_properties(None))
@@ -28,7 +28,7 @@ def run_scoring(model, assay_csv: Path, out: Path, figures: Path) -> ScoreSummar
     with atomic_path(spearman_csv) as tmp:
         pd.DataFrame(rows, columns=["assay", "property", "spearman", "n"]).to_csv(tmp, index=False)
     scatter = plot_score_scatter(
-        figures / "score_scatter.png",
+        figures / f"score_scatter.{fmt}",
         frame[HEADLINE_SCORE].to_numpy(np.float64),
         frame["target"].to_numpy(np.float64),
         title=f"{assay.name}: {HEADLINE_SCORE} (demo model)",

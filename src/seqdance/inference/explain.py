@@ -28,11 +28,11 @@ from seqdance.inference.options import ScoreOptions
 from seqdance.inference.outputs import outputs_at_scored_positions
 from seqdance.inference.relative_change import relative_change_elements
 from seqdance.inference.summaries import ordered_channels
-from seqdance.schema import FEATURE_BY_NAME, PAIR_CHANNELS, RESIDUE_CHANNELS, RESIDUE_FEATURES
-from seqdance.utils.io import atomic_path, save_figure, save_npz
+from seqdance.schema import FEATURE_BY_NAME, PAIR_CHANNELS, RESIDUE_CHANNELS
+from seqdance.utils.io import atomic_path, save_npz
 from seqdance.utils.progress import progress_bar
 
-TOP_LABELS = 5  # largest changes labelled per profile
+TOP_LABELS = 5  # largest changes listed per mutant and property (and labelled per profile)
 DEFAULT_OPTIONS = ScoreOptions()
 
 
@@ -260,140 +260,6 @@ def file_stem(mutant: str) -> str:
 
 
 # -- figures -------------------------------------------------------------------------------
-def _ticks(ex: Explanation, target: int = 12) -> list[int]:
-    """Rows whose residue number is a multiple of a round step (about ``target`` ticks)."""
-    n = len(ex.labels)
-    steps = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000)
-    step = next((s for s in steps if n / s <= target), 2000)
-    return [
-        i for i, lab in enumerate(ex.labels) if not lab.startswith("<") and int(lab) % step == 0
-    ]
-
-
-def _row_name(ex: Explanation, wild_type: str | None, row: int) -> str:
-    label = ex.labels[row]
-    if wild_type is None or label.startswith("<"):
-        return label
-    return wild_type[row - _first_residue(ex)] + label
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _feature_profiles(ex: Explanation, m: int):
-    """(feature name, signed change or None, relative change, score) per residue feature:
-    scalar features with their signed change, multi-channel ones by their mean relative
-    change over channels."""
-    out = []
-    for feature in RESIDUE_FEATURES:
-        idx = [ex.residue_channels.index(c) for c in feature.channels if c in ex.residue_channels]
-        if not idx:
-            continue
-        rel = ex.rel_residue[m][:, idx]  # (R, k)
-        delta = None
-        if len(idx) == 1:
-            delta = ex.mt_residue[m][:, idx[0]] - ex.wt_residue[:, idx[0]]
-        label = (
-            feature.name
-            if len(idx) == len(feature.channels)
-            else ",".join(ex.residue_channels[i] for i in idx)
-        )
-        out.append((label, delta, rel.mean(axis=1), float(np.nanmean(rel))))
-    return out
-
-
-def plot_change_profiles(
-    ex: Explanation, m: int, path: str | os.PathLike, wild_type: str | None = None
-) -> Path:
-    """Per-residue change of each residue feature (signed for one-channel features, the
-    relative change for the softmax ones), mutated positions marked, largest labelled."""
-    plt = _pyplot()
-    profiles = _feature_profiles(ex, m)
-    if ex.rel_pair is not None:
-        rel = np.nanmean(ex.rel_pair[m], axis=1)  # (R, Cp): row means
-        profiles.append(("pair (row mean)", None, rel.mean(axis=1), float(np.nanmean(rel))))
-    n = len(profiles)
-    rows = np.arange(len(ex.labels))
-    fig, axes = plt.subplots(n, 1, figsize=(11, 1.45 * n + 0.9), sharex=True, squeeze=False)
-    for ax, (name, delta, rel, score) in zip(axes[:, 0], profiles, strict=True):
-        values = delta if delta is not None else rel
-        color = "tab:blue" if delta is not None else "tab:purple"
-        ax.plot(rows, values, color=color, lw=0.9)
-        if delta is not None:
-            ax.axhline(0, color="grey", lw=0.6)
-        for r in ex.mutated[m]:
-            ax.axvline(r, color="tab:red", lw=1.0, alpha=0.7)
-        top = np.argsort(-np.nan_to_num(np.abs(values), nan=-np.inf), kind="stable")[:TOP_LABELS]
-        ax.scatter(top, values[top], s=10, color="k", zorder=3)
-        for r in top:
-            name_r = _row_name(ex, wild_type, r)
-            ax.annotate(
-                name_r, (r, values[r]), textcoords="offset points", xytext=(2, 2), fontsize=6
-            )
-        kind = "mut - wt" if delta is not None else "rel. change"
-        ax.set_ylabel(f"{name}\n{kind}", fontsize=7)
-        ax.tick_params(labelsize=6)
-        ax.text(
-            0.995,
-            0.95,
-            f"score {score:.4g}",
-            transform=ax.transAxes,
-            ha="right",
-            va="top",
-            fontsize=7,
-        )
-    ticks = _ticks(ex, 20)
-    axes[-1, 0].set_xticks(ticks, [ex.labels[t] for t in ticks], fontsize=6)
-    axes[-1, 0].set_xlim(-0.5, len(rows) - 0.5)
-    axes[-1, 0].set_xlabel("residue (red: mutated)")
-    fig.suptitle(f"{ex.mutants[m]}: predicted change per residue", fontsize=10)
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=110)
-
-
-def plot_pair_maps(ex: Explanation, m: int, path: str | os.PathLike) -> Path:
-    """Difference maps (mutant - wild type) of every scored pair channel."""
-    plt = _pyplot()
-    n = len(ex.pair_channels)
-    cols = min(5, n)
-    nrows = -(-n // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(2.9 * cols, 2.7 * nrows + 0.6), squeeze=False)
-    delta = ex.mt_pair[m] - ex.wt_pair  # (R, R, Cp)
-    for k, ax in enumerate(axes.flat):
-        if k >= n:
-            ax.axis("off")
-            continue
-        d = delta[..., k]
-        lim = float(np.nanmax(np.abs(d))) if np.isfinite(d).any() else 1.0
-        lim = lim if lim > 0 else 1.0
-        image = ax.imshow(
-            d, cmap="RdBu_r", vmin=-lim, vmax=lim, origin="lower", interpolation="nearest"
-        )
-        for r in ex.mutated[m]:  # triangles above and right of the map point at mutated rows
-            top = ax.get_xaxis_transform()
-            right = ax.get_yaxis_transform()
-            ax.plot([r], [1.04], marker="v", color="tab:red", ms=4, clip_on=False, transform=top)
-            ax.plot([1.04], [r], marker="<", color="tab:red", ms=4, clip_on=False, transform=right)
-        ticks = _ticks(ex, 5)
-        ax.set_xticks(ticks, [ex.labels[t] for t in ticks])
-        ax.set_yticks(ticks, [ex.labels[t] for t in ticks])
-        score = float(np.nanmean(ex.rel_pair[m][..., k]))
-        ax.set_title(f"{ex.pair_channels[k]} (score {score:.3g})", fontsize=8, pad=9)
-        ax.tick_params(labelsize=5)
-        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.08).ax.tick_params(labelsize=5)
-    fig.suptitle(
-        f"{ex.mutants[m]}: pair outputs, mutant - wild type (red: mutated residues)", fontsize=10
-    )
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=110)
-
-
 def per_residue_change(ex: Explanation, m: int, feature: str | None = None) -> np.ndarray:
     """One value per row for B-factors: the mean relative change over the scored residue
     channels and pair row means (or over one feature's channels)."""

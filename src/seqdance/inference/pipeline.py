@@ -9,26 +9,18 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 
 from seqdance.errors import SeqDanceError
-from seqdance.inference.bfactor import read_protein_chains, write_bfactors
+from seqdance.inference.bfactor import read_protein_chains
 from seqdance.inference.embed import embed, write_embeddings
 from seqdance.inference.fasta import FastaRecord, read_fasta
-from seqdance.inference.plots import plot_pairs, plot_profiles
-from seqdance.inference.predict import (
-    DEFAULT_TOKEN_BUDGET,
-    iter_outputs,
-    write_attention_npz,
-    write_pair_npz,
-    write_residue_tsv,
-)
+from seqdance.inference.predict import DEFAULT_TOKEN_BUDGET
+from seqdance.inference.store import parse_pairs
+from seqdance.inference.store_predict import PredictOutputs, predict_records
 from seqdance.model.seqdance import SeqDanceModel, load_model
-from seqdance.schema import RESIDUE_CHANNELS
 from seqdance.train.distributed import DistEnv, pick_device
-from seqdance.utils.io import output_group
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -49,46 +41,40 @@ def predict_fasta(
     device: str = "auto",
     dtype: str = "fp32",
     plots: bool = False,
+    figure_format: str = "png",
     attention: bool = False,
     pdb: str | os.PathLike | None = None,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
     window: int | None = None,
     progress: bool = False,
+    pairs: str = "all",
+    pair_band: int | None = None,
+    pair_format: str = "auto",
+    pair_dtype: str = "float32",
 ) -> int:
     """Predict every record of ``fasta`` with the model ``spec``; returns the record count.
 
-    Writes ``out/{id}.residue.tsv`` and ``out/{id}.pair.npz``; with ``attention``
-    ``{id}.attention.npz``, with ``plots`` two PNGs, with ``pdb`` ``{id}.rmsf.pdb`` for each
-    record whose sequence equals one of the structure's chains. A record's files appear
-    together or not at all.
+    Writes ``out/{stem}.residue.tsv`` and the pair maps (``{stem}.pair.npz``, or the HDF5 pair
+    store ``{stem}.pair.h5`` with ``window``/``pair_band``/``pair_format="h5"``; none with
+    ``pairs="none"``; ``pairs`` also takes a comma-separated list of pair outputs); with
+    ``attention`` ``{stem}.attention.npz``, with ``plots`` ``{stem}.profiles.{fmt}`` and
+    ``{stem}.pairs.{fmt}`` (``figure_format``: png, svg or pdf), with ``pdb``
+    ``{stem}.rmsf.pdb`` for each record whose sequence equals one of the structure's chains;
+    and ``index.tsv`` (record id -> stem, length, files). ``{stem}`` is the record id made
+    safe and unique as a file name (:func:`seqdance.inference.store.safe_stems`). A record's
+    files appear together or not at all. Every option is checked before the model loads.
     """
-    out = Path(out)
     records = read_fasta(fasta)  # every record checked before any work starts
     pdb_records = records_in_structure(pdb, records) if pdb is not None else set()
+    options = PredictOutputs(
+        pairs=parse_pairs(pairs), pair_band=pair_band, pair_format=pair_format,
+        pair_dtype=pair_dtype, window=window, attention=attention, plots=plots,
+        figure_format=figure_format, token_budget=token_budget,
+        pdb_records=frozenset(pdb_records),
+    )  # fmt: skip
+    options.check([len(r.sequence) for r in records])
     net = load_on_device(spec, arch, device, dtype)
-    outputs = iter_outputs(
-        net,
-        [r.sequence for r in records],
-        attentions=attention,
-        token_budget=token_budget,
-        window=window,
-        progress=progress,
-    )
-    for index, result in outputs:
-        record = records[index]
-        with output_group() as group:
-            at = group.path
-            write_residue_tsv(at(out / f"{record.id}.residue.tsv"), record.sequence,
-                              result.residue)  # fmt: skip
-            write_pair_npz(at(out / f"{record.id}.pair.npz"), result.pair)
-            if attention:
-                write_attention_npz(at(out / f"{record.id}.attention.npz"), result.attentions)
-            if plots:
-                plot_profiles(at(out / f"{record.id}.profiles.png"), record.id, result.residue)
-                plot_pairs(at(out / f"{record.id}.pairs.png"), record.id, result.pair)
-            if record.id in pdb_records:
-                rmsf = result.residue[:, RESIDUE_CHANNELS.index("rmsf_nor")]  # (L,)
-                write_bfactors(pdb, at(out / f"{record.id}.rmsf.pdb"), record.sequence, rmsf)
+    predict_records(net, records, out, options, pdb=pdb, progress=progress)
     return len(records)
 
 

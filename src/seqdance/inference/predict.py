@@ -13,9 +13,9 @@ import torch
 
 from seqdance.inference.windows import (
     DEFAULT_MIN_OVERLAP,
+    ResidueMerge,
     Window,
     merge_pairs,
-    merge_residues,
     plan_windows,
 )
 from seqdance.model.alphabet import batch_encode, check_sequence
@@ -88,20 +88,54 @@ def iter_outputs(
     overlap by at least ``overlap`` (default: 256, or a quarter of a window narrower than
     1,024; e.g. 1,022, ESM2's training length) and merged. With ``pair=False``
     and no attentions only the trunk (with fused attention) and the residue head run.
+    The merged pair maps are dense (L, L, 13): for long sequences write them in tiles with
+    :func:`iter_pieces` and :class:`seqdance.inference.windows.PairMerge` instead.
+    """
+    parts: dict[int, _Parts] = {}
+    for index, k, plan, piece in iter_pieces(
+        model, sequences, pair=pair, embeddings=embeddings, attentions=attentions,
+        token_budget=token_budget, window=window, overlap=overlap, progress=progress, desc=desc,
+    ):  # fmt: skip
+        held = parts.setdefault(index, _Parts(plan))
+        held.add(k, piece)
+        if k + 1 == len(plan):
+            yield index, parts.pop(index).result()
+
+
+def window_plan(length: int, window: int | None, overlap: int | None = None) -> list[Window]:
+    """The windows :func:`iter_outputs` cuts a sequence of ``length`` residues into."""
+    if window is None:  # one pass
+        return [Window(0, length, length)]
+    min_overlap = overlap if overlap is not None else min(DEFAULT_MIN_OVERLAP, window // 4)
+    return plan_windows(length, window, min_overlap)
+
+
+def iter_pieces(
+    model,
+    sequences: Sequence[str],
+    *,
+    pair: bool = True,
+    embeddings: bool = False,
+    attentions: bool = False,
+    token_budget: int = DEFAULT_TOKEN_BUDGET,
+    window: int | None = None,
+    overlap: int | None = None,
+    progress: bool = False,
+    desc: str = "predict",
+) -> Iterator[tuple[int, int, list[Window], SequenceOutput]]:
+    """Yield ``(index, k, plan, output of window k)`` as each window is predicted.
+
+    Options as :func:`iter_outputs`. The windows of one sequence come in plan order (they
+    have one width, so the length sort keeps them in order); windows are not merged.
     """
     checked = [check_sequence(f"#{i + 1}", s) for i, s in enumerate(sequences)]
     pieces: list[_Piece] = []
     plans: list[list[Window]] = []
     for index, seq in enumerate(checked):
-        if window is None:  # one pass
-            plan = [Window(0, len(seq), len(seq))]
-        else:
-            min_overlap = overlap if overlap is not None else min(DEFAULT_MIN_OVERLAP, window // 4)
-            plan = plan_windows(len(seq), window, min_overlap)
+        plan = window_plan(len(seq), window, overlap)
         plans.append(plan)
         pieces.extend(_Piece(index, w, seq[w.start : w.stop]) for w in plan)
-    remaining = [len(p) for p in plans]
-    parts: list[dict[int, SequenceOutput]] = [{} for _ in checked]
+    done = [0] * len(plans)
     device = next(model.parameters()).device
     bar = progress_bar(total=len(checked), desc=desc, unit="seq", enabled=progress)
     try:
@@ -119,7 +153,7 @@ def iter_outputs(
                 piece = pieces[piece_index]
                 n = len(piece.sequence)
                 real = slice(1, n + 1)  # drop <cls>, <eos> and padding
-                parts[piece.seq_index][piece.window.start] = SequenceOutput(
+                result = SequenceOutput(
                     residue=_numpy(out.residue[row, real]),
                     pair=_numpy(out.pair[row, real, real]) if pair else None,
                     embeddings=_numpy(out.embeddings[row, real]) if embeddings else None,
@@ -127,12 +161,16 @@ def iter_outputs(
                     if attentions
                     else None,
                 )
-                remaining[piece.seq_index] -= 1
-                if remaining[piece.seq_index] == 0:
-                    index = piece.seq_index
-                    yield index, _merge(plans[index], parts[index])
-                    parts[index] = {}
+                index = piece.seq_index
+                plan = plans[index]
+                k = done[index]
+                if plan[k] != piece.window:  # cannot happen with one width per plan
+                    raise RuntimeError("windows of a sequence came out of order")
+                done[index] += 1
+                yield index, k, plan, result
+                if done[index] == len(plan):
                     bar.update(1)
+            del out
     finally:
         bar.close()
 
@@ -141,25 +179,43 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().to(device="cpu", dtype=torch.float32).numpy()
 
 
-def _merge(plan: list[Window], parts: dict[int, SequenceOutput]) -> SequenceOutput:
-    ordered = [parts[w.start] for w in plan]
-    if len(ordered) == 1:
-        return ordered[0]
+class _Parts:
+    """One sequence's windows: residue rows and embeddings merged as they come (the running
+    sum of :class:`ResidueMerge`, equal to :func:`merge_residues`), pair and attention maps
+    kept for the dense merge at the end."""
 
-    def field(name):
-        return [getattr(p, name) for p in ordered]
+    def __init__(self, plan: list[Window]) -> None:
+        self.plan = plan
+        self.residue = ResidueMerge(plan)
+        self.embeddings = ResidueMerge(plan)
+        self.pair: list[np.ndarray] = []
+        self.attentions: list[np.ndarray] = []
 
-    first = ordered[0]
-    return SequenceOutput(
-        residue=merge_residues(plan, field("residue")),
-        pair=merge_pairs(plan, field("pair")) if first.pair is not None else None,
-        embeddings=merge_residues(plan, field("embeddings"))
-        if first.embeddings is not None
-        else None,
-        attentions=merge_pairs(plan, field("attentions"), axes=(2, 3))
-        if first.attentions is not None
-        else None,
-    )
+    def add(self, k: int, piece: SequenceOutput) -> None:
+        self.residue.add(k, piece.residue)
+        if piece.embeddings is not None:
+            self.embeddings.add(k, piece.embeddings)
+        if piece.pair is not None:
+            self.pair.append(piece.pair)
+        if piece.attentions is not None:
+            self.attentions.append(piece.attentions)
+
+    def result(self) -> SequenceOutput:
+        single = len(self.plan) == 1
+        pair = attentions = None
+        if self.pair:
+            pair = self.pair[0] if single else merge_pairs(self.plan, self.pair)
+        if self.attentions:
+            attentions = (
+                self.attentions[0] if single
+                else merge_pairs(self.plan, self.attentions, axes=(2, 3))
+            )  # fmt: skip
+        return SequenceOutput(
+            residue=self.residue.result(),
+            pair=pair,
+            embeddings=self.embeddings.result() if self.embeddings.next else None,
+            attentions=attentions,
+        )
 
 
 def predict(model, sequences: Sequence[str], **kwargs) -> list[SequenceOutput]:

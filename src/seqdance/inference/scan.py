@@ -13,7 +13,6 @@ fingerprint); a rerun of a killed scan reads the finished blocks and scores only
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -23,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from seqdance.errors import SeqDanceError
 from seqdance.inference.mutations import AMINO_ACIDS
@@ -31,7 +29,9 @@ from seqdance.inference.options import EPSILON, ScoreOptions
 from seqdance.inference.score import DEFAULT_OPTIONS, score_sequences
 from seqdance.inference.summaries import ordered_channels, summarise_scores
 from seqdance.model.alphabet import check_sequence
-from seqdance.utils.io import atomic_path, save_figure, save_npz
+from seqdance.model.quantize import state_fingerprint
+from seqdance.utils.figures import figure_name, pyplot, residue_ticks, write_figure
+from seqdance.utils.io import atomic_path, save_npz
 from seqdance.utils.progress import progress_bar
 
 SCAN_NAME = "scan.csv"
@@ -97,16 +97,8 @@ def mutant_sequence(wild_type: str, mutant: ScanMutant) -> str:
 
 # -- resumable scoring ---------------------------------------------------------------------
 def model_fingerprint(model) -> str:
-    """Hash of the model's parameters and buffers (names, shapes, values)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for name, tensor in list(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        t = tensor.detach().to("cpu").contiguous()
-        if t.dtype == torch.bfloat16:
-            t = t.float()
-        digest.update(t.numpy().tobytes())
-    return digest.hexdigest()
+    """Hash of the model's parameters and buffers (names, shapes, values; int8 too)."""
+    return state_fingerprint(model)
 
 
 def _block_path(parts: Path, k: int) -> Path:
@@ -156,13 +148,16 @@ def run_scan(
     options: ScoreOptions = DEFAULT_OPTIONS,
     block_positions: int = BLOCK_POSITIONS,
     progress: bool = False,
-) -> ScanResult:
+    blocks: Sequence[int] | None = None,
+) -> ScanResult | None:
     """Score every single substitution at ``positions`` (0-based; all when None), resumably.
 
     Writes ``out_dir/parts/`` (manifest and one ``.npz`` of channel scores per block of
     ``block_positions`` positions) and ``out_dir/scan.csv``. Blocks already in
     ``out_dir/parts`` from an interrupted run with the same manifest are not recomputed.
-    ``options``: as :func:`~seqdance.inference.score.score_sequences`.
+    ``options``: as :func:`~seqdance.inference.score.score_sequences`. ``blocks``: score only
+    these blocks (one rank's share, ``seqdance.inference.sharding``), write no ``scan.csv``
+    and return None.
     """
     wild_type = check_sequence("wild type", wild_type)
     positions = list(range(len(wild_type))) if positions is None else sorted(set(positions))
@@ -187,13 +182,18 @@ def run_scan(
     if options.eps != EPSILON:  # older manifests, all at the default, stay valid
         manifest["eps"] = options.eps
     _check_manifest(parts, manifest)
+    mine = None if blocks is None else set(blocks)
     for stale in parts.glob(".block_*"):  # temporary files of a killed write
-        stale.unlink()
-    blocks = [positions[i : i + block_positions] for i in range(0, len(positions), block_positions)]
+        if mine is None or int(stale.name[7:12]) in mine:  # (a rank's own blocks only)
+            stale.unlink(missing_ok=True)
+    all_blocks = [positions[i : i + block_positions]
+                  for i in range(0, len(positions), block_positions)]  # fmt: skip
     scores: list[np.ndarray] = []
     computed = reused = 0
     bar = progress_bar(total=len(positions), desc="scan", unit="position", enabled=progress)
-    for k, block in enumerate(blocks):
+    for k, block in enumerate(all_blocks):
+        if mine is not None and k not in mine:
+            continue
         mutants = scan_mutants(wild_type, block)
         path = _block_path(parts, k)
         block_scores = _read_block(path, len(mutants), len(channels))
@@ -212,6 +212,8 @@ def run_scan(
         scores.append(block_scores)
         bar.update(len(block))
     bar.close()
+    if mine is not None:
+        return None
     channel_scores = np.concatenate(scores, axis=0)  # (N, C)
     mutants = scan_mutants(wild_type, positions)
     columns = summarise_scores(channels, channel_scores).columns()
@@ -273,11 +275,9 @@ def heatmap_matrix(table, column: str):
 def plot_heatmap(table, column: str, path: str | os.PathLike, title: str = "") -> Path:
     """Position x amino-acid heat map of one score with the wild type marked and the mean
     over the 19 substitutions per position above each panel; long scans are split into
-    panels of :data:`PANEL_WIDTH` positions sharing one colour scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    panels of :data:`PANEL_WIDTH` positions sharing one colour scale. The format follows
+    ``path``'s suffix (PNG at 300 dpi, SVG, PDF)."""
+    plt = pyplot()
 
     positions, wt, matrix = heatmap_matrix(table, column)
     n = len(positions)
@@ -317,8 +317,8 @@ def plot_heatmap(table, column: str, path: str | os.PathLike, title: str = "") -
         wt_rows = [rows[w] for w in wt[sl]]
         heat.scatter(cols, wt_rows, s=6, marker="o", color="#1f77b4", linewidths=0)
         heat.set_yticks(range(len(HEATMAP_ORDER)), list(HEATMAP_ORDER), fontsize=6)
-        ticks = [j for j in cols if positions[sl][j] % 10 == 0] or [0]
-        heat.set_xticks(ticks, [str(positions[sl][j]) for j in ticks], fontsize=7)
+        ticks, labels = residue_ticks(positions[sl], 10)  # the first position, then tens
+        heat.set_xticks(ticks, labels, fontsize=7)
         heat.set_xlim(-0.5, width - 0.5)
         track.set_xlim(-0.5, width - 0.5)
         if len(cols) <= 150:  # wild-type letters along the top of the heat map
@@ -335,12 +335,15 @@ def plot_heatmap(table, column: str, path: str | os.PathLike, title: str = "") -
     fig.suptitle(
         f"{title or column}: {n} positions x 19 substitutions", fontsize=9, y=1 - 0.2 / height
     )
-    return save_figure(fig, path, dpi=110)
+    return write_figure(fig, path)
 
 
-def plot_scan(table, out_dir: str | os.PathLike, columns: Sequence[str], title: str = ""):
-    """One ``scan_{column}.png`` per column in ``out_dir``."""
+def plot_scan(
+    table, out_dir: str | os.PathLike, columns: Sequence[str], title: str = "", fmt: str = "png"
+):
+    """One ``scan_{column}.{fmt}`` per column in ``out_dir`` (``fmt``: png, svg or pdf)."""
     out_dir = Path(out_dir)
     return [
-        plot_heatmap(table, c, out_dir / f"scan_{c}.png", f"{title} {c}".strip()) for c in columns
+        plot_heatmap(table, c, out_dir / figure_name(f"scan_{c}", fmt), f"{title} {c}".strip())
+        for c in columns
     ]

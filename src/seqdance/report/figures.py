@@ -15,24 +15,15 @@ import plotly.graph_objects as go
 from plotly.colors import get_colorscale, sample_colorscale, unlabel_rgb
 from plotly.subplots import make_subplots
 
-from seqdance.schema import RESIDUE_CHANNELS, RESIDUE_FEATURES
+from seqdance.schema import FEATURE_UNITS, RESIDUE_CHANNELS, RESIDUE_FEATURES
 
 SEQUENTIAL = "Viridis"
 DIVERGING = "balance"
 # Okabe-Ito colours (colour-blind safe) for categorical lines
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
-UNITS = {
-    "sasa_mean": "nm²",
-    "sasa_std": "nm²",
-    "rmsf_nor": "fraction of the protein's max RMSF",
-    "ss": "fraction of frames",
-    "chi": "fraction of frames",
-    "phi": "fraction of frames",
-    "psi": "fraction of frames",
-    "nma_res": "GNM band fluctuation (relative)",
-    "interaction": "contacts per frame",
-    "corr": "correlation (-1..1)",
-    "nma_pair": "ANM band correlation (-1..1)",
+UNITS = {  # the schema's units (also those of the static figures)
+    **FEATURE_UNITS,
+    "interaction": FEATURE_UNITS["vdw"],  # predicted on the cube-root scale
     "change": "relative change |mut-wt|/(|wt|+0.01)",
 }
 SIGNED_PAIRS = ("corr", "nma_pair1", "nma_pair2", "nma_pair3")

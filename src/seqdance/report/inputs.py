@@ -16,10 +16,12 @@ import numpy as np
 
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.inference.scan import MANIFEST_NAME, PARTS_DIR, SCAN_NAME
+from seqdance.inference.store import PairMaps
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
 
 RESIDUE_SUFFIX = ".residue.tsv"
 PAIR_SUFFIX = ".pair.npz"
+PAIR_STORE_SUFFIX = ".pair.h5"
 EXPLAIN_NPZ = "explain.npz"
 EXPLAIN_RESIDUES = "explain_residues.tsv"
 
@@ -29,13 +31,15 @@ class Prediction:
     """One record of ``seqdance predict``: L residues.
 
     residue: (L, 50) float32 by :data:`~seqdance.schema.RESIDUE_CHANNELS`;
-    pair: (L, L, 13) float32 by :data:`~seqdance.schema.PAIR_CHANNELS`, or None.
+    pair: (L, L, 13) float32 by :data:`~seqdance.schema.PAIR_CHANNELS`, or None; from an
+    HDF5 pair store (``{id}.pair.h5``) a lazy :class:`~seqdance.inference.store.PairMaps`
+    (``pair[..., k]`` reads channel k only).
     """
 
     name: str
     sequence: str
     residue: np.ndarray
-    pair: np.ndarray | None
+    pair: np.ndarray | PairMaps | None
 
 
 @dataclass
@@ -72,7 +76,8 @@ def _need_file(path: Path, what: str) -> Path:
 
 
 def read_prediction(path: str | os.PathLike) -> Prediction:
-    """``{id}.residue.tsv`` of ``seqdance predict`` and, when present, ``{id}.pair.npz`` beside it.
+    """``{id}.residue.tsv`` of ``seqdance predict`` and, when present, ``{id}.pair.npz`` (or the
+    pair store ``{id}.pair.h5``) beside it.
 
     Parameters
     ----------
@@ -82,7 +87,7 @@ def read_prediction(path: str | os.PathLike) -> Prediction:
 
     path = Path(path)
     stem = str(path)
-    for suffix in (RESIDUE_SUFFIX, PAIR_SUFFIX):
+    for suffix in (RESIDUE_SUFFIX, PAIR_SUFFIX, PAIR_STORE_SUFFIX):
         stem = stem.removesuffix(suffix)
     tsv = _need_file(Path(stem + RESIDUE_SUFFIX), "prediction")
     try:
@@ -101,6 +106,14 @@ def read_prediction(path: str | os.PathLike) -> Prediction:
     residue = table[list(RESIDUE_CHANNELS)].to_numpy(np.float32)  # (L, 50)
     pair = None
     npz = Path(stem + PAIR_SUFFIX)
+    store = Path(stem + PAIR_STORE_SUFFIX)
+    if store.is_file() and not npz.is_file():  # the HDF5 pair store: read lazily, by channel
+        pair = PairMaps(store)
+        if pair.length != len(sequence):
+            raise SeqDanceError(
+                f"{store}: pair maps are {pair.length} x {pair.length}, the prediction has "
+                f"{len(sequence)} residues"
+            )
     if npz.is_file():
         try:
             with np.load(npz, allow_pickle=False) as data:

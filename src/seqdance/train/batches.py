@@ -1,10 +1,12 @@
 """Training batches as a pure function of (seed, update, micro-step, group, rank).
 
-Each update draws ``accum_steps`` micro-batches from every data group (with replacement, so the
-groups weigh equally whatever their sizes, as the authors' one-batch-per-group loop); the
-proteins of a micro-batch and their random crop windows come from a generator seeded with those
-five numbers. The data position saved in a checkpoint is therefore just the update number, and a
-resumed run (or any rank of a DDP job) reads exactly the batches it would have read.
+Each update draws ``accum_steps`` micro-batches from every data group (by default with
+replacement, so the groups weigh equally whatever their sizes, as the authors' one-batch-per-
+group loop; ``train.sampler: authors`` reads their fixed cycled order instead,
+:mod:`seqdance.train.sampler`); the proteins of a micro-batch and their random crop windows
+come from a generator seeded with those five numbers. The data position saved in a checkpoint
+is therefore just the update number, and a resumed run (or any rank of a DDP job) reads
+exactly the batches it would have read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from seqdance.data.dataset import DatasetConfig, ProteinDataset, collate
 from seqdance.errors import SeqDanceError
 from seqdance.schema import DataGroup
+from seqdance.train.sampler import block_position, check_group_size, rank_batches
 
 _MASK = (1 << 63) - 1
 
@@ -51,6 +54,31 @@ def request_for(
     indices = torch.randint(0, n, (batch,), generator=gen).tolist()
     crops = torch.randint(0, 2**62, (batch,), generator=gen).tolist()
     return BatchRequest(step, micro, group, tuple(indices), tuple(crops))
+
+
+@dataclass(frozen=True)
+class SamplerPlan:
+    """How proteins are drawn: ``replacement`` or ``authors`` (with its rebuild interval,
+    the first update of the phase and the number of processes)."""
+
+    kind: str = "replacement"
+    reload_every: int = 200
+    phase_start: int = 0
+    world_size: int = 1
+
+
+def authors_request(
+    seed: int, step: int, micro: int, group_id: int, group: str, n: int, batch: int, rank: int,
+    accum_steps: int, plan: SamplerPlan,
+) -> BatchRequest:  # fmt: skip
+    """The micro-batch the authors' cycled ``DistributedSampler`` loader gives (seed 0)."""
+    check_group_size(group, n, batch, plan.world_size)
+    batches = rank_batches(n, batch, plan.world_size, rank)
+    block, j = block_position(step, micro, plan.phase_start, plan.reload_every, accum_steps)
+    slot = j % len(batches)
+    gen = torch.Generator().manual_seed(stream_seed(seed, block, slot, group_id, rank, 2))
+    crops = torch.randint(0, 2**62, (batch,), generator=gen).tolist()
+    return BatchRequest(step, micro, group, batches[slot], tuple(crops))
 
 
 class GroupBatches(Dataset):
@@ -88,15 +116,21 @@ class GroupBatches(Dataset):
         return batch
 
     def requests(
-        self, seed: int, start: int, stop: int, batch_size: int, accum_steps: int, rank: int
-    ) -> Iterator[BatchRequest]:
+        self, seed: int, start: int, stop: int, batch_size: int, accum_steps: int, rank: int,
+        plan: SamplerPlan | None = None,
+    ) -> Iterator[BatchRequest]:  # fmt: skip
         """Requests of updates ``start..stop-1`` in the order the loop consumes them."""
+        plan = plan or SamplerPlan()
         ids = {g.name: i for i, g in enumerate(self.dataset.group_table)}
         for step in range(start, stop):
             for micro in range(accum_steps):
                 for group in self.groups:
                     n = len(self.members[group])
-                    yield request_for(seed, step, micro, ids[group], group, n, batch_size, rank)
+                    args = (seed, step, micro, ids[group], group, n, batch_size, rank)
+                    if plan.kind == "authors":
+                        yield authors_request(*args, accum_steps, plan)
+                    else:
+                        yield request_for(*args)
 
 
 def phase_loader(
@@ -121,9 +155,10 @@ def iterate_batches(
     accum_steps: int,
     rank: int,
     num_workers: int = 0,
+    plan: SamplerPlan | None = None,
 ) -> Iterator[dict]:
     """Batches of updates ``start..stop-1``, read ahead by ``num_workers`` processes."""
-    requests = _Requests(batches, seed, start, stop, batch_size, accum_steps, rank)
+    requests = _Requests(batches, seed, start, stop, batch_size, accum_steps, rank, plan)
     loader = DataLoader(
         batches,
         batch_size=None,
@@ -141,9 +176,10 @@ def iterate_batches(
 class _Requests:
     """A lazy, re-iterable sampler over the requests of a range of updates."""
 
-    def __init__(self, batches: GroupBatches, seed, start, stop, batch_size, accum_steps, rank):
+    def __init__(self, batches: GroupBatches, seed, start, stop, batch_size, accum_steps, rank,
+                 plan=None):  # fmt: skip
         self.batches = batches
-        self.args = (seed, start, stop, batch_size, accum_steps, rank)
+        self.args = (seed, start, stop, batch_size, accum_steps, rank, plan)
         self.length = max(0, stop - start) * accum_steps * len(batches.groups)
 
     def __iter__(self) -> Iterator[BatchRequest]:

@@ -4,7 +4,9 @@ Each folder holds the model in the hub layout (``model.safetensors`` + ``config.
 :func:`seqdance.model.pretrained.save_pretrained`, so ``seqdance predict --model`` loads it) and
 ``trainer_state.pt``: optimizer and gradient-scaler state, the update count (which is also the data
 position and the learning-rate schedule's state), RNG states and the training config. It holds
-only tensors and plain Python values, so ``torch.load(weights_only=True)`` reads it.
+only tensors and plain Python values, so ``torch.load(weights_only=True)`` reads it. With it
+goes ``train_sequences.fasta``: the sequences the model was trained on (one record per protein,
+id = protein name), which ``seqdance benchmark --suite dynamics`` searches for leakage.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from seqdance.utils.io import atomic_path
 
 CHECKPOINTS_DIR = "checkpoints"
 STATE_FILE = "trainer_state.pt"
+TRAIN_FASTA = "train_sequences.fasta"  # read by seqdance.benchmark.identity
 _STEP_DIR = re.compile(r"step_(\d+)")
 
 
@@ -86,8 +89,13 @@ def set_rng_states(states: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def save_checkpoint(out_dir: str | os.PathLike, model, state: TrainerState) -> Path:
-    """Write ``step_{N}`` into a temporary folder, then rename it into place."""
+def save_checkpoint(
+    out_dir: str | os.PathLike, model, state: TrainerState, files: dict[str, str] | None = None
+) -> Path:
+    """Write ``step_{N}`` into a temporary folder, then rename it into place.
+
+    ``files``: further text files of the folder, ``{name: text}`` (the training FASTA).
+    """
     final = checkpoint_dir(out_dir, state.step)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
@@ -96,6 +104,7 @@ def save_checkpoint(out_dir: str | os.PathLike, model, state: TrainerState) -> P
         save_pretrained(model, tmp)
         with atomic_path(tmp / STATE_FILE) as path:
             torch.save(state.to_dict(), path)
+        write_text_files(tmp, files)
         if final.exists():  # re-running a step: replace the old folder
             old = final.parent / f".{final.name}.old-{os.getpid()}"
             os.replace(final, old)
@@ -106,6 +115,55 @@ def save_checkpoint(out_dir: str | os.PathLike, model, state: TrainerState) -> P
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def write_text_files(folder: Path, files: dict[str, str] | None) -> None:
+    """Write ``{name: text}`` into ``folder`` (a temporary folder renamed into place later)."""
+    for name, text in (files or {}).items():
+        (folder / name).write_text(text)
+
+
+def read_fasta_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """``(id, sequence)`` of a FASTA file: id = first word of the header, sequence upper-cased."""
+    records: list[tuple[str, list[str]]] = []
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if line.startswith(">"):
+            words = line[1:].split()
+            records.append((words[0] if words else f"record{len(records) + 1}", []))
+        elif line and not line.startswith(";") and records:
+            records[-1][1].append(line)
+    return [(rid, "".join(chunks).replace(" ", "").upper()) for rid, chunks in records]
+
+
+def training_fasta_text(
+    names: list[str], sequences: list[str], init_from: str | os.PathLike | None = None
+) -> str:
+    """The ``train_sequences.fasta`` of a run: one record per training protein (``names``,
+    ``sequences``: the rows trained on, index order), after the training sequences of the
+    ``init_from`` model when its folder has that file (fine-tuning: the union of both).
+
+    A record already there (same id and sequence) is not repeated; an id that is taken by
+    another sequence gets a suffix ``_2``, ``_3``, ... so that ids stay unique.
+    """
+    pairs: list[tuple[str, str]] = []
+    if init_from is not None:
+        base = Path(init_from) / TRAIN_FASTA
+        if Path(init_from).is_dir() and base.is_file():
+            pairs.extend(read_fasta_pairs(base))
+    pairs.extend(zip(names, sequences, strict=True))
+    seen: dict[str, str] = {}
+    lines = []
+    for rid, seq in pairs:
+        unique, k = rid, 1
+        while unique in seen and seen[unique] != seq:
+            k += 1
+            unique = f"{rid}_{k}"
+        if unique in seen:  # this record (id and sequence) is already there
+            continue
+        seen[unique] = seq
+        lines.append(f">{unique}\n{seq}\n")
+    return "".join(lines)
 
 
 def list_checkpoints(out_dir: str | os.PathLike) -> list[tuple[int, Path]]:

@@ -82,6 +82,8 @@ class ModelConfig:
     ``trunk_weights``: pretrained ESM2 trunk: a hub id or a local ``transformers`` folder.
     ``trunk_dropout``: the trunk's dropout; unset: the authors' (``dropout`` for SeqDance).
     ``init_from``: start from a SeqDance/ESMDance model (fine-tuning; any ``--model`` spec).
+    ``freeze_layers``: freeze the embeddings and the first N trunk layers (partial fine-tuning
+    of a SeqDance model; the heads and the other layers train); unset: none.
     """
 
     arch: str = "esm2_t12_35M_UR50D"
@@ -92,6 +94,7 @@ class ModelConfig:
     freeze_trunk: bool | None = None
     trunk_weights: str | None = None
     init_from: str | None = None
+    freeze_layers: int | None = None
     dropout: float = 0.1
     trunk_dropout: float | None = None
 
@@ -126,8 +129,29 @@ class Phase:
 
 
 @dataclass
+class EarlyStopping:
+    """Held-out evaluation during training (fine-tuning): every ``every`` updates the model is
+    evaluated on the proteins labelled ``label`` (``seqdance evaluate``'s rules, the run's loss
+    weights, mask and NMA terms); the best model is kept in ``out_dir/best``; training stops
+    after ``patience`` evaluations without an improvement (unset: never stops early)."""
+
+    every: int | None = None  # updates between evaluations; None: no held-out evaluation
+    label: str = "valid"  # index label of the held-out proteins
+    patience: int | None = None  # evaluations without improvement before stopping
+    min_delta: float = 0.0  # an improvement must lower the held-out loss by more than this
+    crop_size: int = 1024  # N-terminal window of the evaluation, special tokens included
+
+
+@dataclass
 class TrainConfig:
-    """How long to train, what to log and save, and the numerics."""
+    """How long to train, what to log and save, and the numerics.
+
+    ``sampler``: ``replacement`` (ours: every micro-batch drawn with replacement) or
+    ``authors`` (the authors' DistributedSampler: one fixed permutation per group, seed 0,
+    rebuilt every ``reload_every`` updates and cycled; :mod:`seqdance.train.sampler`).
+    ``loss_precision``: ``fp32`` (ours: the loss from fp32 copies of the outputs) or
+    ``autocast`` (the authors: the loss computed inside the autocast region).
+    """
 
     max_steps: int = 1000
     save_every: int = 1000
@@ -139,6 +163,10 @@ class TrainConfig:
     pair_chunk_elements: int | None = None  # pair-head block size (model default when None)
     tensorboard: bool = False  # also write TensorBoard events (if installed)
     progress: bool = True
+    sampler: Literal["replacement", "authors"] = "replacement"
+    reload_every: int = 200  # updates between the authors' loader rebuilds (sampler=authors)
+    loss_precision: Literal["fp32", "autocast"] = "fp32"
+    early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
 
 
 @dataclass
@@ -157,6 +185,15 @@ class Config:
     @property
     def schedule_steps(self) -> int:
         return self.optim.total_steps or self.train.max_steps
+
+    def phase_start(self, step: int) -> int:
+        """The first update of the phase that update ``step`` belongs to."""
+        start = 0
+        for phase in self.train.phases:
+            if phase.until_step is None or step < phase.until_step:
+                return start
+            start = phase.until_step
+        return start
 
     def phase_at(self, step: int) -> Phase:
         """The phase that update ``step`` (0-based) belongs to."""
@@ -189,6 +226,19 @@ class Config:
                 previous = phase.until_step
             elif i != len(t.phases) - 1:
                 problems.append(f"train.phases.{i}.until_step: only the last phase may be open")
+        if t.reload_every < 1:
+            problems.append(f"train.reload_every must be >= 1 (got {t.reload_every})")
+        e = t.early_stopping
+        if e.every is not None and e.every < 1:
+            problems.append(f"train.early_stopping.every must be >= 1 or null (got {e.every})")
+        if e.patience is not None and (e.patience < 1 or e.every is None):
+            problems.append("train.early_stopping.patience must be >= 1 and needs .every")
+        if e.min_delta < 0 or e.crop_size < 3 or not e.label:
+            problems.append("train.early_stopping: min_delta >= 0, crop_size >= 3, a label")
+        if e.every is not None and e.label == self.data.label:
+            problems.append(
+                f"train.early_stopping.label {e.label!r} is the training label (data.label)"
+            )
         for key, value in (("data.num_workers", self.data.num_workers), ("seed", self.seed)):
             if value < 0:
                 problems.append(f"{key} must be >= 0 (got {value})")
@@ -216,6 +266,11 @@ class Config:
                 problems.append(f"model.{key} must be >= 1 or null (got {value})")
         if not 0 <= m.dropout < 1:
             problems.append(f"model.dropout must be in [0, 1) (got {m.dropout})")
+        if m.freeze_layers is not None and (m.freeze_layers < 0 or m.freeze_trunk):
+            problems.append(
+                "model.freeze_layers must be >= 0 and is for a trainable trunk "
+                "(not with model.freeze_trunk=true)"
+            )
         if self.model.freeze_trunk and not (self.model.trunk_weights or self.model.init_from):
             problems.append(
                 "model.freeze_trunk=true needs model.trunk_weights (pretrained ESM2) "

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from seqdance.data.dataset import ProteinDataset
 from seqdance.data.loss_weights import (
     AUTHORS_WEIGHTS,
     WEIGHTS_FILE,
@@ -31,10 +31,11 @@ from seqdance.errors import SeqDanceError
 from seqdance.model.loss import SeqDanceTargets, masked_rmse_loss
 from seqdance.model.pair_grad import release_buffers
 from seqdance.model.pretrained import WEIGHTS_NAME, load_state_dict_checked
-from seqdance.schema import DataGroup, loss_term_names
-from seqdance.train.batches import iterate_batches, phase_loader, stream_seed
+from seqdance.schema import DataGroup
+from seqdance.train.batches import SamplerPlan, iterate_batches, phase_loader, stream_seed
 from seqdance.train.checkpoint import (
     STATE_FILE,
+    TRAIN_FASTA,
     TrainerState,
     latest_checkpoint,
     list_checkpoints,
@@ -44,27 +45,28 @@ from seqdance.train.checkpoint import (
     rng_states,
     save_checkpoint,
     set_rng_states,
+    training_fasta_text,
 )
 from seqdance.train.config import Config
 from seqdance.train.distributed import (
     DistEnv,
-    all_reduce_sum,
     barrier,
     destroy_process_group,
     env_from_environment,
     init_process_group,
     pick_device,
 )
+from seqdance.train.early_stop import HeldOut
 from seqdance.train.modeling import build_model, enable_ffn_checkpointing
+from seqdance.train.sampler import check_group_size
 from seqdance.train.schedule import learning_rate
+from seqdance.train.stats import LogStats
 from seqdance.utils.io import atomic_path
 from seqdance.utils.progress import echo_above_bars, progress_bar
 
 LOG_FILE = "log.jsonl"
 TRAIN_LOCK = ".train.lock"
 CONFIG_FILE = "config.yaml"
-# every loss term of both NMA layouts (bands first): the per-term columns of the log
-FEATURE_NAMES = tuple(dict.fromkeys((*loss_term_names(True), *loss_term_names(False))))
 
 
 def build_optimizer(params, optim) -> torch.optim.AdamW:
@@ -93,6 +95,8 @@ class TrainResult:
     rank: int = 0
     last_log: dict | None = None
     checkpoints: list[Path] = field(default_factory=list)
+    best_step: int | None = None  # update of the best held-out loss (train.early_stopping)
+    stopped_at: int | None = None  # update at which early stopping ended the run
 
 
 def train(config: Config, resume: bool = False) -> TrainResult:
@@ -102,17 +106,30 @@ def train(config: Config, resume: bool = False) -> TrainResult:
     device = pick_device(config.train.device, env)
     init_process_group(env, device)
     try:
-        check_training_data(config)  # before anything is written to out_dir
+        check_training_data(config, env.world_size)  # before anything is written to out_dir
         with training_lock(config.out_dir, env.is_main):
             return _Trainer(config, env, device).run(resume)
     finally:
         destroy_process_group(env)
 
 
-def check_training_data(config: Config) -> None:
-    """Open the training proteins once (label present, files readable) before writing."""
-    phase_loader(config.data.dir, config.data.label, config.train.phases[0].crop_size,
-                 config.data.clamp)  # fmt: skip
+def check_training_data(config: Config, world_size: int = 1) -> None:
+    """Open the training proteins once (label present, files readable) before writing; with
+    ``train.sampler=authors`` check that every group fills a batch per process."""
+    groups = tuple(DataGroup(g.name, tuple(g.sources), g.kind) for g in config.data.groups)
+    batches = phase_loader(config.data.dir, config.data.label, config.train.phases[0].crop_size,
+                           config.data.clamp, groups)  # fmt: skip
+    if config.train.sampler == "authors":
+        for group in batches.groups:
+            for phase in config.train.phases:
+                n = len(batches.members[group])
+                check_group_size(group, n, phase.batch_size, world_size)
+    if config.train.early_stopping.every is not None:
+        label = config.train.early_stopping.label
+        if len(ProteinDataset(config.data.dir, label=label)) == 0:
+            raise SeqDanceError(
+                f"train.early_stopping.label: no proteins labelled {label!r} in {config.data.dir}"
+            )
 
 
 @contextlib.contextmanager
@@ -151,6 +168,7 @@ class _Trainer:
         self.out_dir = Path(config.out_dir)
         self.amp_dtype = precision_dtype(config.train.precision, device)
         self.writer = None
+        self.files: dict[str, str] = {}  # written into every checkpoint folder and best/
 
     # -- setup ---------------------------------------------------------------------------
     def _start_state(self, resume: bool) -> tuple[int, dict | None]:
@@ -172,6 +190,7 @@ class _Trainer:
 
     def _check_resumable(self, saved: dict, folder: Path) -> None:
         now = self.config.to_dict()
+        defaults = Config().to_dict()  # a key the saved config predates counts as its default
         diffs = []
         for section, values in now.items():
             if not isinstance(values, dict):
@@ -179,7 +198,7 @@ class _Trainer:
                     diffs.append(section)
                 continue
             for key, value in values.items():
-                old = saved.get(section, {}).get(key)
+                old = saved.get(section, {}).get(key, defaults[section][key])
                 if (section, key) in RESUMABLE_CHANGES:
                     continue
                 if json.dumps(old) != json.dumps(value):
@@ -281,7 +300,7 @@ class _Trainer:
                 config=self.config.to_dict(),
                 world_size=self.env.world_size,
             )
-            path = save_checkpoint(self.out_dir, model, state)
+            path = save_checkpoint(self.out_dir, model, state, self.files)
         barrier(self.env)
         return path
 
@@ -310,6 +329,15 @@ class _Trainer:
             net = DistributedDataParallel(net, device_ids=ids)
 
         self._prepare_out_dir(start)
+        if self.env.is_main:  # the training sequences travel with every saved model
+            groups = self.group_table()
+            rows = ProteinDataset(cfg.data.dir, label=cfg.data.label, group_table=groups)
+            text = training_fasta_text(rows.names, rows.sequences, cfg.model.init_from)
+            self.files = {TRAIN_FASTA: text}
+        held_out = HeldOut(cfg, weights, self.env.is_main)
+        held_out.files = self.files
+        if held_out.enabled:
+            held_out.restore(start)
         result = TrainResult(self.out_dir, start, rank=self.env.rank)
         if start == 0:
             result.checkpoints.append(self._save(model, optimizer, scaler, 0))
@@ -318,7 +346,7 @@ class _Trainer:
             total=cfg.train.max_steps, initial=start, unit="update", desc="train",
             enabled=cfg.train.progress and self.env.is_main,
         )  # fmt: skip
-        stats = _Stats()
+        stats = LogStats()
         tick = time.perf_counter()
         step = start
         try:
@@ -331,9 +359,11 @@ class _Trainer:
                     cfg.data.dir, cfg.data.label, phase.crop_size, cfg.data.clamp,
                     self.group_table(),
                 )  # fmt: skip
+                plan = SamplerPlan(cfg.train.sampler, cfg.train.reload_every,
+                                   cfg.phase_start(step), self.env.world_size)  # fmt: skip
                 stream = iterate_batches(
                     batches, cfg.seed, step, stop, phase.batch_size, phase.accum_steps,
-                    self.env.rank, cfg.data.num_workers,
+                    self.env.rank, cfg.data.num_workers, plan,
                 )  # fmt: skip
                 if step == start and batches.dataset.left_out:
                     counts = ", ".join(f"{n} from {s}" for s, n in batches.dataset.left_out.items())
@@ -380,9 +410,19 @@ class _Trainer:
                             self._log(record)
                             bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}")
                         result.last_log = record
-                    if done % cfg.train.save_every == 0 or done == cfg.train.max_steps:
+                    stop_now = held_out.due(done) and held_out.check(model, done, cfg.data.dir)
+                    if (done % cfg.train.save_every == 0 or done == cfg.train.max_steps
+                            or stop_now):  # fmt: skip
                         result.checkpoints.append(self._save(model, optimizer, scaler, done))
                     result.step = done
+                    if stop_now:
+                        self._echo(
+                            f"early stop at update {done}: held-out loss "
+                            f"{held_out.state.best_loss:.4f} at {held_out.state.best_step}"
+                        )
+                        break
+                if held_out.state.stopped_at is not None:
+                    break
                 step = stop
         finally:
             bar.close()
@@ -390,6 +430,8 @@ class _Trainer:
                 self.writer.close()
             release_buffers()  # scratch memory kept between steps, not after training
         result.checkpoints = [p for p in result.checkpoints if p is not None]
+        result.best_step = held_out.state.best_step
+        result.stopped_at = held_out.state.stopped_at
         return result
 
     def _loss(self, net, batch: dict, weights: dict[str, dict[str, float]]):
@@ -408,65 +450,17 @@ class _Trainer:
             if self.amp_dtype is not None
             else contextlib.nullcontext()
         )
+        inside = self.config.train.loss_precision == "autocast"  # the authors' variant
         with amp:
             out = net(input_ids, mask, lean_backward=True)
-        residue = out.residue.float()  # (B, T, 50)
-        pair = out.pair.float()  # (B, T, T, 13)
+        residue, pair = out.residue, out.pair  # (B, T, 50), (B, T, T, 13)
         try:
-            return masked_rmse_loss(
-                residue, pair, targets, weights[group],
-                mask=self.config.loss.mask, nma_bands=self.config.loss.nma_bands,
-            )  # fmt: skip
+            with amp if inside else contextlib.nullcontext():
+                return masked_rmse_loss(
+                    residue if inside else residue.float(), pair if inside else pair.float(),
+                    targets, weights[group],
+                    mask=self.config.loss.mask, nma_bands=self.config.loss.nma_bands,
+                )  # fmt: skip
         except ValueError as exc:
             names = ", ".join(batch["names"])
             raise SeqDanceError(f"batch of {names}: {exc}") from None
-
-
-class _Stats:
-    """Loss and per-feature RMSE summed over the micro-batches since the last log line."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.updates = 0
-        self.loss = 0.0
-        self.group_loss: dict[str, float] = {}
-        self.feature_sum = torch.zeros(len(FEATURE_NAMES), dtype=torch.float64)
-        self.feature_n = torch.zeros(len(FEATURE_NAMES), dtype=torch.float64)
-
-    def add(self, group: str, loss: torch.Tensor, terms: dict, accum: int) -> None:
-        value = float(loss.detach()) / accum
-        self.loss += value
-        self.group_loss[group] = self.group_loss.get(group, 0.0) + value
-        for name, rmse in terms.items():
-            i = FEATURE_NAMES.index(name)
-            self.feature_sum[i] += float(rmse.detach())
-            self.feature_n[i] += 1
-
-    def record(self, step: int, lr: float, elapsed: float, env: DistEnv, crop: int) -> dict:
-        """Means over the updates since the last record and over the ranks (an all-reduce)."""
-        groups = sorted(self.group_loss)
-        head = [float(self.updates), self.loss, *(self.group_loss[g] for g in groups)]
-        vector = torch.cat([torch.tensor(head, dtype=torch.float64), self.feature_sum,
-                            self.feature_n])  # fmt: skip
-        all_reduce_sum(vector, env)
-        n_updates = vector[0].item()  # updates x ranks
-        sums, counts = vector[len(head) :].split(len(FEATURE_NAMES))
-        record = {
-            "step": step,
-            "loss": vector[1].item() / n_updates,
-            "lr": lr,
-            "crop_size": crop,
-            "groups": {g: vector[2 + j].item() / n_updates for j, g in enumerate(groups)},
-            "features": {
-                name: sums[i].item() / counts[i].item()
-                for i, name in enumerate(FEATURE_NAMES)
-                if counts[i] > 0
-            },
-            "seconds_per_update": elapsed / max(1, self.updates),
-        }
-        if not math.isfinite(record["loss"]):
-            raise SeqDanceError(f"the loss is not finite at update {step}")
-        self.reset()
-        return record

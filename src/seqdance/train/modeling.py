@@ -52,10 +52,22 @@ def build_model(cfg: ModelConfig) -> SeqDanceModel:
         load_trunk(model, cfg.trunk_weights)
     if model.config.freeze_trunk:
         model.esm2.requires_grad_(False)
+    elif cfg.freeze_layers:
+        freeze_bottom_layers(model, cfg.freeze_layers)
     # ESM2's contact-regression head is not part of SeqDance: it gets no gradient (DDP would
     # wait for one), so it is left out of training
     model.esm2.contact_head.requires_grad_(False)
     return model
+
+
+def freeze_bottom_layers(model: SeqDanceModel, n: int) -> None:
+    """Freeze the trunk's embeddings and its first ``n`` layers (partial fine-tuning)."""
+    layers = model.esm2.encoder.layer
+    if n > len(layers):
+        raise SeqDanceError(f"model.freeze_layers={n}, but the trunk has {len(layers)} layers")
+    model.esm2.embeddings.requires_grad_(False)
+    for layer in layers[:n]:
+        layer.requires_grad_(False)
 
 
 def _variant(freeze_trunk: bool) -> str:
