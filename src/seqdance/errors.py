@@ -6,6 +6,9 @@ import re
 class SeqDanceError(Exception):
     """Bad input (a file, a sequence, an option) described in one line for the user."""
 
+    def __str__(self) -> str:  # one line, whatever text from a library went into it
+        return " ".join(super().__str__().split())
+
 
 class InputFileError(SeqDanceError):
     """An input file is missing, unreadable, or not in the expected format."""

@@ -104,7 +104,7 @@ def read_proteingym_assay(csv: str | os.PathLike, fasta: str | os.PathLike | Non
     values = tuple(str(v) for v in column[keep])
     target_bin = None
     if BIN_COLUMN in table.columns:
-        target_bin = np.asarray(table[BIN_COLUMN], dtype=np.float64)
+        target_bin = _numeric_column(table, BIN_COLUMN, csv)  # text: an error naming the row
         keep_bin = np.isfinite(target_bin[keep])
         target_bin = target_bin[keep].astype(np.int64) if keep_bin.all() else None
     return Assay(

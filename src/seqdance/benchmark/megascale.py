@@ -69,14 +69,38 @@ def is_designed(wt_name: str) -> bool:
     return _PDB_ENTRY.match(wt_name) is None
 
 
-def filter_tsuboyama(table):
+def _finite_values(table, column: str, path, allowed: str = "") -> np.ndarray:
+    """``table[column]`` as float64 (N,); a cell that is not a finite number is an error naming
+    its line (blank cells stay NaN). ``allowed`` names what the column may hold instead."""
+    raw = table[column]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    blank = raw.isna().to_numpy() | (raw.astype(str).str.strip() == "").to_numpy()
+    bad = ~np.isfinite(values) & ~blank
+    if bad.any():
+        i = int(np.argmax(bad))
+        where = f"{path}: line {int(table.index[i]) + 2}" if path is not None else "a row"
+        raise InputFileError(
+            f"{where}, column {column}: {str(raw.iloc[i]).strip()!r} is not a finite number"
+            f"{allowed}; fix or remove that row"
+        )
+    return values
+
+
+def filter_tsuboyama(table, path=None):
     """The notebook's filtering of the raw table: one row per sequence (``aa_seq``,
-    ``mut_type``, ``WT_name``, ``WT_cluster``, mean ``ddG_ML``); see the module docstring."""
+    ``mut_type``, ``WT_name``, ``WT_cluster``, mean ``ddG_ML``); see the module docstring.
+
+    A ``ddG_ML`` that is neither ``-`` nor a finite number (text, ``inf``, blank) is an
+    error naming its line: it is never dropped silently."""
     ddg = table["ddG_ML"].astype(str).str.strip()
     keep = (ddg != "-") & ~table["mut_type"].astype(str).str.contains("ins|del", regex=True)
     table = table[keep].copy()
-    table["ddG_ML"] = pd.to_numeric(table["ddG_ML"], errors="coerce")
-    table = table[np.isfinite(table["ddG_ML"].to_numpy(dtype=np.float64))]
+    values = _finite_values(table, "ddG_ML", path, " (or '-' for an unreliable value)")
+    if np.isnan(values).any():
+        i = int(np.argmax(np.isnan(values)))
+        where = f"{path}: line {int(table.index[i]) + 2}" if path is not None else "a row"
+        raise InputFileError(f"{where}, column ddG_ML: blank; write '-' for an unreliable value")
+    table["ddG_ML"] = values
     mean = table.groupby("aa_seq", sort=False)["ddG_ML"].mean()
     first = table.sort_values("mut_type", ascending=False, kind="stable").drop_duplicates("aa_seq")
     out = first[["aa_seq", "mut_type", "WT_name", "WT_cluster"]].copy()
@@ -99,7 +123,7 @@ def read_tsuboyama(path: str | os.PathLike, designed_only: bool = False) -> list
     missing = [c for c in USED_COLUMNS if c not in table.columns]
     if missing:
         raise InputFileError(f"{path}: missing column(s) {', '.join(missing)}")
-    rows = filter_tsuboyama(table)
+    rows = filter_tsuboyama(table, path)
     assays = []
     for wt_name, group in rows.groupby("WT_name", sort=True):
         if designed_only and not is_designed(str(wt_name)):
@@ -142,6 +166,7 @@ def read_megascale(path: str | os.PathLike) -> list[Assay]:
     missing = [c for c in MEGASCALE_COLUMNS if c not in table.columns]
     if missing:
         raise InputFileError(f"{path}: missing column(s) {', '.join(missing)}")
+    table["ddg_exp"] = _finite_values(table, "ddg_exp", path)  # text or inf: an error
     is_mutant = table["mutant"].astype(str).str.lower().isin(("true", "1"))
     wild = table[~is_mutant].drop_duplicates("name").set_index("name")
     assays = []
@@ -150,7 +175,7 @@ def read_megascale(path: str | os.PathLike) -> list[Assay]:
             continue
         wild_type = str(wild.loc[name_wt, "sequence"]).upper()
         group = group[group["sequence"].str.len() == len(wild_type)]
-        group = group[np.isfinite(group["ddg_exp"].to_numpy(dtype=np.float64))]
+        group = group[np.isfinite(group["ddg_exp"].to_numpy(dtype=np.float64))]  # blank: none
         if len(group) == 0:
             continue
         assays.append(

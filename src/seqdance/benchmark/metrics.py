@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from sklearn.metrics import matthews_corrcoef, roc_auc_score
 
 from seqdance.benchmark.assays import read_csv_table, reference_row
 from seqdance.errors import InputFileError, SeqDanceError
+from seqdance.inference.summaries import score_columns
 from seqdance.utils.io import atomic_path
 
 METRICS = ("spearman", "auc", "mcc", "ndcg", "top_recall")
@@ -203,8 +205,17 @@ def read_per_assay_table(path: str | os.PathLike) -> dict[str, object]:
     """
     path = Path(path)
     table = read_csv_table(path, "per-assay table")
+    if table.empty:
+        raise InputFileError(f"{path}: the per-assay table has no rows (only a header)")
     if {"assay", "property"} <= set(table.columns):
-        return {m: long_to_wide(table, m) for m in METRICS if m in table.columns}
+        _check_unique(table, ["assay", "property"], path)
+        out = {}
+        for m in METRICS:
+            if m in table.columns and table[m].notna().any():  # a blank metric: not computed
+                out[m] = long_to_wide(
+                    _check_metric_cells(table, ["assay", "property"], [m], m, path), m
+                )
+        return out
     if "DMS ID" in table.columns:
         metadata = {
             "Number of Mutants",
@@ -216,14 +227,96 @@ def read_per_assay_table(path: str | os.PathLike) -> dict[str, object]:
             "Taxon",
         }
         models = [c for c in table.columns if c != "DMS ID" and c not in metadata]
-        wide = table.set_index("DMS ID")[models]
-        wide = wide[~wide.index.isin(["Average", "average"])]
+        table = table[~table["DMS ID"].isin(["Average", "average"])]
         metric = next((m for m, n in PROTEINGYM_NAMES.items() if f"_{n}_" in path.name), "spearman")
-        return {metric: wide}
+        _check_unique(table, ["DMS ID"], path)
+        table = _check_metric_cells(table, ["DMS ID"], models, metric, path)
+        empty = [m for m in models if table[m].isna().all()]
+        if empty:
+            raise InputFileError(f"{path}: column {empty[0]!r} has no value; fill it or remove it")
+        return {metric: table.set_index("DMS ID")[models]}
     raise InputFileError(
         f"{path}: neither a seqdance per-assay table (assay, property, ...) nor ProteinGym's "
         "DMS-level layout ('DMS ID' column)"
     )
+
+
+# the range of each metric; a value outside it is a wrong table, never averaged in
+METRIC_RANGES = {
+    "spearman": (-1.0, 1.0),
+    "mcc": (-1.0, 1.0),
+    "auc": (0.0, 1.0),
+    "ndcg": (0.0, 1.0),
+    "top_recall": (0.0, 1.0),
+}
+
+
+def _row_name(table, keys: list[str], i: int) -> str:
+    """``assay X`` (and ``property Y``) of row ``i`` of ``table``, with its line in the file."""
+    label = ", ".join(f"{k} {table[k].iloc[i]}" for k in keys)
+    return f"line {int(table.index[i]) + 2} ({label})"
+
+
+def _check_unique(table, keys: list[str], path: Path) -> None:
+    """One row per assay (and property): a repeated one would be counted twice."""
+    repeated = table.duplicated(subset=keys, keep="first").to_numpy()
+    if repeated.any():
+        i = int(np.argmax(repeated))
+        raise InputFileError(
+            f"{path}: {_row_name(table, keys, i)} repeats an earlier row; keep one row per "
+            f"{' and '.join(keys)}"
+        )
+
+
+def _check_metric_cells(table, keys: list[str], columns: list[str], metric: str, path: Path):
+    """``table`` with ``columns`` as float64; blank cells stay NaN (a metric not computed).
+
+    Text that is not a number, an infinite value or a value outside the metric's range
+    (:data:`METRIC_RANGES`) is an error naming the line, the assay and the column.
+    """
+    table = table.copy()
+    low, high = METRIC_RANGES[metric]
+    for column in columns:
+        raw = table[column]
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)  # (N,)
+        text = (
+            np.isnan(values)
+            & raw.notna().to_numpy()
+            & (raw.astype(str).str.strip() != "").to_numpy()
+        )
+        problems = [
+            (text, "is not a number"),
+            (np.isinf(values), "is not a finite number"),
+            (np.isfinite(values) & ((values < low) | (values > high)),
+             f"is outside the range of {PROTEINGYM_NAMES[metric]} [{low:g}, {high:g}]"),
+        ]  # fmt: skip
+        for bad, what in problems:
+            if bad.any():
+                i = int(np.argmax(bad))
+                cell = raw.iloc[i]
+                shown = repr(cell) if isinstance(cell, str) else f"{float(cell):g}"
+                raise InputFileError(
+                    f"{path}: {_row_name(table, keys, i)}, column {column!r}: {shown} {what}"
+                )
+        table[column] = values
+    return table
+
+
+DEFAULT_HEADLINE = "norm_geometric_mean"
+
+
+def check_headline(headline: str, channels, with_suite: bool) -> None:
+    """``--headline`` must name a score column of this run (the default may be absent when
+    the properties give no combination: then no headline row is printed)."""
+    if headline == DEFAULT_HEADLINE:
+        return
+    if not with_suite:
+        raise SeqDanceError("--headline is compared with the paper only with --suite; add one")
+    columns = score_columns(channels)
+    if headline not in columns:
+        raise SeqDanceError(
+            f"--headline: no score column {headline!r} in this run (columns: {', '.join(columns)})"
+        )
 
 
 def summary_names(metric: str) -> str:
@@ -266,7 +359,11 @@ def write_summaries(
                 f"none of the {len(table)} assays is in the reference file (e.g. "
                 f"{table.index[0]}); name assays by their ProteinGym DMS_id"
             )
-    summaries = {m: aggregate(t, reference, m, samples=samples) for m, t in matched.items()}
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        # a category or model without values is a blank cell of the summary, said there;
+        # pandas' and NumPy's "mean of empty slice" lines would only repeat it
+        warnings.simplefilter("ignore", RuntimeWarning)
+        summaries = {m: aggregate(t, reference, m, samples=samples) for m, t in matched.items()}
     for metric, summary in summaries.items():
         path = out_dir / summary_names(metric)
         if group is not None:

@@ -122,6 +122,12 @@ def md(
         help=PBC_HELP,
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    pair_dtype: str = typer.Option(
+        "float64",
+        "--pair-dtype",
+        help="Precision of the N x N pair arrays, held and written: float64 (the authors) or "
+        "float32 (half the memory and file; docs/differences.md).",
+    ),
 ) -> None:
     """MD features of the protein residues of one trajectory (or pooled replicas).
 
@@ -157,6 +163,7 @@ def md(
         chunk_size=chunk_size,
         progress=progress,
         pbc=pbc,
+        pair_dtype=pair_dtype,
     )
     for warning in features.warnings:
         typer.echo(f"warning: {warning}", err=True)

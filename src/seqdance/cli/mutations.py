@@ -21,6 +21,7 @@ from seqdance.cli.score import (
 from seqdance.cli.workers import INT8_HELP, WORKERS_HELP, sharded
 from seqdance.errors import SeqDanceError
 from seqdance.schema import FEATURE_BY_NAME
+from seqdance.utils.io import output_group
 
 EXPLAIN_DTYPE_HELP = (
     "Precision of the model's weights (fp32: the numbers of `seqdance score`; bf16/fp16 "
@@ -88,6 +89,9 @@ def scan_command(
     if result is None:  # not rank 0
         return
     scan.plot_scan(result.table, out, columns, fmt=figure_format.value)
+    if result.damaged_blocks:
+        typer.echo(f"note: {result.damaged_blocks} damaged block(s) in {out / 'parts'} "
+                   "were scored again", err=True)  # fmt: skip
     if result.reused_blocks:
         typer.echo(
             f"resumed: {result.reused_blocks} finished block(s) reused, "
@@ -148,6 +152,8 @@ def explain_command(
     """
     from seqdance.inference import bfactor, explain, explain_plots, mutations
 
+    if any(not m.strip() for m in mutant):  # '' would explain the wild type, unasked
+        raise SeqDanceError("--mutant: empty; give a substitution such as A24C or A24C:G30D")
     wild_type = _wild_type(sequence, fasta)
     channels = check_properties(properties)
     mutants = mutations.build_mutant_set(wild_type, list(mutant), None, offset, first_row=None)
@@ -167,17 +173,18 @@ def explain_command(
                 f"{pdb}: no chain has exactly the wild-type sequence of {len(wild_type)} "
                 f"residues (chains: {found})"
             )
-    written = explain.write_explanation(ex, wild_type, out)
-    for m, name in enumerate(ex.mutants):
-        stem = explain.file_stem(name)
-        fmt = figure_format.value
-        profiles = out / f"explain_{stem}_profiles.{fmt}"
-        written.append(explain_plots.plot_change_profiles(ex, m, profiles, wild_type))
-        if ex.rel_pair is not None:
-            pairs = out / f"explain_{stem}_pairs.{fmt}"
-            written.append(explain_plots.plot_pair_maps(ex, m, pairs))
-        if pdb is not None:
-            target = out / f"explain_{stem}.pdb"
-            bfactor.write_bfactors(pdb, target, wild_type, values[m][explain.residue_rows(ex)])
-            written.append(target)
+    with output_group():  # tables, arrays, figures and PDBs appear together or not at all
+        written = explain.write_explanation(ex, wild_type, out)
+        for m, name in enumerate(ex.mutants):
+            stem = explain.file_stem(name)
+            fmt = figure_format.value
+            profiles = out / f"explain_{stem}_profiles.{fmt}"
+            written.append(explain_plots.plot_change_profiles(ex, m, profiles, wild_type))
+            if ex.rel_pair is not None:
+                pairs = out / f"explain_{stem}_pairs.{fmt}"
+                written.append(explain_plots.plot_pair_maps(ex, m, pairs))
+            if pdb is not None:
+                target = out / f"explain_{stem}.pdb"
+                bfactor.write_bfactors(pdb, target, wild_type, values[m][explain.residue_rows(ex)])
+                written.append(target)
     typer.echo(f"{len(ex.mutants)} mutant(s) explained, {len(written)} files in {out}", err=True)

@@ -332,6 +332,7 @@ def benchmark_command(
     if model is None or assay_path is None:
         raise SeqDanceError("give --model and --assays (or --aggregate TABLE --reference FILE)")
     channels = check_properties(properties)
+    metrics.check_headline(headline, channels, suite is not None)
     if suite is not None:
         found = suites.suite_assays(
             suite.value, assay_path, reference, limit, viral_release=viral_release.value

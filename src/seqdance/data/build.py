@@ -45,6 +45,7 @@ from seqdance.features.nma import nma_features_of_file
 from seqdance.features.sources import open_source, options_from
 from seqdance.features.trajectory import open_system
 from seqdance.schema import group_of_source
+from seqdance.utils.io import is_disk_failure
 from seqdance.utils.parallel import TaskResult, describe_error, run_batch
 from seqdance.utils.progress import progress_bar
 
@@ -153,6 +154,8 @@ def _stage_row_safely(row: ManifestRow, out_dir: str, stride: int, cells: str) -
     try:
         return TaskResult(row, value=_stage(row, out_dir, stride, cells))
     except Exception as exc:  # noqa: BLE001
+        if is_disk_failure(exc):  # the output disk, not this protein: stop the build
+            raise
         return TaskResult(row, error=describe_error(exc))
 
 
@@ -184,6 +187,8 @@ def _run_dask(rows: list[ManifestRow], out_dir: Path, config: BuildConfig) -> li
                 try:
                     results.append(future.result())
                 except Exception as exc:  # noqa: BLE001 - a worker died, etc.
+                    if is_disk_failure(exc):
+                        raise
                     row = rows[futures.index(future)]
                     results.append(TaskResult(row, error=describe_error(exc)))
                 bar.update()

@@ -63,6 +63,9 @@ class ManifestRow:
         if self.label not in LABELS:
             return f"label {self.label!r} is neither train nor test"
         if self.kind == "md" and self.path is not None:
+            both = [c for c in ("topology", "trajectory", "structure") if getattr(self, c)]
+            if both:
+                return f"give path or {' and '.join(both)}, not both (which one is meant?)"
             if self.source.lower() not in {s.lower() for s in NATIVE_SOURCES}:
                 return f"source {self.source} has no native reader for a path"
             if not self.path.exists():
@@ -70,6 +73,8 @@ class ManifestRow:
             if self.skip and not self.skip.isdigit():
                 return f"skip {self.skip!r} is not a number of frames"
             return None
+        if self.kind == "md" and self.path is None and (self.temperatures or self.replicas):
+            return "temperatures and replicas are read only with a native source's path"
         needed = ("topology", "trajectory") if self.kind == "md" else ("structure",)
         for column in needed:
             path = getattr(self, column)

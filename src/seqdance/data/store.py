@@ -39,7 +39,7 @@ from seqdance.schema import (
     Source,
     group_of_source,
 )
-from seqdance.utils.io import atomic_path, save_npz
+from seqdance.utils.io import atomic_path, h5_output, save_npz
 
 FEATURES_FILE = "features.h5"
 INDEX_FILE = "index.csv"
@@ -232,14 +232,13 @@ def merge_into(
     import h5py
 
     features_path = Path(features_path)
-    with h5_write_errors(features_path), atomic_path(features_path) as tmp:
-        with h5py.File(tmp, "w") as dst:
-            if existing and features_path.exists():
-                with h5py.File(features_path, "r") as src:
-                    for key in src.keys():
-                        src.copy(src[key], dst, name=key)
-            for record in records:
-                write_record(dst, record)
+    with h5_write_errors(features_path), h5_output(features_path) as dst:
+        if existing and features_path.exists():
+            with h5py.File(features_path, "r") as src:
+                for key in src.keys():
+                    src.copy(src[key], dst, name=key)
+        for record in records:
+            write_record(dst, record)
 
 
 def write_index(path: str | os.PathLike, index: pd.DataFrame) -> None:
@@ -346,12 +345,10 @@ def merge_files(parts: list[str | os.PathLike], out: str | os.PathLike) -> list[
             if key in owner:
                 raise SeqDanceError(f"{key} is in both {owner[key]} and {part}")
             owner[key] = part
-    with h5_write_errors(out), atomic_path(out) as tmp:
-        with h5py.File(tmp, "w") as dst:
-            for part in map(Path, parts):
-                with h5py.File(part, "r") as src:
-                    for key in src.keys():
-                        src.copy(src[key], dst, name=key)
-        with h5py.File(tmp, "r") as h5:
-            names = stored_names(h5)
+    with h5_write_errors(out), h5_output(out) as dst:
+        for part in map(Path, parts):
+            with h5py.File(part, "r") as src:
+                for key in src.keys():
+                    src.copy(src[key], dst, name=key)
+        names = stored_names(dst)
     return names

@@ -206,11 +206,31 @@ def residue_pair_counts(
     so (:class:`ResidueIndex`). A line naming a residue not in ``residues``, or naming it
     differently, raises :class:`LabelError`.
     """
+    k_arr, i_arr, j_arr = contact_cells(lines, residues, itypes, cells, resnames)
+    counts = np.zeros((len(itypes), len(residues), len(residues)))  # (K, N, N)
+    np.add.at(counts, (k_arr, i_arr, j_arr), 1.0)
+    counts /= max(n_frames, 1)
+    slot = {itype: k for k, itype in enumerate(itypes)}
+    return {itype: counts[k] for itype, k in slot.items()}
+
+
+def contact_cells(
+    lines: Iterable[ContactLine],
+    residues: list[tuple[str, str]],
+    itypes: tuple[str, ...] = INTERACTIONS,
+    cells: str = "listed",
+    resnames: list[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cells :func:`residue_pair_counts` adds one to, one entry per count, unsummed.
+
+    Returns ``(k, i, j)``, three int64 arrays of shape (M,): type slot (index into
+    ``itypes``), row and column. Their memory grows with the contact lines, not with N^2,
+    so an accumulator over many chunks can stay sparse.
+    """
     if cells not in INTERACTION_CELLS:
         raise ValueError(f"cells must be one of {', '.join(INTERACTION_CELLS)} (got {cells!r})")
     row_of = ResidueIndex(residues, resnames)
     slot = {itype: k for k, itype in enumerate(itypes)}
-    counts = np.zeros((len(itypes), len(residues), len(residues)))  # (K, N, N)
     ks, rows, cols = [], [], []
     for line in lines:
         k = slot.get(line.itype)
@@ -219,14 +239,13 @@ def residue_pair_counts(
         ks.append(k)
         rows.append(row_of(line.atom1))
         cols.append(row_of(line.atom2))
-    if ks:
-        k_arr, i_arr, j_arr = np.array(ks), np.array(rows), np.array(cols)
-        np.add.at(counts, (k_arr, i_arr, j_arr), 1.0)
-        if cells == "both":
-            off = i_arr != j_arr
-            np.add.at(counts, (k_arr[off], j_arr[off], i_arr[off]), 1.0)
-    counts /= max(n_frames, 1)
-    return {itype: counts[k] for itype, k in slot.items()}
+    k_arr = np.asarray(ks, dtype=np.int64)
+    i_arr, j_arr = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    if cells == "both":
+        off = i_arr != j_arr
+        k_arr = np.concatenate([k_arr, k_arr[off]])
+        i_arr, j_arr = np.concatenate([i_arr, j_arr[off]]), np.concatenate([j_arr, i_arr[off]])
+    return k_arr, i_arr, j_arr
 
 
 def residue_pair_frequencies(

@@ -123,7 +123,13 @@ class TraceCovariance:
             return
         n = self.n + nb
         delta = mean_b - self.mean  # (N, 3)
-        self.m2 = self.m2 + m2_b + (delta @ delta.T) * (self.n * nb / n)
+        # in place, in the order of m2 + m2_b + (delta delta^T) c: the same bits, no
+        # (N, N) temporaries beyond m2_b and the outer product
+        self.m2 += m2_b
+        del m2_b
+        outer = delta @ delta.T  # (N, N)
+        outer *= self.n * nb / n
+        self.m2 += outer
         self.mean = self.mean + delta * (nb / n)
         self.n = n
 
@@ -131,11 +137,66 @@ class TraceCovariance:
         """Root mean square fluctuation about the mean position, shape (N,)."""
         return np.sqrt(np.diag(self.m2) / self.n)
 
-    def correlation(self) -> np.ndarray:
-        """``C_ij / sqrt(C_ii C_jj)``, shape (N, N); NaN for an atom that never moves."""
+    def correlation(self, dtype=np.float64, rows_per_block: int = 256) -> np.ndarray:
+        """``C_ij / sqrt(C_ii C_jj)``, shape (N, N); NaN for an atom that never moves.
+
+        Computed in float64 a block of rows at a time and stored as ``dtype`` (float32:
+        each value the float64 one correctly rounded), so no second (N, N) float64 array
+        is made beside the sums.
+        """
         msf = np.diag(self.m2)  # (N,)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return self.m2 / np.sqrt(np.outer(msf, msf))
+        n = len(msf)
+        out = np.empty((n, n), dtype=dtype)
+        for start in range(0, n, rows_per_block):
+            block = slice(start, start + rows_per_block)
+            tmp = np.outer(msf[block], msf)  # (B, N)
+            np.sqrt(tmp, out=tmp)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                np.divide(self.m2[block], tmp, out=tmp)
+            out[block] = tmp
+        return out
+
+
+class SparsePairCounts:
+    """Integer counts of (channel, row, column) cells summed over chunks, held sparse.
+
+    Contact lines touch a few cells per residue, so the sums are kept as sorted flat cell
+    indices with int64 counts: memory grows with the cells ever seen, not with N^2 per
+    channel. :meth:`dense` gives one channel as the float64 (N, N) array of mean counts per
+    frame, the same bits as dense float64 sums divided by the frame count (integer sums
+    are exact in both).
+    """
+
+    def __init__(self, n_channels: int, n: int) -> None:
+        self.n_channels, self.n = n_channels, n
+        self.cells = np.zeros(0, dtype=np.int64)  # (M,) sorted flat (k, i, j) indices
+        self.counts = np.zeros(0, dtype=np.int64)  # (M,)
+
+    def update(self, k: np.ndarray, i: np.ndarray, j: np.ndarray) -> None:
+        """Add one to each cell ``(k[m], i[m], j[m])`` (int arrays of shape (M,))."""
+        if len(k) == 0:
+            return
+        flat = (np.asarray(k, np.int64) * self.n + i) * self.n + j  # (M,)
+        cells = np.concatenate([self.cells, flat])
+        counts = np.concatenate([self.counts, np.ones(len(flat), dtype=np.int64)])
+        self.cells, inverse = np.unique(cells, return_inverse=True)
+        self.counts = np.bincount(inverse.ravel(), weights=counts, minlength=len(self.cells))
+        self.counts = self.counts.astype(np.int64)
+
+    def dense(self, channel: int, rows: np.ndarray, n_frames: int, dtype=np.float64) -> np.ndarray:
+        """Mean count per frame of one channel on ``rows`` x ``rows``, (R, R) ``dtype``
+        (each value divided in float64, then stored: float32 is the float64 value rounded)."""
+        size = self.n * self.n
+        lo, hi = np.searchsorted(self.cells, [channel * size, (channel + 1) * size])
+        flat, counts = self.cells[lo:hi] - channel * size, self.counts[lo:hi]
+        rows = np.asarray(rows, dtype=np.int64)
+        where = np.full(self.n, -1, dtype=np.int64)  # row of each residue, -1: not a row
+        where[rows] = np.arange(len(rows))
+        i, j = where[flat // self.n], where[flat % self.n]
+        keep = (i >= 0) & (j >= 0)
+        out = np.zeros((len(rows), len(rows)), dtype=dtype)
+        out[i[keep], j[keep]] = counts[keep] / n_frames
+        return out
 
 
 class FixedBlocks:

@@ -21,10 +21,15 @@ from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.errors import one_line as _one_line
 from seqdance.features.contact_detector import ContactDetector
 from seqdance.features.contact_rules import protein_atoms
-from seqdance.features.getcontacts import LabelError, read_contacts, residue_pair_counts
+from seqdance.features.getcontacts import (
+    LabelError,
+    contact_cells,
+    read_contacts,
+)
 from seqdance.features.md_kernels import (
     FixedBlocks,
     RunningMoments,
+    SparsePairCounts,
     angle_bin_counts,
     dssp_class_counts,
 )
@@ -85,28 +90,25 @@ def select_residues(top, selection: str, available: np.ndarray | None = None) ->
 
 
 class NativeInteractions:
-    """Residue-pair contact counts summed over chunks (native detector)."""
+    """Residue-pair contact counts summed over chunks (native detector), held sparse."""
 
     def __init__(self, detector, keys: list[tuple[str, str]], cells: str = "listed") -> None:
-        self._count = partial(residue_pair_counts, cells=cells)
+        self._cells = partial(contact_cells, cells=cells)
         self.detector = detector
         self.keys = keys
-        self.sums = {k: np.zeros((len(keys), len(keys))) for k in INTERACTIONS}
+        self.sums = SparsePairCounts(len(INTERACTIONS), len(keys))
 
     def update(self, xyz: np.ndarray, first_frame: int, stride: int) -> None:
         lines = self.detector.detect(xyz, first_frame=first_frame, stride=stride)
-        counts = _pair_counts(self._count, lines, self.keys, 1, "native contact detector")
-        for k in INTERACTIONS:
-            self.sums[k] += counts[k]
+        try:
+            k, i, j = self._cells(lines, self.keys, INTERACTIONS)
+        except LabelError as exc:
+            raise InputFileError(f"native contact detector: {exc}") from None
+        self.sums.update(k, i, j)
 
-
-def _pair_counts(
-    count_fn, lines, keys, n_frames: int, source: str, resnames=None
-) -> dict[str, np.ndarray]:
-    try:
-        return count_fn(lines, keys, n_frames, INTERACTIONS, resnames=resnames)
-    except LabelError as exc:
-        raise InputFileError(f"{source}: {exc}") from None
+    def mean(self, itype: str, rows: np.ndarray, n_frames: int, dtype=np.float64) -> np.ndarray:
+        """Mean contact lines per frame of one type on ``rows`` x ``rows``, (R, R) ``dtype``."""
+        return self.sums.dense(INTERACTIONS.index(itype), rows, n_frames, dtype)
 
 
 def contacts_from_tsv(
@@ -116,8 +118,9 @@ def contacts_from_tsv(
     stride: int,
     cells: str = "listed",
     resnames: list[str] | None = None,
-) -> dict[str, np.ndarray]:
-    """Residue-pair counts of a GetContacts TSV (``{itype: (N, N)}``, N = ``len(keys)``).
+) -> SparsePairCounts:
+    """Residue-pair counts of a GetContacts TSV, summed sparse (``.dense(k, rows, n_frames)``
+    gives channel ``INTERACTIONS[k]`` as :func:`residue_pair_counts` would).
 
     ``keys``: ``(chain, resid)`` of each residue of the selection, in order; ``resnames``:
     their names as the topology writes them. Each label must match its residue on chain,
@@ -131,11 +134,14 @@ def contacts_from_tsv(
             f"{path}: contacts cover {header.total_frames} frames but the trajectory gives "
             f"{n_frames} (stride {stride})"
         )
+    sums = SparsePairCounts(len(INTERACTIONS), len(keys))
     try:
-        count = partial(residue_pair_counts, cells=cells)
-        return _pair_counts(count, lines, keys, n_frames, str(path), resnames)
+        sums.update(*contact_cells(lines, keys, INTERACTIONS, cells, resnames))
+    except LabelError as exc:
+        raise InputFileError(f"{path}: {exc}") from None
     except ValueError as exc:  # a malformed atom label
         raise InputFileError(f"{path}: {_one_line(exc)}") from None
+    return sums
 
 
 def make_detector(prepared, atoms: np.ndarray, reference_xyz: np.ndarray, bond_xyz=None):

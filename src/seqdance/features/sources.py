@@ -45,6 +45,15 @@ NATIVE_SOURCES = ("mdCATH", "ATLAS", "IDRome", "PED", "GPCRmd")
 MDCATH_TEMPERATURES = (320, 348, 379, 413, 450)
 MDCATH_DEFAULT_TEMPERATURES = (320,)
 IDROME_SKIP = 10  # frames the IDRome authors drop before their analysis
+# which of SourceOptions' choices each reader takes (skip: all of them)
+SOURCE_OPTIONS = {
+    "mdCATH": ("temperatures", "replicas"),
+    "ATLAS": ("replicas",),
+    "IDRome": ("backmapped",),
+    "PED": (),
+    "GPCRmd": (),
+}
+MDCATH_MAX_ANGSTROM = 1e5  # |coordinate| beyond this (10 um) is a damaged file, not a protein
 
 
 @dataclass(frozen=True)
@@ -70,13 +79,25 @@ def open_source(source: str, path: str | os.PathLike, options: SourceOptions | N
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"{path}: no such file or folder")
+    name = canonical_source(source)
+    given = [f for f in ("temperatures", "replicas", "backmapped") if getattr(options, f)]
+    unused = [f for f in given if f not in SOURCE_OPTIONS[name]]
+    if unused:  # an option this source does not read is never ignored silently
+        takes = ", ".join(SOURCE_OPTIONS[name]) or "none of temperatures, replicas, backmapped"
+        raise SeqDanceError(f"{unused[0]} is not an option of source {name} (it takes: {takes})")
+    for field in ("temperatures", "replicas"):
+        values = getattr(options, field) or ()
+        if len(set(values)) != len(values):
+            raise SeqDanceError(
+                f"{field}: {list(values)} lists one twice (it would be pooled twice)"
+            )
     reader = {
         "mdCATH": _open_mdcath,
         "ATLAS": _open_atlas,
         "IDRome": _open_idrome,
         "PED": _open_ped,
         "GPCRmd": _open_gpcrmd,
-    }[canonical_source(source)]
+    }[name]
     return reader(path, options)
 
 
@@ -115,7 +136,7 @@ def _open_mdcath(path: Path, options: SourceOptions):
         group = h5[domain]
         table = parse_pdb_atoms(_text(group["pdbProteinAtoms"][()]).splitlines())
         n_atoms = _mdcath_atoms(group, table, h5_path)
-        if n_atoms < len(table):  # keep the protein atoms the coordinates hold
+        if n_atoms < len(table):  # every replica holds fewer: keep the atoms they hold
             table = _head(table, n_atoms)
         if "element" in group and not all(table.elements):
             given = [_text(e).strip() for e in group["element"][()]][:n_atoms]
@@ -153,17 +174,50 @@ def _open_mdcath(path: Path, options: SourceOptions):
 
 
 def _mdcath_atoms(group, table, h5_path: Path) -> int:
+    """The atom count that every ``coords`` of the file shares (checked for rank and dtype).
+
+    The count is the group's ``numProteinAtoms`` where given, else that of ``pdbProteinAtoms``
+    when a replica has it, else the one most replicas share (the larger on a tie: a damaged
+    copy lost atoms); a replica that differs is named (never the good ones)."""
+    counts: dict[str, int] = {}
     for temp in group.keys():
-        if temp.isdigit():
-            for rep in group[temp].keys():
-                if "coords" in group[temp][rep]:
-                    n = int(group[temp][rep]["coords"].shape[1])
-                    if n > len(table):
-                        raise InputFileError(
-                            f"{h5_path}: coordinates have {n} atoms, pdbProteinAtoms {len(table)}"
-                        )
-                    return n
-    raise InputFileError(f"{h5_path}: no temperature/replica group with coords")
+        if not temp.isdigit():
+            continue
+        for rep in group[temp].keys():
+            if "coords" not in group[temp][rep]:
+                continue
+            coords = group[temp][rep]["coords"]
+            where = f"{h5_path}: {temp}/{rep}/coords"
+            if coords.ndim != 3 or coords.shape[2] != 3:
+                raise InputFileError(
+                    f"{where} has shape {coords.shape}, expected (frames, atoms, 3)"
+                )
+            if coords.dtype.kind != "f":
+                raise InputFileError(
+                    f"{where} holds {coords.dtype}, expected floating-point Angstrom"
+                )
+            counts[f"{temp}/{rep}"] = int(coords.shape[1])
+    if not counts:
+        raise InputFileError(f"{h5_path}: no temperature/replica group with coords")
+    declared = group.attrs.get("numProteinAtoms")
+    values = list(counts.values())
+    if declared is not None:
+        expected = int(declared)
+    elif len(table) in values:
+        expected = len(table)
+    else:
+        expected = max(set(values), key=lambda n: (values.count(n), n))  # a tie: the larger
+    for label, n in counts.items():
+        if n != expected:
+            raise InputFileError(
+                f"{h5_path}: {label}/coords has {n} atoms, the other replicas and the topology "
+                f"{expected}; the file is damaged"
+            )
+    if expected > len(table):
+        raise InputFileError(
+            f"{h5_path}: coordinates have {expected} atoms, pdbProteinAtoms {len(table)}"
+        )
+    return expected
 
 
 def _head(table: AtomTable, n: int) -> AtomTable:
@@ -191,6 +245,13 @@ def _mdcath_reader(h5_path: Path, domain: str, temp, rep):
                 box = np.diag(raw) if raw.shape == (3,) else raw.reshape(3, 3)
             for start in range(0, coords.shape[0], chunk):
                 xyz = np.asarray(coords[start : start + chunk], dtype=np.float32)[:, atoms]
+                far = ~(np.abs(xyz) <= MDCATH_MAX_ANGSTROM).all(axis=(1, 2))  # NaN counts too
+                if far.any():
+                    raise InputFileError(
+                        f"{h5_path}: {temp} K replica {rep}, frame {start + int(np.argmax(far))}: "
+                        f"coordinates beyond {MDCATH_MAX_ANGSTROM:g} Angstrom or not finite; "
+                        "the file is damaged"
+                    )
                 xyz *= np.float32(0.1)  # Angstrom -> nm
                 boxes = None if box is None else np.repeat(box[None], len(xyz), axis=0)
                 yield Block(xyz, boxes)

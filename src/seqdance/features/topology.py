@@ -229,6 +229,52 @@ def _letters(k: int) -> str:
     return out
 
 
+def unique_chain_labels(table, residues, starts, labels, polymer, notes, path) -> list[str]:
+    """Chain label of each residue, made unique where the file repeats one.
+
+    A polymer chain that reuses the label of an earlier polymer chain *and* one of its
+    residue numbers (chain letters wrapped after Z in an assembly of more than 26 chains,
+    copies told apart only by TER records or segment IDs) is labelled ``L_2``, or ``L_3``
+    ... : the first of ``L``, ``L_2``, ``L_3`` none of whose chains has any of its residue
+    numbers. A chain continued after a TER record with new numbers keeps its label;
+    non-polymer chains (water, ions, ligands) keep theirs. A note says what was renamed.
+    """
+    runs, k = [], -1  # runs[k] = residue indices of chain k
+    for r, s in enumerate(starts):
+        if s or k < 0:
+            runs.append([])
+            k += 1
+        runs[k].append(r)
+    taken: dict[str, set] = {}  # final label -> residue numbers of its polymer chains
+    out = list(labels)
+    renamed: dict[str, int] = {}
+    for run in runs:
+        if not any(polymer[r] for r in run):
+            continue
+        base = labels[run[0]]
+        numbers = {(table.resnums[residues[r][0]], table.icodes[residues[r][0]]) for r in run}
+        label, n = base, 1
+        while label in taken and not taken[label].isdisjoint(numbers):
+            n += 1
+            label = f"{base}_{n}"
+        taken.setdefault(label, set()).update(numbers)
+        if label != base:
+            renamed[base] = max(renamed.get(base, 0), n)
+            for r in run:
+                out[r] = label
+    if renamed:
+        n_poly = sum(1 for run in runs if any(polymer[r] for r in run))
+        listed = ", ".join(
+            f"{b} -> {b}_2" + (f"..{b}_{n}" if n > 2 else "") for b, n in list(renamed.items())[:6]
+        )
+        notes.append(
+            f"{path.name}: {n_poly} chains; chain labels repeat with overlapping residue "
+            f"numbers, so later copies get a suffix, the first keeps the file's label ("
+            f"{listed}{' ...' if len(renamed) > 6 else ''})"
+        )
+    return out
+
+
 def build_topology(
     table: AtomTable, path: Path, reference_xyz: np.ndarray | None = None
 ) -> PreparedTopology:
@@ -245,6 +291,7 @@ def build_topology(
         starts = [True] + [
             table.chain_ids[residues[k][0]] != table.chain_ids[residues[k - 1][0]]
             or (table.new_chain is not None and table.new_chain[residues[k][0]])
+            or ("" != segments[k] != segments[k - 1] != "")
             for k in range(1, len(residues))
         ]
         labels = [table.chain_ids[s] or "X" for s, _ in residues]
@@ -282,6 +329,7 @@ def build_topology(
                 f"breaks ({listed})"
             )
 
+    labels = unique_chain_labels(table, residues, starts, labels, polymer, notes, path)
     top = md.Topology()
     chain = None
     for k, (s, e) in enumerate(residues):

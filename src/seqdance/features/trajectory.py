@@ -185,6 +185,12 @@ def _check_finite(xyz: np.ndarray, label: str, first: int) -> None:
             f"{label}: frame {frame} has NaN or infinite coordinates "
             f"({int((~finite).sum())} such frame(s) in this chunk)"
         )
+    near = (np.abs(xyz) <= 1e5).all(axis=(1, 2))  # (n_frames,) 100 um: beyond, a damaged file
+    if not near.all():
+        raise InputFileError(
+            f"{label}: frame {first + int(np.argmin(near)) + 1} has coordinates beyond 1e5 nm; "
+            "the file is damaged"
+        )
 
 
 def open_trajectory(

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from seqdance.inference.predict import DEFAULT_TOKEN_BUDGET, iter_outputs
-from seqdance.utils.io import atomic_path
+from seqdance.utils.io import h5_output
 
 
 def embed(
@@ -43,15 +43,12 @@ def write_embeddings(path: str | os.PathLike, items: Iterable[tuple[str, np.ndar
 
     The file appears only when every record has been written.
     """
-    import h5py
-
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            for name, residues in items:
-                group = h5.create_group(name)
-                group.create_dataset("residues", data=residues.astype(np.float32))
-                group.create_dataset(
-                    "mean", data=residues.mean(axis=0, dtype=np.float64).astype(np.float32)
-                )
+    with h5_output(path) as h5:
+        for name, residues in items:
+            group = h5.create_group(name)
+            group.create_dataset("residues", data=residues.astype(np.float32))
+            group.create_dataset(
+                "mean", data=residues.mean(axis=0, dtype=np.float64).astype(np.float32)
+            )
     return path

@@ -135,6 +135,7 @@ class ScanResult:
     table: object  # DataFrame: position, wt, mt, mutant, one column per score
     computed_blocks: int  # blocks scored in this run
     reused_blocks: int  # blocks read from a previous run
+    damaged_blocks: int = 0  # blocks of a previous run that were unreadable: scored again
 
 
 def run_scan(
@@ -166,6 +167,7 @@ def run_scan(
     channels = ordered_channels(properties)
     if not channels:
         raise SeqDanceError("no property to score")
+    options.windowed(len(wild_type))  # the window rule, checked before anything is written
     out_dir = Path(out_dir)
     parts = out_dir / PARTS_DIR
     manifest = {
@@ -189,7 +191,7 @@ def run_scan(
     all_blocks = [positions[i : i + block_positions]
                   for i in range(0, len(positions), block_positions)]  # fmt: skip
     scores: list[np.ndarray] = []
-    computed = reused = 0
+    computed = reused = damaged = 0
     bar = progress_bar(total=len(positions), desc="scan", unit="position", enabled=progress)
     for k, block in enumerate(all_blocks):
         if mine is not None and k not in mine:
@@ -197,6 +199,8 @@ def run_scan(
         mutants = scan_mutants(wild_type, block)
         path = _block_path(parts, k)
         block_scores = _read_block(path, len(mutants), len(channels))
+        if block_scores is None and path.exists():
+            damaged += 1  # truncated or of another shape: score it again, replace it
         if block_scores is None:
             block_scores = score_sequences(
                 model,
@@ -228,7 +232,7 @@ def run_scan(
     table = pd.concat([table, pd.DataFrame(columns)], axis=1)
     with atomic_path(out_dir / SCAN_NAME) as tmp:
         table.to_csv(tmp, index=False)
-    return ScanResult(table, computed, reused)
+    return ScanResult(table, computed, reused, damaged)
 
 
 def _read_block(path: Path, rows: int, cols: int) -> np.ndarray | None:
@@ -237,8 +241,8 @@ def _read_block(path: Path, rows: int, cols: int) -> np.ndarray | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             scores = data["scores"]
-    except (OSError, ValueError, KeyError):
-        return None  # unreadable: score the block again
+    except Exception:  # noqa: BLE001 - truncated zip, bad CRC, not an npz: score it again
+        return None
     return scores if scores.shape == (rows, cols) else None
 
 
@@ -314,7 +318,7 @@ def plot_heatmap(table, column: str, path: str | os.PathLike, title: str = "") -
             interpolation="nearest", extent=(-0.5, len(cols) - 0.5, len(HEATMAP_ORDER) - 0.5, -0.5),
         )  # fmt: skip
         rows = {aa: i for i, aa in enumerate(HEATMAP_ORDER)}
-        wt_rows = [rows[w] for w in wt[sl]]
+        wt_rows = [rows.get(w, np.nan) for w in wt[sl]]  # X, B, Z, U, O: no dot
         heat.scatter(cols, wt_rows, s=6, marker="o", color="#1f77b4", linewidths=0)
         heat.set_yticks(range(len(HEATMAP_ORDER)), list(HEATMAP_ORDER), fontsize=6)
         ticks, labels = residue_ticks(positions[sl], 10)  # the first position, then tens

@@ -178,6 +178,25 @@ def _read_folder(folder: Path) -> tuple[SeqDanceConfig | None, dict[str, torch.T
     raise InputFileError(f"{folder}: no {WEIGHTS_NAME} or {LEGACY_WEIGHTS_NAME} in the folder")
 
 
+_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def load_failure(exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` (or safetensors) failed, in our words.
+
+    torch's own text for a file that holds Python objects advises turning ``weights_only``
+    off, i.e. running code from the file; that advice never reaches a user."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text or "Weights only" in text:
+        found = _GLOBAL.search(text)
+        what = f" (a {found.group(1)})" if found else ""
+        return (
+            f"it stores a Python object{what}, not only tensors and plain values; seqdance "
+            "reads weights-only files and never runs code from a file"
+        )
+    return text[:200] or type(exc).__name__
+
+
 def _read_checkpoint(path: Path) -> tuple[SeqDanceConfig | None, dict[str, torch.Tensor]]:
     try:
         if path.suffix == ".safetensors":
@@ -187,12 +206,7 @@ def _read_checkpoint(path: Path) -> tuple[SeqDanceConfig | None, dict[str, torch
         else:
             obj = quiet_torch_load(path)  # no torch UserWarning on stderr
     except Exception as exc:  # truncated, corrupt, or not a weights-only pickle
-        if isinstance(exc, pickle.UnpicklingError) and "weights_only" in str(exc):
-            # torch's own advice here is to turn weights_only off: never for untrusted files
-            reason = "not a plain tensor checkpoint; only weights_only=True files are read"
-        else:
-            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise InputFileError(f"{path}: cannot read model weights ({reason})") from exc
+        raise InputFileError(f"{path}: cannot read model weights ({load_failure(exc)})") from exc
     config = None
     if isinstance(obj, dict) and not _is_state_dict(obj):
         for key in ("model", "state_dict", "model_state_dict"):
@@ -317,21 +331,19 @@ def load_state_dict_checked(
     state = dict(state)
     inv_freq = f"{trunk}rotary_embeddings.inv_freq"
     per_layer = sorted(
-        k for k in state if k.startswith(trunk) and _PER_LAYER_INV_FREQ.fullmatch(k[len(trunk):])
+        k for k in state if k.startswith(trunk) and _PER_LAYER_INV_FREQ.fullmatch(k[len(trunk) :])
     )
     if per_layer and inv_freq not in state:
         state[inv_freq] = state[per_layer[0]]  # keep the saved values
 
     def tolerated(key: str, patterns) -> bool:
-        return key.startswith(trunk) and _matches(key[len(trunk):], patterns)
+        return key.startswith(trunk) and _matches(key[len(trunk) :], patterns)
 
     expected = model.state_dict()
     unexpected = [k for k in state if k not in expected]
     bad_unexpected = [k for k in unexpected if not tolerated(k, TOLERATED_UNEXPECTED)]
     missing = [k for k in expected if k not in state]
-    bad_missing = [
-        k for k in missing if not tolerated(k, TOLERATED_MISSING) and k not in optional
-    ]
+    bad_missing = [k for k in missing if not tolerated(k, TOLERATED_MISSING) and k not in optional]
     mismatched = [
         f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
         for k, v in expected.items()

@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from seqdance.errors import InputFileError, SeqDanceError
+from seqdance.inference.mutations import AMINO_ACIDS
 from seqdance.inference.scan import MANIFEST_NAME, PARTS_DIR, SCAN_NAME
 from seqdance.inference.store import PairMaps
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
+from seqdance.utils.io import damaged_file_errors
 
 RESIDUE_SUFFIX = ".residue.tsv"
 PAIR_SUFFIX = ".pair.npz"
@@ -75,6 +77,26 @@ def _need_file(path: Path, what: str) -> Path:
     return path
 
 
+def _numbers(table, columns: list[str], path: Path) -> np.ndarray:
+    """``table[columns]`` as float32 (N, C); a blank or non-numeric cell (a truncated last
+    line, an edited table) is an error naming its line and column."""
+    import pandas as pd
+
+    out = np.empty((len(table), len(columns)), dtype=np.float32)
+    for k, column in enumerate(columns):
+        raw = table[column].astype(str).str.strip()
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.isnan(values) & ~raw.str.lower().isin(["nan"]).to_numpy()
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise InputFileError(
+                f"{path}: line {i + 2}, column {column}: {raw.iloc[i]!r} is not a number "
+                "(a truncated or edited table?)"
+            )
+        out[:, k] = values
+    return out
+
+
 def read_prediction(path: str | os.PathLike) -> Prediction:
     """``{id}.residue.tsv`` of ``seqdance predict`` and, when present, ``{id}.pair.npz`` (or the
     pair store ``{id}.pair.h5``) beside it.
@@ -103,7 +125,7 @@ def read_prediction(path: str | os.PathLike) -> Prediction:
     if table.empty or table["position"].tolist() != list(range(1, len(table) + 1)):
         raise InputFileError(f"{tsv}: positions must run 1, 2, ... (one row per residue)")
     sequence = "".join(table["residue"].tolist())
-    residue = table[list(RESIDUE_CHANNELS)].to_numpy(np.float32)  # (L, 50)
+    residue = _numbers(table, list(RESIDUE_CHANNELS), tsv)  # (L, 50)
     pair = None
     npz = Path(stem + PAIR_SUFFIX)
     store = Path(stem + PAIR_STORE_SUFFIX)
@@ -115,14 +137,12 @@ def read_prediction(path: str | os.PathLike) -> Prediction:
                 f"{len(sequence)} residues"
             )
     if npz.is_file():
-        try:
+        with damaged_file_errors(npz, "the pair outputs of seqdance predict"):
             with np.load(npz, allow_pickle=False) as data:
                 missing = [c for c in PAIR_CHANNELS if c not in data.files]
                 if missing:
                     raise InputFileError(f"{npz}: no pair output {', '.join(missing)}")
                 pair = np.stack([data[c] for c in PAIR_CHANNELS], axis=-1).astype(np.float32)
-        except (OSError, ValueError) as exc:
-            raise InputFileError(f"{npz}: cannot read the pair outputs ({exc})") from exc
         if pair.shape != (len(sequence), len(sequence), len(PAIR_CHANNELS)):
             raise SeqDanceError(
                 f"{npz}: pair maps are {pair.shape[0]} x {pair.shape[1]}, the prediction has "
@@ -147,8 +167,18 @@ def read_scan(path: str | os.PathLike) -> ScanData:
     if list(table.columns[:4]) != head or len(table.columns) < 5 or table.empty:
         raise InputFileError(f"{csv}: not a scan table of seqdance scan (columns {head} + scores)")
     scores = list(table.columns[4:])
-    for column in scores:
-        table[column] = pd.to_numeric(table[column], errors="coerce")
+    values = _numbers(table, scores, csv)  # (N, S); a truncated or damaged row is named
+    for k, column in enumerate(scores):
+        table[column] = values[:, k]
+    counts = table.groupby("position", sort=False).size()
+    wild = table.groupby("position", sort=False)["wt"].first()
+    expected = np.where(wild.isin(list(AMINO_ACIDS)), 19, 20)  # X, B, ...: all 20 letters
+    if (counts.to_numpy() != expected).any():
+        k = int(np.argmax(counts.to_numpy() != expected))
+        raise InputFileError(
+            f"{csv}: position {counts.index[k]} has {counts.iloc[k]} rows, a scan has "
+            f"{expected[k]} there (a truncated or edited table)"
+        )
     manifest_path = csv.parent / PARTS_DIR / MANIFEST_NAME
     offset, channels, fingerprint = None, [], None
     if manifest_path.is_file():
@@ -170,11 +200,9 @@ def read_explain(path: str | os.PathLike) -> ExplainData:
     folder = path if path.is_dir() else path.parent
     npz = _need_file(folder / EXPLAIN_NPZ if path.is_dir() else path, "explain")
     tsv = _need_file(folder / EXPLAIN_RESIDUES, "explain")
-    try:
+    with damaged_file_errors(npz, "an explain.npz of seqdance explain"):
         with np.load(npz, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise InputFileError(f"{npz}: cannot read ({exc})") from exc
     if "mutants" not in arrays or "rows" not in arrays:
         raise InputFileError(f"{npz}: not an explain.npz of seqdance explain")
     labels = [str(x) for x in arrays["rows"]]
@@ -183,11 +211,19 @@ def read_explain(path: str | os.PathLike) -> ExplainData:
     if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
         raise InputFileError(f"{npz}: residue rows are not consecutive numbers")
     rows = np.asarray(keep)
-    first = pd.read_csv(tsv, sep="\t", usecols=["mutant", "position", "wt"], dtype=str,
-                        keep_default_na=False)  # fmt: skip
+    with damaged_file_errors(tsv, "an explain_residues.tsv of seqdance explain"):
+        first = pd.read_csv(tsv, sep="\t", usecols=["mutant", "position", "wt"], dtype=str,
+                            keep_default_na=False)  # fmt: skip
+        if first.empty:
+            raise InputFileError(f"{tsv}: no rows")
     first = first[(first["mutant"] == first["mutant"].iloc[0]) & (first["wt"] != "")]
     letters = dict(zip(first["position"], first["wt"], strict=False))
-    wild_type = "".join(letters.get(str(n), "X") for n in numbers)
+    missing = [n for n in numbers if str(n) not in letters]
+    if missing:
+        raise InputFileError(
+            f"{tsv}: no wild-type letter for residue {missing[0]} (a truncated or edited table)"
+        )
+    wild_type = "".join(letters[str(n)] for n in numbers)
     rel = arrays.get("rel_residue")
     delta = None
     if "mt_pair" in arrays and "wt_pair" in arrays:

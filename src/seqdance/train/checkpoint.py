@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from seqdance.errors import InputFileError
-from seqdance.model.pretrained import save_pretrained
+from seqdance.model.pretrained import load_failure, save_pretrained
 from seqdance.model.validate import quiet_torch_load
 from seqdance.utils.io import atomic_path
 
@@ -192,8 +192,9 @@ def load_trainer_state(folder: str | os.PathLike) -> dict[str, Any]:
     except FileNotFoundError:
         raise InputFileError(f"{path}: no trainer state in the checkpoint") from None
     except Exception as exc:
-        reason = " ".join(str(exc).split())[:200]
-        raise InputFileError(f"{path}: cannot read the trainer state ({reason})") from exc
+        raise InputFileError(
+            f"{path}: cannot read the trainer state ({load_failure(exc)})"
+        ) from exc
 
 
 def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:

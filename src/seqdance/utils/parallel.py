@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seqdance.errors import SeqDanceError, one_line
+from seqdance.utils.io import is_disk_failure
 from seqdance.utils.progress import progress_bar
 from seqdance.utils.threads import set_loaded_threads, threads_per_worker
 
@@ -45,6 +46,8 @@ def _call(fn: Callable[[Any], Any], item: Any) -> TaskResult:
     try:
         return TaskResult(item, value=fn(item))
     except Exception as exc:  # noqa: BLE001 - one bad input must not stop the batch
+        if is_disk_failure(exc):  # ... but a full output disk stops it: no input would pass
+            raise
         return TaskResult(item, error=describe_error(exc))
 
 

@@ -85,8 +85,13 @@ def read_gro_table(path: Path) -> AtomTable:
     if frame is None:
         raise ValueError("no frame")
     resnums, resnames, names, xyz = frame.resnums, frame.resnames, frame.names, frame.xyz
-    # GRO residue numbers wrap at 99999; a wrap is a new residue, not a repeat
+    # GRO residue numbers wrap at 99999; a wrap is a new residue, not a repeat. A number
+    # that goes down otherwise restarts a molecule: a new chain starts there.
     n = len(names)
+    new_chain = [False] * n
+    for i in range(1, n):
+        prev, cur = resnums[i - 1], resnums[i]
+        new_chain[i] = cur < prev and not (prev % 100000 == 99999 and cur == 0)
     return AtomTable(
         names,
         resnames,
@@ -96,6 +101,7 @@ def read_gro_table(path: Path) -> AtomTable:
         [""] * n,
         [""] * n,
         xyz=xyz.astype(np.float64),
+        new_chain=new_chain,
         box=frame.box,
     )
 

@@ -1,4 +1,8 @@
-"""mmCIF/PDBx files: the ``_atom_site`` loop of the first model, as topology and as one frame."""
+"""mmCIF/PDBx files: the ``_atom_site`` loop of the first model, as topology and as one frame.
+
+Chains are labelled by ``auth_asym_id`` (else ``label_asym_id``); a new chain starts
+wherever ``label_asym_id`` changes, so copies whose author chain IDs repeat stay apart.
+"""
 
 from __future__ import annotations
 
@@ -68,8 +72,9 @@ def read_cif_table(path: Path) -> AtomTable:
                 return "" if value in ("?", ".") else value
         return default
 
-    table = AtomTable([], [], [], [], [], [], [], typed_by="type_symbol")
+    table = AtomTable([], [], [], [], [], [], [], typed_by="type_symbol", new_chain=[])
     xyz = []
+    last_asym = None
     first_model = None
     seen: set[tuple] = set()
     for start in range(0, len(tokens), width):
@@ -95,6 +100,11 @@ def read_cif_table(path: Path) -> AtomTable:
         table.chain_ids.append(chain)
         table.segids.append("")
         table.elements.append(pick(row, "type_symbol"))
+        # label_asym_id: one per molecule, unique even where auth_asym_id repeats (a new
+        # chain starts where it changes, as at a PDB TER record)
+        asym = pick(row, "label_asym_id")
+        table.new_chain.append(last_asym is not None and asym != last_asym)
+        last_asym = asym
         xyz.append([float(pick(row, f"Cartn_{a}")) for a in "xyz"])
     table.xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3) / 10.0
     return table

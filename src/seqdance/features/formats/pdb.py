@@ -124,19 +124,40 @@ def _key(line: str) -> tuple:
     )
 
 
+def _model_keys(lines: list[str]) -> list[tuple]:
+    """Key of each atom line of one model: :func:`_key` and which copy of its chain it is.
+
+    A chain run starts at a TER record or where the chain or segment ID changes; the copy
+    number counts earlier runs with the same chain and segment IDs, so an assembly whose
+    chain letters wrap (A .. Z, A ...) matches atom by atom between models."""
+    keys, runs, last, copy = [], {}, None, 0
+    for line in lines:
+        if line.startswith("TER"):
+            last = None
+            continue
+        key = _key(line)
+        ident = (key[0], key[3])
+        if ident != last:
+            copy = runs.get(ident, -1) + 1
+            runs[ident] = copy
+            last = ident
+        keys.append((copy, *key))
+    return keys
+
+
 def _models(path: Path) -> Iterator[list[str]]:
-    """ATOM/HETATM lines of each model (a file without MODEL records is one model)."""
+    """ATOM/HETATM (and TER) lines of each model (a file without MODEL records is one model)."""
     current: list[str] = []
     with open_text(path) as fh:
         for line in fh:
             record = line[:6]
-            if record in ("ATOM  ", "HETATM"):
+            if record in ("ATOM  ", "HETATM") or record.startswith("TER"):
                 current.append(line)
             elif record.startswith("ENDMDL") or (record.startswith("MODEL") and current):
-                if current:
+                if any(not x.startswith("TER") for x in current):
                     yield current
                 current = []
-    if current:
+    if any(not x.startswith("TER") for x in current):
         yield current
 
 
@@ -169,19 +190,26 @@ def open_pdb_frames(path: Path, prepared, label: str) -> FramePart:
         )
         for i in range(len(table))
     ]
-    keys = [(c, r.strip(), n, s, a) for c, r, n, s, a in keys]
+    copies, runs, last = [], {}, None  # which copy of its chain each atom is (as _model_keys)
+    for i in range(len(table)):
+        ident = (table.chain_ids[i], table.segids[i])
+        if ident != last or table.new_chain[i]:
+            runs[ident] = runs.get(ident, -1) + 1
+            last = ident
+        copies.append(runs[ident])
+    keys = [(k, c, r.strip(), n, s, a) for k, (c, r, n, s, a) in zip(copies, keys, strict=True)]
     index = {k: i for i, k in enumerate(keys)}
     present = np.zeros(len(keys), dtype=np.int64)
     n_models = 0
     for lines in _models(path):
         n_models += 1
-        seen = {index[_key(line)] for line in lines if _key(line) in index}
+        seen = {index[k] for k in _model_keys(lines) if k in index}
         present[list(seen)] += 1
     available = np.flatnonzero(present == n_models)
     notes = []
     if len(available) < len(keys):
         lost = np.flatnonzero(present < n_models)
-        residues = sorted({f"{keys[i][0] or 'X'}:{keys[i][2]}:{keys[i][1]}" for i in lost})
+        residues = sorted({f"{keys[i][1] or 'X'}:{keys[i][3]}:{keys[i][2]}" for i in lost})
         notes.append(
             f"{path}: models differ in their atoms: {len(lost):,} atoms missing from some of the "
             f"{n_models} models were dropped from every model ({len(residues)} residues affected: "
@@ -193,8 +221,9 @@ def open_pdb_frames(path: Path, prepared, label: str) -> FramePart:
         frames = []
         for lines in _models(path):
             xyz = np.full((len(keys), 3), np.nan, dtype=np.float32)
-            for line in lines:
-                i = index.get(_key(line))
+            atom_lines = [line for line in lines if not line.startswith("TER")]
+            for line, key in zip(atom_lines, _model_keys(lines), strict=True):
+                i = index.get(key)
                 if i is not None and np.isnan(xyz[i, 0]):
                     xyz[i] = (float(line[30:38]), float(line[38:46]), float(line[46:54]))
             frames.append(xyz[atoms] / 10.0)
