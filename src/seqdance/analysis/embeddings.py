@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import pearsonr, spearmanr
-from tqdm.auto import tqdm
 
 from seqdance.alphabet import check_sequence
 from seqdance.analysis.plots import prediction_scatter
@@ -31,6 +30,7 @@ from seqdance.inference.predict import make_batches
 from seqdance.model.alphabet import batch_encode
 from seqdance.utils.figures import figure_name
 from seqdance.utils.io import atomic_path
+from seqdance.utils.progress import progress_bar
 
 SPLITS = ("train", "test")
 
@@ -189,7 +189,7 @@ def token_mean_embeddings(model, sequences: list[str], *, token_budget: int = 40
     checked = [check_sequence(f"#{i + 1}", s) for i, s in enumerate(sequences)]
     device = next(model.parameters()).device
     out: list[np.ndarray | None] = [None] * len(checked)
-    with tqdm(total=len(checked), desc="embed", unit="seq", disable=not progress) as bar:
+    with progress_bar(total=len(checked), desc="embed", unit="seq", enabled=progress) as bar:
         for batch in make_batches([len(s) for s in checked], token_budget):
             ids, mask = batch_encode([checked[i] for i in batch])  # (B, T), (B, T)
             with torch.no_grad():

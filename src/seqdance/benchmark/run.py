@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from seqdance.benchmark.assays import BIN_COLUMN, Assay, reference_row, subsample
 from seqdance.benchmark.metrics import (
@@ -39,6 +38,7 @@ from seqdance.inference.options import ScoreOptions
 from seqdance.inference.score import DEFAULT_OPTIONS, score_mutants
 from seqdance.utils.figures import figure_name, legend_outside, write_figure
 from seqdance.utils.io import output_group
+from seqdance.utils.progress import progress_bar
 
 LLR_PREFIX = "llr_"
 SUMMARY_NAME = "summary.csv"  # per assay and property, nothing else
@@ -164,7 +164,7 @@ def run_benchmark(
         rows: list[dict] = []
         skipped: list[str] = []
         dms_ids: dict[str, str] = {}  # assay name -> ProteinGym DMS_id
-        for assay in tqdm(assays, desc="benchmark", unit="assay", disable=not progress):
+        for assay in progress_bar(assays, desc="benchmark", unit="assay", enabled=progress):
             assay = subsample(assay, max_variants)
             target_bin = assay.target_bin
             if reference is not None:

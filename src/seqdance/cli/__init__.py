@@ -22,8 +22,9 @@ from seqdance.cli import predict as _predict  # noqa: F401  (registers commands)
 from seqdance.cli import report as _report  # noqa: F401  (registers commands)
 from seqdance.cli import score as _score  # noqa: F401  (registers commands)
 from seqdance.cli import train as _train  # noqa: F401  (registers commands)
-from seqdance.cli.app import app
+from seqdance.cli.app import app, build_command
 from seqdance.errors import SeqDanceError
+from seqdance.utils.progress import clear_bars
 
 try:  # Typer >= 0.2x carries its own copy of Click
     from typer._click import exceptions as _click
@@ -71,38 +72,39 @@ def main(argv: list[str] | None = None) -> None:
 
 def _main(argv: list[str] | None) -> None:
     try:
-        code = app(args=argv, prog_name="seqdance", standalone_mode=False)
+        code = build_command().main(args=argv, prog_name="seqdance", standalone_mode=False)
     except _click.NoArgsIsHelpError as exc:
         if exc.ctx is not None:
             typer.echo(exc.ctx.get_help())
         sys.exit(2)
     except _click.UsageError as exc:  # out-of-range values, unknown options
-        typer.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
-        sys.exit(2)
+        _fail(" ".join(exc.format_message().split()), 2)
     except _click.ClickException as exc:
-        typer.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
-        sys.exit(exc.exit_code or 1)
+        _fail(" ".join(exc.format_message().split()), exc.exit_code or 1)
     except SeqDanceError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail(str(exc), 1)
     except OSError as exc:  # missing, unreadable or unwritable files; a full disk
-        typer.echo(f"error: {os_error_line(exc)}", err=True)
-        if argv is None:  # the console command, not a caller in this process
-            _exit_past_failed_hdf5_writes(1)
-        sys.exit(1)
+        _fail(os_error_line(exc), 1, hdf5_exit=argv is None)
     except UnicodeDecodeError as exc:  # a reader without its own check met a binary file
-        typer.echo(f"error: an input file is not UTF-8 text ({exc.reason} at byte {exc.start})",
-                   err=True)  # fmt: skip
-        sys.exit(1)
+        _fail(f"an input file is not UTF-8 text ({exc.reason} at byte {exc.start})", 1)
     except (KeyboardInterrupt, typer.Abort):
-        typer.echo("Aborted.", err=True)
-        sys.exit(130)
+        _fail("Aborted.", 130, prefix="")
     except Terminated:
-        typer.echo("Terminated.", err=True)
-        sys.exit(143)
+        _fail("Terminated.", 143, prefix="")
     if code == 130:  # Typer turns Ctrl-C into exit status 130 itself
-        typer.echo("Aborted.", err=True)
+        _fail("Aborted.", 130, prefix="")
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int, *, prefix: str = "error: ", hdf5_exit: bool = False) -> None:
+    """The one way a command ends in failure: every open progress bar is erased first, so
+    the message starts at column 0 of its own line; then the exit with ``code``."""
+    clear_bars()
+    sys.stdout.flush()
+    typer.echo(f"{prefix}{message}", err=True)
+    if hdf5_exit:  # the console command, not a caller in this process
+        _exit_past_failed_hdf5_writes(code)
+    sys.exit(code)
 
 
 def _exit_past_failed_hdf5_writes(code: int) -> None:

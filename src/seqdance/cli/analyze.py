@@ -8,15 +8,8 @@ from pathlib import Path
 import typer
 
 from seqdance.cli.app import app
-from seqdance.cli.predict import (
-    ARCH_HELP,
-    FIGURE_FORMAT_HELP,
-    MODEL_HELP,
-    Device,
-    DType,
-    FigureFormat,
-    _load,
-)
+from seqdance.cli.options import DType, device_option, dtype_option, token_budget_option
+from seqdance.cli.predict import ARCH_HELP, FIGURE_FORMAT_HELP, MODEL_HELP, FigureFormat, _load
 
 analyze_app = typer.Typer(
     help="The paper's analyses: attention maps vs pair properties, embeddings vs a measured "
@@ -43,11 +36,11 @@ def attention_command(
     limit: int | None = typer.Option(
         None, "--limit", min=1, help="Only the first N selected proteins."
     ),
-    device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
-    dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
+    device: str = device_option(),
+    dtype: DType = dtype_option(),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
-    token_budget: int = typer.Option(
-        2048, "--token-budget", min=1, help="Tokens per batch (attention memory grows as T^2)."
+    token_budget: int = token_budget_option(
+        2048, "Tokens per batch (attention memory grows as T^2)."
     ),
     top_residues: bool = typer.Option(
         False,
@@ -99,10 +92,10 @@ def embeddings_command(
     components: int = typer.Option(
         200, "--components", min=1, help="Principal components (at most train rows - 1)."
     ),
-    device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
-    dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
+    device: str = device_option(),
+    dtype: DType = dtype_option(),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
-    token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    token_budget: int = token_budget_option(),
     residues_only: bool = typer.Option(
         False,
         "--residues-only",

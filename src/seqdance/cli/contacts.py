@@ -9,6 +9,7 @@ import typer
 from seqdance.cli.app import PBC_HELP, app
 from seqdance.errors import SeqDanceError
 from seqdance.features.getcontacts import write_contacts
+from seqdance.utils.progress import progress_bar
 
 ITYPES_HELP = (
     "Interaction types, GetContacts style: hb sb pc ps ts hp vdw, or hbbb hbsb hbss, or all. "
@@ -58,8 +59,6 @@ def contacts(
 
     Hydrogen bonds and hydrophobic contacts need explicit hydrogens in the topology.
     """
-    from tqdm import tqdm
-
     from seqdance.features.contacts import detect_contacts  # mdtraj: only when the command runs
 
     chosen = list(itypes or [])
@@ -67,7 +66,7 @@ def contacts(
         if itypes is None:
             raise SeqDanceError(f"unexpected argument(s): {' '.join(ctx.args)}")
         chosen.extend(ctx.args)
-    bars: list[tqdm] = []
+    bars: list = []
     header, lines = detect_contacts(
         topology,
         trajectory,
@@ -81,7 +80,7 @@ def contacts(
     for message in lines.warnings:
         typer.echo(f"warning: {message}", err=True)
     bars.append(
-        tqdm(total=header.total_frames, unit="frame", desc="contacts", disable=not progress)
+        progress_bar(total=header.total_frames, unit="frame", desc="contacts", enabled=progress)
     )
     try:
         write_contacts(out, header, lines)

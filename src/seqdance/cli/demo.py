@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from seqdance.cli.app import app
+from seqdance.cli.options import device_option
 
 
 @app.command("demo")
@@ -16,7 +17,7 @@ def demo_command(
         None, "--steps", min=2, help="Training updates (default 1000; 40 with --quick)."
     ),
     quick: bool = typer.Option(False, "--quick", help="Fewer training updates (for a smoke test)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    device: str = device_option(),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     figure_format: str = typer.Option(
         "png", "--figure-format", help="Format of the figures: png (300 dpi), svg or pdf."

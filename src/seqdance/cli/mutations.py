@@ -7,15 +7,8 @@ from pathlib import Path
 import typer
 
 from seqdance.cli.app import app
-from seqdance.cli.predict import (
-    ARCH_HELP,
-    FIGURE_FORMAT_HELP,
-    MODEL_HELP,
-    Device,
-    DType,
-    FigureFormat,
-    _load,
-)
+from seqdance.cli.options import DType, device_option, dtype_option, token_budget_option
+from seqdance.cli.predict import ARCH_HELP, FIGURE_FORMAT_HELP, MODEL_HELP, FigureFormat, _load
 from seqdance.cli.score import (
     DTYPE_HELP,
     PROPERTIES_HELP,
@@ -29,6 +22,11 @@ from seqdance.cli.workers import INT8_HELP, WORKERS_HELP, sharded
 from seqdance.errors import SeqDanceError
 from seqdance.schema import FEATURE_BY_NAME
 from seqdance.utils.io import output_group
+
+EXPLAIN_DTYPE_HELP = (
+    "Precision of the model's weights (fp32: the numbers of `seqdance score`; bf16/fp16 "
+    "halve the memory, values rounded to that precision)."
+)
 
 
 @app.command("scan")
@@ -54,10 +52,10 @@ def scan_command(
     figure_format: FigureFormat = typer.Option(
         FigureFormat.png, "--figure-format", help=FIGURE_FORMAT_HELP
     ),
-    device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
-    dtype: DType = typer.Option(DType.fp32, "--dtype", help=DTYPE_HELP),
+    device: str = device_option(),
+    dtype: DType = dtype_option(DTYPE_HELP),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
-    token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    token_budget: int = token_budget_option(),
     residues_only: bool = typer.Option(False, "--residues-only", help=RESIDUES_ONLY_HELP),
     window: int | None = typer.Option(None, "--window", min=16, help=WINDOW_HELP),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
@@ -135,8 +133,10 @@ def explain_command(
         help="Feature whose relative change goes into the B-factors (e.g. rmsf_nor, psi, "
         "corr); default: the mean over all scored channels.",
     ),
-    device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
+    device: str = device_option(),
+    dtype: DType = dtype_option(EXPLAIN_DTYPE_HELP),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
+    token_budget: int = token_budget_option(),
     residues_only: bool = typer.Option(False, "--residues-only", help=RESIDUES_ONLY_HELP),
     window: int | None = typer.Option(None, "--window", min=16, help=WINDOW_HELP),
     figure_format: FigureFormat = typer.Option(
@@ -164,8 +164,8 @@ def explain_command(
         raise SeqDanceError(f"--pdb: structure not found: {pdb}")
     if pdb_property is not None and pdb_property not in FEATURE_BY_NAME:
         raise SeqDanceError(f"--pdb-property: unknown feature {pdb_property!r}")
-    options = _score_options(residues_only=residues_only, window=window)
-    net = _load(model, arch, device, DType.fp32)
+    options = _score_options(residues_only=residues_only, window=window, token_budget=token_budget)
+    net = _load(model, arch, device, dtype)
     ex = explain.explain_mutants(net, mutants, channels, options)
     values = [explain.per_residue_change(ex, m, pdb_property) for m in range(len(ex.mutants))]
     if pdb is not None:  # check the structure before any output is written

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from seqdance.cli.app import app
+from seqdance.cli.options import DType, device_option, dtype_option, token_budget_option
 from seqdance.cli.workers import INT8_HELP, WORKERS_HELP, sharded
 
 MODEL_HELP = (
@@ -15,18 +16,6 @@ MODEL_HELP = (
     "model.safetensors, or a checkpoint file such as the authors' update_N.pt."
 )
 ARCH_HELP = "Architecture for checkpoints without a config (8M, 35M, 150M, 650M or full name)."
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class DType(str, Enum):
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
 
 
 class FigureFormat(str, Enum):  # seqdance.utils.figures.FIGURE_FORMATS
@@ -38,12 +27,12 @@ class FigureFormat(str, Enum):  # seqdance.utils.figures.FIGURE_FORMATS
 FIGURE_FORMAT_HELP = "Format of the figures: png (300 dpi), svg or pdf."
 
 
-def _load(model: str, arch: str | None, device: Device, dtype: DType, int8: bool = False):
+def _load(model: str, arch: str | None, device: str, dtype: DType, int8: bool = False):
     """The model on ``--device`` in ``--dtype`` (score, scan, explain and analyze load so too);
     ``int8``: its trunk's Linear layers quantized (``--int8``, CPU)."""
     from seqdance.inference import pipeline
 
-    return pipeline.load_on_device(model, arch, device.value, dtype.value, int8)
+    return pipeline.load_on_device(model, arch, device, dtype.value, int8)
 
 
 @app.command("predict")
@@ -52,8 +41,8 @@ def predict_command(
     fasta: Path = typer.Argument(..., help="Protein sequences (FASTA).", show_default=False),
     model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
-    dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
+    device: str = device_option(),
+    dtype: DType = dtype_option(),
     plots: bool = typer.Option(False, "--plots", help="Also write two figures per record."),
     figure_format: FigureFormat = typer.Option(
         FigureFormat.png, "--figure-format", help=FIGURE_FORMAT_HELP
@@ -68,7 +57,7 @@ def predict_command(
         help="Structure (PDB/mmCIF): write {id}.rmsf.pdb, the predicted normalised RMSF as "
         "B-factors, for each record whose sequence equals one of its chains.",
     ),
-    token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    token_budget: int = token_budget_option(),
     window: int | None = typer.Option(
         None,
         "--window",
@@ -115,7 +104,7 @@ def predict_command(
     from seqdance.inference import pipeline
 
     n = pipeline.predict_fasta(
-        fasta, model, out, arch=arch, device=device.value, dtype=dtype.value, plots=plots,
+        fasta, model, out, arch=arch, device=device, dtype=dtype.value, plots=plots,
         attention=attention, pdb=pdb, token_budget=token_budget, window=window,
         progress=progress, pairs=pairs, pair_band=pair_band, pair_format=pair_format,
         pair_dtype=pair_dtype, figure_format=figure_format.value, int8=int8,
@@ -130,10 +119,10 @@ def embed_command(
     fasta: Path = typer.Argument(..., help="Protein sequences (FASTA).", show_default=False),
     model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Output HDF5 file."),
-    device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
-    dtype: DType = typer.Option(DType.fp32, "--dtype", help="Precision of the model."),
+    device: str = device_option(),
+    dtype: DType = dtype_option(),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
-    token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    token_budget: int = token_budget_option(),
     window: int | None = typer.Option(
         None,
         "--window",
@@ -152,7 +141,7 @@ def embed_command(
     from seqdance.inference import pipeline
 
     n = pipeline.embed_fasta(
-        fasta, model, out, arch=arch, device=device.value, dtype=dtype.value,
+        fasta, model, out, arch=arch, device=device, dtype=dtype.value,
         token_budget=token_budget, window=window, progress=progress,
     )  # fmt: skip
     if n is not None:  # None: a rank other than 0 of a sharded run

@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 
 from seqdance.cli.app import app
+from seqdance.cli.options import DType, device_option
+from seqdance.cli.predict import _load
 
 
 def _command_line(params: dict) -> str:
@@ -48,6 +50,7 @@ def report_command(
         "scan's mutants get per-residue change profiles.",
     ),
     arch: str | None = typer.Option(None, "--arch", help="Architecture of a bare checkpoint."),
+    device: str = device_option("Where --model runs (its scan profiles, float32).", "cpu"),
     scan_column: list[str] = typer.Option(
         [], "--scan-column", help="Scan score column for the heat map (repeatable)."
     ),
@@ -69,7 +72,7 @@ def report_command(
         scan_columns=tuple(scan_column) or None, title=title or "", model=model or "",
         command=_command_line(params),
     )  # fmt: skip
-    net = build.report_model(model, arch) if model is not None else None
+    net = _load(model, arch, device, DType.fp32) if model is not None else None
     path = build.write_html_report(out, prediction, scan=scan, explain=explain, options=options,
                               model=net)  # fmt: skip
     size = path.stat().st_size / 1e6

@@ -9,15 +9,8 @@ import typer
 
 from seqdance.alphabet import check_sequence
 from seqdance.cli.app import app
-from seqdance.cli.predict import (
-    ARCH_HELP,
-    FIGURE_FORMAT_HELP,
-    MODEL_HELP,
-    Device,
-    DType,
-    FigureFormat,
-    _load,
-)
+from seqdance.cli.options import DType, device_option, dtype_option, token_budget_option
+from seqdance.cli.predict import ARCH_HELP, FIGURE_FORMAT_HELP, MODEL_HELP, FigureFormat, _load
 from seqdance.cli.workers import INT8_HELP, WORKERS_HELP, sharded
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.schema import resolve_properties
@@ -134,10 +127,10 @@ def score_command(
         [], "--baseline", help="Add an ESM2 log-likelihood-ratio column (repeatable)."
     ),
     esm_model: str = typer.Option("facebook/esm2_t12_35M_UR50D", "--esm-model", help=ESM_HELP),
-    device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
-    dtype: DType = typer.Option(DType.fp32, "--dtype", help=DTYPE_HELP),
+    device: str = device_option(),
+    dtype: DType = dtype_option(DTYPE_HELP),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
-    token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    token_budget: int = token_budget_option(),
     residues_only: bool = typer.Option(False, "--residues-only", help=RESIDUES_ONLY_HELP),
     window: int | None = typer.Option(None, "--window", min=16, help=WINDOW_HELP),
     workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
@@ -235,10 +228,10 @@ def benchmark_command(
         [], "--baseline", help="Also benchmark an ESM2 log-likelihood ratio (repeatable)."
     ),
     esm_model: str = typer.Option("facebook/esm2_t12_35M_UR50D", "--esm-model", help=ESM_HELP),
-    device: Device = typer.Option(Device.auto, "--device", help="Where to run."),
-    dtype: DType = typer.Option(DType.fp32, "--dtype", help=DTYPE_HELP),
+    device: str = device_option(),
+    dtype: DType = dtype_option(DTYPE_HELP),
     arch: str | None = typer.Option(None, "--arch", help=ARCH_HELP),
-    token_budget: int = typer.Option(4096, "--token-budget", min=1, help="Tokens per batch."),
+    token_budget: int = token_budget_option(),
     residues_only: bool = typer.Option(False, "--residues-only", help=RESIDUES_ONLY_HELP),
     window: int | None = typer.Option(None, "--window", min=16, help=WINDOW_HELP),
     suite: Suite | None = typer.Option(

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from seqdance.cli.app import app
+from seqdance.cli.options import device_option, progress_option
 from seqdance.errors import SeqDanceError
 
 
@@ -27,6 +28,10 @@ def train_command(
     resume: bool = typer.Option(
         False, "--resume", help="Continue from the latest checkpoint in out_dir (exactly)."
     ),
+    device: str | None = device_option(
+        "Where to train (the override train.device=...); default: the config's (auto).", None
+    ),
+    progress: bool = progress_option(),
 ) -> None:
     """Pre-train or fine-tune SeqDance/ESMDance on a `seqdance dataset build` folder.
 
@@ -35,7 +40,9 @@ def train_command(
     """
     from seqdance import train as training
 
-    cfg = training.load_config(config, overrides or [])
+    extra = [f"train.device={device}"] if device is not None else []
+    extra += [] if progress else ["train.progress=false"]
+    cfg = training.load_config(config, [*(overrides or []), *extra])
     result = training.train(cfg, resume=resume)
     if result.rank == 0 and result.last_log is not None:
         typer.echo(
@@ -62,7 +69,7 @@ def evaluate_command(
     label: str = typer.Option("test", "--label", help="Index label to evaluate ('all': every)."),
     crop_size: int = typer.Option(1024, "--crop-size", min=3, help="N-terminal window (tokens)."),
     batch_size: int = typer.Option(1, "--batch-size", min=1),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1 ..."),
+    device: str = device_option(),
     weights_spec: str = typer.Option(
         "authors",
         "--weights",

@@ -47,6 +47,7 @@ from seqdance.features.trajectory import open_system
 from seqdance.schema import group_of_source
 from seqdance.utils.io import is_disk_failure
 from seqdance.utils.parallel import TaskResult, describe_error, run_batch
+from seqdance.utils.progress import progress_bar
 
 LOCK_FILE = ".build.lock"
 
@@ -195,8 +196,6 @@ def _check_scheduler_address(address: str) -> None:
 
 def _run_dask(rows: list[ManifestRow], out_dir: Path, config: BuildConfig) -> list[TaskResult]:
     from distributed import Client, as_completed
-    from tqdm.auto import tqdm
-
     try:
         client = Client(config.scheduler, timeout=config.connect_timeout)
     except (OSError, TimeoutError) as exc:
@@ -214,7 +213,7 @@ def _run_dask(rows: list[ManifestRow], out_dir: Path, config: BuildConfig) -> li
             key=[f"seqdance-stage-{row.name}-{os.getpid()}" for row in rows],
             pure=False,
         )
-        bar = tqdm(total=len(rows), desc="build", unit="protein", disable=not config.progress)
+        bar = progress_bar(total=len(rows), desc="build", unit="protein", enabled=config.progress)
         try:
             for future in as_completed(futures):
                 try:

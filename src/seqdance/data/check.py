@@ -26,6 +26,7 @@ from seqdance.data.store import (
 )
 from seqdance.errors import InputFileError
 from seqdance.schema import MISSING, PAIR_FEATURES, RESIDUE_FEATURES, Feature, group_of_source
+from seqdance.utils.progress import progress_bar
 
 SUM_TOLERANCE = 1e-3  # softmax groups: |sum - 1| allowed (fractions stored as float32)
 RANGE_TOLERANCE = 1e-4  # correlations: allowed excess beyond [-1, 1]
@@ -126,8 +127,6 @@ def protein_problems(
 
 def check_dataset(root: str | os.PathLike, progress: bool = False) -> CheckReport:
     """Check a dataset folder (``features.h5`` + ``index.csv``); returns every problem found."""
-    from tqdm.auto import tqdm
-
     features_path, index_path = dataset_paths(root)
     if not features_path.is_file():
         raise InputFileError(f"{features_path}: no such dataset file")
@@ -171,7 +170,7 @@ def check_dataset(root: str | os.PathLike, progress: bool = False) -> CheckRepor
             )
 
         checked = [n for n in dict.fromkeys(names) if n in stored]
-        for name in tqdm(checked, desc="check", unit="protein", disable=not progress):
+        for name in progress_bar(checked, desc="check", unit="protein", enabled=progress):
             kind = None
             source = sources.get(name)
             if source:

@@ -46,6 +46,7 @@ from seqdance.schema import (
     loss_terms,
 )
 from seqdance.utils.io import atomic_path
+from seqdance.utils.progress import progress_bar
 
 WEIGHTS_FILE = "loss_weights.json"
 AUTHORS_WEIGHTS = Path(__file__).with_name("authors_loss_weights.csv")
@@ -192,8 +193,6 @@ def compute_loss_weights(
 ) -> LossWeights:
     """Loss weights of a built dataset from its ``label`` proteins (all if None, or if no
     protein has a label). ``max_proteins`` caps the proteins read per group (random, seeded)."""
-    from tqdm.auto import tqdm
-
     features_path, index_path = dataset_paths(root)
     index = read_index(index_path)
     if label is not None and "label" in index.columns and (index["label"] == label).any():
@@ -213,7 +212,7 @@ def compute_loss_weights(
             if max_proteins is not None and len(names) > max_proteins:
                 names = list(rng.choice(names, size=max_proteins, replace=False))
             per_protein: dict[str, list[float]] = {}
-            for name in tqdm(names, desc=group.name, unit="protein", disable=not progress):
+            for name in progress_bar(names, desc=group.name, unit="protein", enabled=progress):
                 res, pair = h5[res_key(name)][()], h5[pair_key(name)][()]
                 _check_protein(res, pair, group.source_kind, name, features_path)
                 values = protein_baselines(res, pair, group.source_kind, nma_bands)

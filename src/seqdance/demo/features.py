@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from seqdance.demo.inputs import PROTEINS
 from seqdance.demo.results import FeatureSummary
@@ -21,6 +20,7 @@ from seqdance.schema import (
     output_slice,
 )
 from seqdance.utils.figures import figure_name
+from seqdance.utils.progress import progress_bar
 
 
 def extract_features(
@@ -31,7 +31,7 @@ def extract_features(
     training targets; interactions drawn at both cells of each pair)."""
     summaries = []
     plots: dict[str, Path] = {}
-    for protein in tqdm(PROTEINS, desc="features", unit="protein", disable=not progress):
+    for protein in progress_bar(PROTEINS, desc="features", unit="protein", enabled=progress):
         paths = [inputs / f for f in protein.files]
         if protein.kind == "md":
             md = md_features(paths[0], paths[1])

@@ -38,7 +38,6 @@ from pathlib import Path
 import mdtraj as md
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.errors import one_line as _one_line
@@ -67,6 +66,7 @@ from seqdance.schema import (
     RESIDUE_FEATURES,
 )
 from seqdance.utils.io import atomic_path, save_npz
+from seqdance.utils.progress import progress_bar
 
 # Output layout, derived from the schema. The CSV stores the raw RMSF (nm) under ``rmsf``;
 # the model's ``rmsf_nor`` channel is it divided by the per-protein maximum (at load time).
@@ -255,7 +255,7 @@ def md_features(
 
     bar = None
     if progress:
-        bar = tqdm(desc=f"MD {Path(trj_label).name}", unit="frame", leave=False, disable=None)
+        bar = progress_bar(desc=f"MD {Path(trj_label).name}", unit="frame", leave=False)
     n_frames = 0
     try:
         blocks = source.blocks(sel.atoms, chunk_size, stride, sub_top)

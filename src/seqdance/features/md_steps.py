@@ -35,6 +35,7 @@ from seqdance.features.md_kernels import (
 )
 from seqdance.features.sasa import atomic_radii, residue_groups, shrake_rupley
 from seqdance.schema import INTERACTIONS
+from seqdance.utils.quiet import native_stderr_silenced
 
 _READ_ERRORS = (
     OSError, ValueError, RuntimeError, IndexError, KeyError, TypeError, EOFError, ImportError,
@@ -200,7 +201,8 @@ def accumulate(
         timings["contacts"] += time.perf_counter() - clock
 
     clock = time.perf_counter()
-    chunk.superpose(reference, 0, atom_indices=sel.align)
+    with native_stderr_silenced():  # MDTraj prints when a rotation does not converge
+        chunk.superpose(reference, 0, atom_indices=sel.align)
     timings["superpose"] += time.perf_counter() - clock
 
     clock = time.perf_counter()

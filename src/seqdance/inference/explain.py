@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from seqdance.errors import SeqDanceError
 from seqdance.inference.mutations import MutantSet, format_mutant
@@ -29,6 +30,7 @@ from seqdance.inference.relative_change import relative_change_elements
 from seqdance.inference.summaries import ordered_channels
 from seqdance.schema import FEATURE_BY_NAME, PAIR_CHANNELS, RESIDUE_CHANNELS
 from seqdance.utils.io import atomic_path, save_npz
+from seqdance.utils.progress import progress_bar
 from seqdance.utils.tables import join_list
 
 TOP_LABELS = 5  # largest changes listed per mutant and property (and labelled per profile)
@@ -90,12 +92,7 @@ def explain_mutants(
         raise SeqDanceError("no mutant to explain")
     wild_type = mutants.wild_type
     options.windowed(len(wild_type))  # the window rule, checked before the model runs
-    sequences = [wild_type, *mutants.sequences]
-    res, pair = outputs_at_scored_positions(
-        model, sequences, channels, replace(options, autocast=None)
-    )  # (1+M, P, Cr), (1+M, P, P, Cp)
-    res = res.float().cpu() if res is not None else None
-    pair = pair.float().cpu() if pair is not None else None
+    res, pair = _outputs_in_batches(model, [wild_type, *mutants.sequences], channels, options)
     rows = (res if res is not None else pair).shape[1]
     labels, shift = _row_labels(len(wild_type), rows, mutants.offset)
     rel_res = relative_change_elements(res[1:], res[0]).numpy() if res is not None else None
@@ -116,6 +113,22 @@ def explain_mutants(
         mt_pair=pair[1:].numpy() if pair is not None else None,
         rel_pair=rel_pair,
     )
+
+
+def _outputs_in_batches(model, sequences: list[str], channels, options: ScoreOptions):
+    """Float32 outputs of ``sequences`` at the scored positions, ``options.token_budget``
+    tokens per forward pass, with a progress bar: (N, P, Cr) and (N, P, P, Cp), or None."""
+    per_pass = max(1, options.token_budget // (len(sequences[0]) + 2))
+    plain = replace(options, autocast=None)
+    parts: list[tuple] = []
+    with progress_bar(total=len(sequences), desc="explain", unit="seq", leave=False) as bar:
+        for start in range(0, len(sequences), per_pass):
+            chunk = sequences[start : start + per_pass]
+            res, pair = outputs_at_scored_positions(model, chunk, channels, plain)
+            parts.append(tuple(x.float().cpu() if x is not None else None for x in (res, pair)))
+            bar.update(len(chunk))
+    res, pair = (None if p[0] is None else torch.cat(p) for p in zip(*parts, strict=True))
+    return res, pair
 
 
 def _row_labels(length: int, rows: int, offset: int) -> tuple[tuple[str, ...], int]:

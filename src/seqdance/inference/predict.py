@@ -21,6 +21,7 @@ from seqdance.inference.windows import (
 from seqdance.model.alphabet import batch_encode, check_sequence
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
 from seqdance.utils.io import save_npz
+from seqdance.utils.progress import progress_bar
 from seqdance.utils.tables import write_rows
 
 DEFAULT_TOKEN_BUDGET = 4096  # tokens (padding included) per forward pass
@@ -128,8 +129,6 @@ def iter_pieces(
     Options as :func:`iter_outputs`. The windows of one sequence come in plan order (they
     have one width, so the length sort keeps them in order); windows are not merged.
     """
-    from tqdm.auto import tqdm
-
     checked = [check_sequence(f"#{i + 1}", s) for i, s in enumerate(sequences)]
     pieces: list[_Piece] = []
     plans: list[list[Window]] = []
@@ -139,7 +138,7 @@ def iter_pieces(
         pieces.extend(_Piece(index, w, seq[w.start : w.stop]) for w in plan)
     done = [0] * len(plans)
     device = next(model.parameters()).device
-    bar = tqdm(total=len(checked), desc=desc, unit="seq", disable=not progress)
+    bar = progress_bar(total=len(checked), desc=desc, unit="seq", enabled=progress)
     try:
         for batch in make_batches([len(p.sequence) for p in pieces], token_budget):
             ids, mask = batch_encode([pieces[i].sequence for i in batch])

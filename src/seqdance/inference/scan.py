@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from seqdance.errors import SeqDanceError
 from seqdance.inference.mutations import AMINO_ACIDS
@@ -33,6 +32,7 @@ from seqdance.model.alphabet import check_sequence
 from seqdance.model.quantize import state_fingerprint
 from seqdance.utils.figures import figure_name, pyplot, residue_ticks, write_figure
 from seqdance.utils.io import atomic_path, save_npz
+from seqdance.utils.progress import progress_bar
 
 SCAN_NAME = "scan.csv"
 PARTS_DIR = "parts"
@@ -202,7 +202,7 @@ def run_scan(
                   for i in range(0, len(positions), block_positions)]  # fmt: skip
     scores: list[np.ndarray] = []
     computed = reused = damaged = 0
-    bar = tqdm(total=len(positions), desc="scan", unit="position", disable=not progress)
+    bar = progress_bar(total=len(positions), desc="scan", unit="position", enabled=progress)
     for k, block in enumerate(all_blocks):
         if mine is not None and k not in mine:
             continue

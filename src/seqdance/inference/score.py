@@ -47,6 +47,7 @@ from seqdance.inference.outputs import (
 from seqdance.inference.relative_change import reduce_changes
 from seqdance.inference.summaries import MutationScores, ordered_channels, summarise_scores
 from seqdance.model.alphabet import check_sequence
+from seqdance.utils.progress import progress_bar
 
 DEFAULT_OPTIONS = ScoreOptions()
 
@@ -110,10 +111,12 @@ def score_sequences(
             _, wt_res, wt_pair = next(
                 iter_windowed_outputs(model, [wild_type], res_idx, pair_idx, budget, options.window)
             )
-            for i, res, pair in iter_windowed_outputs(
-                model, unique, res_idx, pair_idx, budget, options.window
-            ):
-                out[i] = reduce_changes(res, pair, wt_res, wt_pair, eps)[0]
+            with _bar(len(unique)) as bar:
+                for i, res, pair in iter_windowed_outputs(
+                    model, unique, res_idx, pair_idx, budget, options.window
+                ):
+                    out[i] = reduce_changes(res, pair, wt_res, wt_pair, eps)[0]
+                    bar.update()
     else:
         if autocast is not None and all_float32(model):
             # low precision on differences from the float32 wild type (differential.py)
@@ -126,11 +129,18 @@ def score_sequences(
         wt_res = wt_res[0] if wt_res is not None else None  # (P, Cr)
         wt_pair = wt_pair[0] if wt_pair is not None else None  # (P, P, Cp)
         batch = max(1, budget // (length + 2))
-        for start in range(0, len(unique), batch):
-            chunk = unique[start : start + batch]
-            res, pair = forward(chunk)
-            out[start : start + len(chunk)] = reduce_changes(res, pair, wt_res, wt_pair, eps)
+        with _bar(len(unique)) as bar:
+            for start in range(0, len(unique), batch):
+                chunk = unique[start : start + batch]
+                res, pair = forward(chunk)
+                out[start : start + len(chunk)] = reduce_changes(res, pair, wt_res, wt_pair, eps)
+                bar.update(len(chunk))
     return out[[index[s] for s in sequences]]
+
+
+def _bar(total: int):
+    """The scoring bar (on a terminal only; erased when done, as it may sit under a scan's)."""
+    return progress_bar(total=total, desc="score", unit="mutant", leave=False)
 
 
 def score_mutants(

@@ -26,6 +26,7 @@ from seqdance.model.seqdance import load_model
 from seqdance.schema import DATA_GROUPS, loss_terms
 from seqdance.train.distributed import DistEnv, pick_device
 from seqdance.utils.io import atomic_path
+from seqdance.utils.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,6 @@ def evaluate_model(
         measure it}; ``groups`` {group: {"rmse": {term: mean RMSE}, "loss": mean weighted
         loss or None}}.
     """
-    from tqdm.auto import tqdm
-
     config = config or EvalConfig()
     dataset = ProteinDataset(
         data_dir,
@@ -76,7 +75,7 @@ def evaluate_model(
                     "features": {}, "groups": {}}  # fmt: skip
     total_sum = torch.zeros(len(names), dtype=torch.float64)
     total_n = torch.zeros(len(names), dtype=torch.float64)
-    bar = tqdm(total=len(dataset), unit="protein", desc="evaluate", disable=not progress)
+    bar = progress_bar(total=len(dataset), unit="protein", desc="evaluate", enabled=progress)
     for group in (g.name for g in DATA_GROUPS):
         members = [i for i, g in enumerate(dataset.groups) if g == group]
         if not members:

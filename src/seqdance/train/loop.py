@@ -62,6 +62,7 @@ from seqdance.train.sampler import check_group_size
 from seqdance.train.schedule import learning_rate
 from seqdance.train.stats import LogStats
 from seqdance.utils.io import atomic_path
+from seqdance.utils.progress import echo_above_bars, progress_bar
 
 LOG_FILE = "log.jsonl"
 TRAIN_LOCK = ".train.lock"
@@ -254,9 +255,7 @@ class _Trainer:
     # -- output --------------------------------------------------------------------------
     def _echo(self, message: str) -> None:
         if self.env.is_main:
-            from tqdm.auto import tqdm
-
-            tqdm.write(message)
+            echo_above_bars(message)
 
     def _prepare_out_dir(self, start: int) -> None:
         if not self.env.is_main:
@@ -343,11 +342,9 @@ class _Trainer:
         if start == 0:
             result.checkpoints.append(self._save(model, optimizer, scaler, 0))
 
-        from tqdm.auto import tqdm
-
-        bar = tqdm(
+        bar = progress_bar(
             total=cfg.train.max_steps, initial=start, unit="update", desc="train",
-            disable=not (cfg.train.progress and self.env.is_main), dynamic_ncols=True,
+            enabled=cfg.train.progress and self.env.is_main,
         )  # fmt: skip
         stats = LogStats()
         tick = time.perf_counter()

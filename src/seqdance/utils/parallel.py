@@ -5,16 +5,15 @@ One failing input is recorded (name and one-line reason) and the others go on.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from seqdance.errors import SeqDanceError, one_line
 from seqdance.utils.io import is_disk_failure
+from seqdance.utils.progress import progress_bar
+from seqdance.utils.threads import set_loaded_threads, threads_per_worker
 
 
 @dataclass
@@ -36,9 +35,11 @@ def describe_error(exc: BaseException) -> str:
 
 
 def _limit_threads(n_threads: int) -> None:
+    """A worker's share of the command's threads: BLAS/OpenMP, torch and Numba."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(n_threads)
+    set_loaded_threads(n_threads)
 
 
 def _call(fn: Callable[[Any], Any], item: Any) -> TaskResult:
@@ -64,7 +65,7 @@ def run_batch(
     """
     items = list(items)
     workers = max(1, min(workers, len(items) or 1))
-    bar = tqdm(total=len(items), desc=desc, unit="file", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=len(items), desc=desc, unit="file", enabled=progress)
     results: list[TaskResult | None] = [None] * len(items)
     try:
         if workers == 1:
@@ -72,7 +73,7 @@ def run_batch(
                 results[i] = _call(fn, item)
                 bar.update()
         else:
-            threads = max(1, (os.cpu_count() or 1) // workers)
+            threads = threads_per_worker(workers)  # the command's threads, shared out
             with ProcessPoolExecutor(
                 workers, initializer=_limit_threads, initargs=(threads,)
             ) as pool:

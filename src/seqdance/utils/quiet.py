@@ -28,24 +28,36 @@ def _flush_c_stdio() -> None:
 
 
 @contextlib.contextmanager
-def native_stdout_silenced() -> Iterator[None]:
-    """Send file descriptor 1 to /dev/null while the block runs (C-level buffers included)."""
+def _native_silenced(fd: int, stream) -> Iterator[None]:
+    """Send file descriptor ``fd`` to /dev/null while the block runs (C-level buffers included)."""
     try:
-        sys.stdout.flush()
-        saved = os.dup(1)
-    except (OSError, ValueError, AttributeError):  # no usable stdout: nothing to silence
+        stream.flush()
+        saved = os.dup(fd)
+    except (OSError, ValueError, AttributeError):  # no usable stream: nothing to silence
         yield
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
     _flush_c_stdio()
-    os.dup2(devnull, 1)
+    os.dup2(devnull, fd)
     try:
         yield
     finally:
         _flush_c_stdio()  # what the C code buffered goes to /dev/null, not to the user
-        os.dup2(saved, 1)
+        os.dup2(saved, fd)
         os.close(saved)
         os.close(devnull)
+
+
+def native_stdout_silenced():
+    """File descriptor 1 sent to /dev/null while the block runs."""
+    return _native_silenced(1, sys.stdout)
+
+
+def native_stderr_silenced():
+    """File descriptor 2 sent to /dev/null while the block runs: for a C call that prints
+    (MDTraj's superposition prints ``UNCONVERGED ROTATION MATRIX`` for a frame whose
+    C-alpha atoms sit on one point); Python errors raised in the block still reach the user."""
+    return _native_silenced(2, sys.stderr)
 
 
 def quiet_next(iterator: Iterator[T]) -> T:
