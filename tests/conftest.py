@@ -8,6 +8,7 @@ Session fixtures are shared between tests: a test that changes what it gets copi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -26,6 +27,11 @@ from seqdance.schema import INTERACTIONS, SS_CLASSES
 
 DATA = ROOT / "tests" / "data"
 TINY_SEED = 7  # the shared tiny model's seed
+
+# Every command a test runs uses one thread unless the test asks for more: the default
+# follows the machine's load (seqdance.utils.threads.default_threads), and runs that a test
+# compares byte for byte (a training run and its resume) must not differ in thread count.
+os.environ.setdefault("SEQDANCE_THREADS", "1")
 
 
 # -- data paths ------------------------------------------------------------------------------
