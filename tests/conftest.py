@@ -34,6 +34,17 @@ TINY_SEED = 7  # the shared tiny model's seed
 os.environ.setdefault("SEQDANCE_THREADS", "1")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module's in-process runs (``pytestmark = usefixtures``):
+    tiny models on a busy machine, where a second OpenMP thread waits for a time slice at
+    every small op (it made the training tests up to 30x slower)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 # -- data paths ------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def data_path() -> Callable[..., Path]:

@@ -9,6 +9,7 @@ from types import ModuleType
 
 import h5py
 import numpy as np
+import pytest
 import torch
 
 from seqdance.model import Esm2Architecture, SeqDanceModel
@@ -85,3 +86,21 @@ def write_mdcath(path: Path, traj, pdb: Path, temps=(320, 348), reps=(0, 1), per
                 rg.create_dataset("rmsf", data=np.zeros(top.n_residues)).attrs["unit"] = "nm"
                 rg.create_dataset("dssp", data=np.full((per, top.n_residues), b"H"))
     return domain
+
+
+def cli(args: list, capsys) -> tuple[int, str]:
+    """Run ``seqdance ARGS`` in this process; (exit status, stderr)."""
+    from seqdance.cli import main
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def one_error_line(err: str) -> str:
+    """The single ``error: ...`` line stderr must be (no traceback, no warning, no box)."""
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]

@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 import torch
 
+from helpers import cli, one_error_line
 from seqdance.cli import main
 from seqdance.data.build import BuildConfig, build_dataset
 from seqdance.data.loss_weights import WEIGHTS_FILE, compute_loss_weights
@@ -36,28 +37,7 @@ GYM = DATA / "scoring" / "proteingym"
 TINY_YAML = ROOT / "configs" / "tiny.yaml"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def cli(args: list[str], capsys) -> tuple[int, str]:
-    """Run ``seqdance ARGS``; (exit status, stderr)."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    return exit_info.value.code, capsys.readouterr().err
-
-
-def one_error_line(err: str) -> str:
-    """The single ``error: ...`` line stderr must be (no traceback, no warning, no box)."""
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and "Traceback" not in err, err
-    return lines[0]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def no_temporaries(folder: Path) -> list[str]:

@@ -8,33 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
+from helpers import cli, one_error_line
 from seqdance.cli import main
 
 SEQUENCE = "MKTAYIAKQRQISFVKSHFSRQ"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def cli(args: list, capsys) -> tuple[int, str]:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    return exit_info.value.code, capsys.readouterr().err
-
-
-def one_error_line(err: str) -> str:
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and "Traceback" not in err, err
-    return lines[0]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

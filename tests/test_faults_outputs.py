@@ -16,9 +16,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import torch
 
-from seqdance.cli import main
+from helpers import cli, one_error_line
 from seqdance.inference.scan import BLOCK_POSITIONS
 
 DATA = Path(__file__).parent / "data"
@@ -28,27 +27,7 @@ SCORING = DATA / "scoring"
 WT = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGT"  # 44 residues: over a 16-residue window
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def cli(args: list, capsys) -> tuple[int, str]:
-    """Run ``seqdance ARGS``; (exit status, stderr)."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    return exit_info.value.code, capsys.readouterr().err
-
-
-def one_error_line(err: str) -> str:
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and "Traceback" not in err, err
-    return lines[0]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @contextlib.contextmanager

@@ -35,12 +35,7 @@ from seqdance.train.sampler import never_seen_fraction, rank_batches
 CONFIGS = Path(__file__).parents[1] / "configs"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

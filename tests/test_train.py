@@ -40,14 +40,7 @@ TVJ, XND, NMA = DATA / "md" / "3tvj_I", DATA / "md" / "5xnd", DATA / "nma"
 GROUP_MD, GROUP_NMA = "ATLAS_GPCRmd_PED_mdCATH", "Proteinflow"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread. On a busy machine a second OpenMP thread waits for a
-    time slice at every small op, which made these tests up to 30x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
