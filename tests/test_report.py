@@ -33,8 +33,13 @@ def case50(tmp_path_factory, make_tiny_model, run_cli):
     """50 residues (2g3r 1485-1534; reports number them 1-50), full scan, 2 explained."""
     folder = tmp_path_factory.mktemp("case50")
     structure = cut_structure(folder / "cut.pdb", 1485, 1534)
-    return make_case(folder, structure, make_tiny_model(13, head_biases=True), run_cli,
-                     properties="sasa_mean,rmsf_nor,ss,nma_res,corr,vdw")
+    return make_case(
+        folder,
+        structure,
+        make_tiny_model(13, head_biases=True),
+        run_cli,
+        properties="sasa_mean,rmsf_nor,ss,nma_res,corr,vdw",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +158,19 @@ def test_bad_input_writes_nothing(case50, tmp_path, capsys, run_cli):
     assert list(folder.iterdir()) == []
 
 
+def test_pair_maps_too_large_for_a_page_are_not_read(case50, tmp_path):
+    options = ReportOptions(pair_budget=50 * 50 // 4 - 1)  # one 50 x 50 map is over 4 budgets
+    path = write_html_report(tmp_path / "nopairs.html", case50["prediction"], options=options)
+    data = page_data(path)
+    assert data["pairs"] is None
+    assert any("pair maps left out: 50 x 50 pairs" in n for n in data["notes"])
+    options = ReportOptions(pair_budget=50 * 50 // 4)  # at the limit: the first map is kept
+    data = page_data(
+        write_html_report(tmp_path / "one.html", case50["prediction"], options=options)
+    )
+    assert data["pairs"] is not None and len(data["pairs"]) == 1
+
+
 def test_without_structure_or_model(case50, tmp_path):
     parts = load_parts(case50["prediction"], case50["scan"], None, ReportOptions())
     assert parts.structure is None and parts.profiles is None
@@ -221,8 +239,10 @@ def test_report_in_browser(report50, case50):
             assert re.fullmatch(r"[A-Z]\d+", hovered), hovered
             number = int(hovered[1:])
             assert hovered[0] == case50["sequence"][number - 1]
-            state = page.evaluate("({h: window.seqdanceReport.highlighted, "
-                                  "s: document.getElementById('scan-plot').layout.shapes})")
+            state = page.evaluate(
+                "({h: window.seqdanceReport.highlighted, "
+                "s: document.getElementById('scan-plot').layout.shapes})"
+            )
             assert state["h"] == hovered
             assert any(s["x0"] == number for s in state["s"])
             # clicking a scan cell shows that mutant's profile and colours the 3D view by it
@@ -280,8 +300,14 @@ def test_large_reports_in_browser(n, tmp_path, make_tiny_model, run_cli):
             js_ms = page.evaluate("window.seqdanceReport.loadMs")
         finally:
             browser.close()
-    timing = {"residues": n, "size_mb": round(size_mb, 2), "build_s": round(build_s, 1),
-              "load_s": round(load_s, 2), "script_ms": round(js_ms), "hover_s": round(hover_s, 2)}
+    timing = {
+        "residues": n,
+        "size_mb": round(size_mb, 2),
+        "build_s": round(build_s, 1),
+        "load_s": round(load_s, 2),
+        "script_ms": round(js_ms),
+        "hover_s": round(hover_s, 2),
+    }
     (ARTIFACTS / f"timing{n}.json").write_text(json.dumps(timing))
     print(timing)
     assert errors == []

@@ -60,11 +60,20 @@ def _json_tag(tag_id: str, text: str) -> str:
     return f'<script type="application/json" id="{tag_id}">{safe}</script>'
 
 
+LARGEST_MAP = 4  # one pair map is embedded up to this many times the pair budget (4,000 residues)
+
+
 def _pairs(parts: PageParts) -> dict | None:
     pair = parts.prediction.pair
     if pair is None:
         return None
     n = pair.shape[0]
+    if n * n > LARGEST_MAP * parts.pair_budget:  # not even one map: read nothing
+        parts.notes.append(
+            f"pair maps left out: {n} x {n} pairs are too many for one page; read them with "
+            "seqdance.inference.store_labelled.open_predictions (tile by tile)"
+        )
+        return None
     kept, size = [], 0
     for name in PAIR_PRIORITY:
         if size + n * n > parts.pair_budget and kept:
@@ -172,8 +181,7 @@ def render(parts: PageParts) -> str:
         "sequence": pred.sequence,
         "numbers": parts.numbers,
         "properties": {
-            k: {"values": _floats(v), "unit": fg.property_unit(k)}
-            for k, v in props.items()
+            k: {"values": _floats(v), "unit": fg.property_unit(k)} for k, v in props.items()
         },
         "luts": {"seq": fg.lut(fg.SEQUENTIAL), "div": fg.lut(fg.DIVERGING)},
         "colorscales": {"seq": fg.colorscale(fg.SEQUENTIAL), "div": fg.colorscale(fg.DIVERGING)},
@@ -184,9 +192,11 @@ def render(parts: PageParts) -> str:
         "explain": explain,
         "maxLinks": parts.max_links,
     }
-    figure_json = "{" + ",".join(
-        f"{json.dumps(k)}:{pio.to_json(f, validate=False)}" for k, f in figures.items()
-    ) + "}"
+    figure_json = (
+        "{"
+        + ",".join(f"{json.dumps(k)}:{pio.to_json(f, validate=False)}" for k, f in figures.items())
+        + "}"
+    )
     title = html.escape(parts.header.get("title") or "seqdance report")
     pieces = {
         "title": title,
