@@ -201,6 +201,10 @@ def test_a_store_that_cannot_be_written_is_one_error(run_cli, tiny_dir, tmp_path
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "cannot write there" in err and "\n" not in err
     assert blocker.read_text() == "not a folder"
+    # the failed run leaves no output group open: the next run in this process writes its files
+    good = tmp_path / "good"
+    assert run_cli([*args[:5], str(good), *args[6:]]) == 0
+    assert sorted(p.name for p in good.iterdir()) == ["a.pair.h5", "a.residue.csv", "index.csv"]
 
 
 def test_labelled_results_carry_names_units_and_positions(tiny_model):

@@ -183,14 +183,19 @@ class _Open:
 
     def __init__(self, plan, path: Path | None, options: PredictOutputs) -> None:
         self.stack = contextlib.ExitStack()
-        self.group = self.stack.enter_context(output_group())
+        # records' windows interleave: each record is a group of its own, joined by path only
+        self.group = self.stack.enter_context(output_group(shared=False))
         self.residue = ResidueMerge(plan)
         self.pairs = PairMerge(plan, options.pair_band) if path is not None else None
         self.path = self.group.path(path) if path is not None else None
         self.writer = None
         if self.path is not None:
-            self.writer = PairStoreWriter(self.path, plan[0].length, options.pairs,
-                                          options.pair_dtype, options.pair_band)  # fmt: skip
+            try:
+                self.writer = PairStoreWriter(self.path, plan[0].length, options.pairs,
+                                              options.pair_dtype, options.pair_band)  # fmt: skip
+            except BaseException:
+                self.stack.__exit__(*sys.exc_info())  # the temporaries go, nothing is left open
+                raise
             self.stack.callback(self.writer.close)
 
 

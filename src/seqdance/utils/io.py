@@ -162,7 +162,7 @@ class OutputGroup:
 
 
 @contextlib.contextmanager
-def output_group() -> Iterator[OutputGroup]:
+def output_group(*, shared: bool = True) -> Iterator[OutputGroup]:
     """Write a record's several outputs under temporary names; rename them all at the end.
 
     Every :func:`atomic_path` writer called in the block (``save_npz``, ``save_figure``,
@@ -171,18 +171,23 @@ def output_group() -> Iterator[OutputGroup]:
     If the block fails (an error, a full disk, Ctrl-C, SIGTERM through the CLI) no output of
     the group appears and every temporary is removed. The renames run with SIGINT/SIGTERM
     held back, and a rename that fails undoes the ones before it.
+
+    ``shared=False`` makes a group of its own that writers join only through
+    :meth:`OutputGroup.path`: for several groups open at once in one block (records whose
+    windows interleave), which must neither join each other nor capture other writers.
     """
-    outer = _ACTIVE.get()
+    outer = _ACTIVE.get() if shared else None
     if outer is not None:  # a group inside a group: its files join the outer one
         yield outer
         return
     group = OutputGroup()
-    token = _ACTIVE.set(group)  # every atomic_path in the block joins the group
+    token = _ACTIVE.set(group) if shared else None  # atomic_path in the block joins the group
     try:
         try:
             yield group
         finally:
-            _ACTIVE.reset(token)
+            if token is not None:
+                _ACTIVE.reset(token)
         with signals_deferred():
             done: list[Path] = []
             try:
