@@ -139,6 +139,8 @@ def _make_world(world: Path) -> None:
     (world / "proteins.fasta").write_text(_fasta({"P1": tvj, "P2": f7}))
     (world / "seqs.fasta").write_text(_fasta({"P1": tvj, "P2": f7}))
     (world / "protein.fasta").write_text(_fasta({"protein": tvj}))
+    (world / "wt.fasta").write_text(_fasta({"wt": tvj}))
+    (world / "proteome.fasta").write_text(_fasta({"P1": tvj, "P2": f7}))
     (world / "P1.fasta").write_text(_fasta({"P1": tvj}))
     shutil.copytree(assay, world / "proteingym_single")
     scoring = ROOT / "tests/data/scoring"
@@ -164,7 +166,7 @@ PLACEHOLDERS = (
     "top.pdb, prot.pdb, traj.dcd, traj.xtc, ATLAS/3tvj_I/: 3tvj_I (10 frames); sys.psf, "
     "rep1.dcd, rep2.dcd: 2r9r; proteins.fasta, seqs.fasta: P1 = 3tvj_I, P2 = F7YBW8; "
     "protein.fasta, P1.fasta, P1.pdb: 3tvj_I; blat_wt.fasta, BLAT_ECOLX.csv (30 mutants); "
-    "proteingym_single/; "
+    "proteingym_single/; wt.fasta: 3tvj_I; proteome.fasta: as proteins.fasta; "
     "the mega-scale subset; idr.csv (30 proteins); prot.dcd: 3tvj_I's 10 frames 3 times, "
     "prot_contacts.tsv: its contacts; manifest.csv (3tvj_I, 5xnd, 2g3r, 2KCF, as in the README); "
     "mdcath_dataset_1a0rP01.h5: 3tvj_I in mdCATH's layout"
