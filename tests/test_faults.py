@@ -289,7 +289,8 @@ def test_two_resumes_at_once_one_is_refused(trained, dataset, tmp_path):
     args = [str(a) for a in train_args(dataset, out_dir, "train.max_steps=100000", "--resume")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "seqdance", *args]
-    first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env,
+                             preexec_fn=_as_in_a_terminal)  # fmt: skip
     log = out_dir / "log.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and len(log.read_text().splitlines()) < 4:
@@ -733,6 +734,16 @@ def test_dataset_build_when_the_disk_fills_during_the_merge(tmp_path):
         assert no_temporaries(out) == []
 
 
+def _as_in_a_terminal() -> None:
+    """In the child: Ctrl-C and SIGTERM with their default meaning, as in a terminal. A
+    process inherits an ignored SIGINT (background jobs, some test runners' workers); then
+    Python never installs its KeyboardInterrupt handler and the interrupt would be lost; and
+    a child inherits the signal mask of the thread that started it (held signals stay held)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_predict_interrupted_leaves_whole_records(sig, code, model_dir, tmp_path):
     fasta = tmp_path / "a.fasta"
@@ -741,7 +752,8 @@ def test_predict_interrupted_leaves_whole_records(sig, code, model_dir, tmp_path
     command = [sys.executable, "-m", "seqdance", "predict", str(fasta), "-m", str(model_dir),
                "-o", str(out), "--plots", "--no-progress", "--token-budget", "64"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_as_in_a_terminal)  # fmt: skip
     deadline = time.time() + 120
     while time.time() < deadline and not (out.is_dir() and len(list(out.iterdir())) >= 8):
         time.sleep(0.02)
