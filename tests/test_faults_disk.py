@@ -126,6 +126,20 @@ def test_dataset_merge_under_a_file_size_limit(small_dataset, tmp_path):
     assert out.read_bytes() == b"previous" and temporaries(tmp_path) == []
 
 
+@pytest.mark.parametrize("fsize", [20_000, 150_000])
+def test_windowed_predict_store_under_a_file_size_limit(tiny_dir, tmp_path, fsize):
+    """The HDF5 pair store of `predict --window` fails on its first write or part-way: one
+    line naming the user's file (not HDF5's text about our temporary), nothing left."""
+    rng = np.random.default_rng(1)
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(f">x\n{''.join(rng.choice(list('ACDEFGHIKLMNPQRSTVWY'), 400))}\n")
+    out = tmp_path / "out"
+    done = seqdance("predict", fasta, "-m", tiny_dir, "-o", out, "--window", "64",
+                    "--no-progress", fsize=fsize)  # fmt: skip
+    assert_one_line(done, f"error: File too large: {out / 'x.pair.h5'}")
+    assert list(out.iterdir()) == []
+
+
 def test_embed_into_a_full_disk(tiny_dir, tmp_path):
     fasta = tmp_path / "a.fasta"
     rng = np.random.default_rng(0)

@@ -24,6 +24,7 @@ import numpy as np
 
 from seqdance.errors import SeqDanceError
 from seqdance.schema import FEATURE_BY_NAME, PAIR_CHANNELS
+from seqdance.utils.io import latched_file, raise_write_failure
 from seqdance.utils.tables import join_list, write_rows
 
 PAIR_NPZ = ".pair.npz"
@@ -111,11 +112,14 @@ class PairStoreWriter:
     """
 
     def __init__(self, path, length: int, channels: Sequence[str], dtype: str = "float32",
-                 band: int | None = None) -> None:  # fmt: skip
+                 band: int | None = None, name=None) -> None:  # fmt: skip
         import h5py
 
         self.index = [PAIR_CHANNELS.index(c) for c in channels]
-        self.file = h5py.File(path, "w")
+        self.name = name if name is not None else path  # the user's path, for errors
+        self.raw = latched_file(path)  # a full disk: one error, HDF5 still closes cleanly
+        self.file = h5py.File(self.raw, "w")
+        self.closed = False
         chunk = (min(length, CHUNK), min(length, CHUNK))
         self.file.attrs["length"] = length
         self.file.attrs["band"] = -1 if band is None else band
@@ -137,11 +141,25 @@ class PairStoreWriter:
     def write(self, row0: int, col0: int, values: np.ndarray) -> None:
         """Pairs ``row0 : row0 + n`` x ``col0 : col0 + m``; values (n, m, 13), all channels."""
         n, m = values.shape[:2]
-        for k, ds in zip(self.index, self.sets, strict=True):
-            ds[row0 : row0 + n, col0 : col0 + m] = values[..., k]
+        try:
+            for k, ds in zip(self.index, self.sets, strict=True):
+                ds[row0 : row0 + n, col0 : col0 + m] = values[..., k]
+        except (RuntimeError, OSError, ValueError, KeyError):
+            raise_write_failure(self.raw, self.name)  # HDF5's text names our temporary
+            raise
 
     def close(self) -> None:
-        self.file.close()
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.file.close()
+        except (RuntimeError, OSError, ValueError, KeyError):
+            if self.raw.failure is None:
+                raise
+        finally:
+            self.raw.close()
+        raise_write_failure(self.raw, self.name)
 
 
 # -- reading -----------------------------------------------------------------------------

@@ -192,7 +192,8 @@ class _Open:
         if self.path is not None:
             try:
                 self.writer = PairStoreWriter(self.path, plan[0].length, options.pairs,
-                                              options.pair_dtype, options.pair_band)  # fmt: skip
+                                              options.pair_dtype, options.pair_band,
+                                              name=path)  # fmt: skip
             except BaseException:
                 self.stack.__exit__(*sys.exc_info())  # the temporaries go, nothing is left open
                 raise

@@ -257,6 +257,19 @@ class _LatchedFile(io.FileIO):
             raise
 
 
+def latched_file(tmp: str | os.PathLike) -> _LatchedFile:
+    """An existing (temporary) file opened for HDF5 to write through: its first failed write is
+    remembered (:func:`raise_write_failure`) and later writes are dropped, so HDF5 closes."""
+    return _LatchedFile(tmp, "r+b")
+
+
+def raise_write_failure(raw: _LatchedFile, path: str | os.PathLike) -> None:
+    """Raise the failure ``raw`` latched, if any, as one ``OSError`` naming the user's ``path``."""
+    if raw.failure is not None:
+        code = raw.failure.errno or errno.EIO
+        raise OSError(code, os.strerror(code), str(path)) from None
+
+
 @contextlib.contextmanager
 def h5_output(path: str | os.PathLike) -> Iterator:
     """Yield a writable ``h5py.File`` that replaces ``path`` only when the block succeeds.
