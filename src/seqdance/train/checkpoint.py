@@ -105,16 +105,21 @@ def save_checkpoint(
         with atomic_path(tmp / STATE_FILE) as path:
             torch.save(state.to_dict(), path)
         write_text_files(tmp, files)
-        if final.exists():  # re-running a step: replace the old folder
-            old = final.parent / f".{final.name}.old-{os.getpid()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        replace_folder(tmp, final)  # re-running a step replaces the old folder
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def replace_folder(tmp: Path, final: Path) -> None:
+    """Put the complete folder ``tmp`` at ``final``, replacing a folder already there."""
+    if final.exists():
+        old = final.parent / f".{final.name}.old-{os.getpid()}"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
 
 
 def write_text_files(folder: Path, files: dict[str, str] | None) -> None:

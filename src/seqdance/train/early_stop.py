@@ -23,7 +23,7 @@ from pathlib import Path
 
 from seqdance.errors import SeqDanceError
 from seqdance.model.pretrained import save_pretrained
-from seqdance.train.checkpoint import write_text_files
+from seqdance.train.checkpoint import replace_folder, write_text_files
 from seqdance.train.evaluate import EvalConfig, evaluate_model
 from seqdance.utils.io import atomic_path
 
@@ -137,13 +137,7 @@ def save_best(
         save_pretrained(model, tmp)
         (tmp / BEST_FILE).write_text(json.dumps({"step": step, "loss": loss}) + "\n")
         write_text_files(tmp, files)
-        if final.exists():
-            old = out_dir / f".{BEST_DIR}.old-{os.getpid()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        replace_folder(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
