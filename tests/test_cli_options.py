@@ -15,10 +15,13 @@ from seqdance import __version__
 from seqdance.cli import main
 from seqdance.cli.app import build_command
 from seqdance.utils.threads import (
+    available_cores,
     default_threads,
     resolve_threads,
+    running_elsewhere,
     thread_limits,
     threads_per_worker,
+    work_threads,
 )
 
 
@@ -164,7 +167,8 @@ def test_predict_bytes_do_not_depend_on_threads(tiny_dir, data_path, tmp_path, c
 def test_resolution_order(monkeypatch):
     for name in ("SEQDANCE_THREADS", "OMP_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
-    assert resolve_threads() == default_threads()
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # an idle machine
+    assert resolve_threads() == default_threads() == available_cores()
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert resolve_threads() == 3
     monkeypatch.setenv("SEQDANCE_THREADS", "5")
@@ -177,7 +181,41 @@ def test_resolution_order(monkeypatch):
     [(2, 0.0, 2), (2, 0.4, 2), (2, 0.6, 1), (2, 9.7, 1), (64, 10.2, 54), (8, 0.0, 8), (1, 0.0, 1)],
 )
 def test_default_threads_leave_busy_cores_alone(cores, load, expected):
-    assert default_threads(cores, load) == expected
+    assert default_threads(cores, load, running=load) == expected
+    assert default_threads(cores, load, running=99.0) == expected  # the smaller one counts
+
+
+@pytest.mark.parametrize(
+    "cores, load, running, expected",
+    # a finished command's load lingers in the one-minute average: what runs now decides
+    [(2, 1.1, 0.0, 2), (2, 1.1, 1.0, 1), (16, 12.0, 3.0, 13), (2, 0.0, 5.0, 2)],
+)
+def test_default_threads_do_not_lag_behind_a_finished_command(cores, load, running, expected):
+    assert default_threads(cores, load, running) == expected
+
+
+def test_running_elsewhere_reads_the_kernels_runnable_count():
+    with open("/proc/loadavg") as handle:
+        total = int(handle.read().split()[3].split("/")[1])  # every task on the machine
+    running = running_elsewhere()
+    assert running is not None and 0 <= running < total
+    assert running == int(running) or running % 1 == 0.5  # a median of whole counts
+
+
+def test_work_threads_cap_small_steps_unless_the_user_chose(monkeypatch):
+    for name in ("SEQDANCE_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    with thread_limits() as n:  # the default: every core of an idle machine
+        assert work_threads(2e7) == 1  # the tiny test model's training step
+        assert work_threads(6e9) == 1
+        assert work_threads(1e10) == min(n, 2)
+        assert work_threads(1e12) == n
+    with thread_limits(2):  # --threads 2: the user's count, whatever the step
+        assert work_threads(2e7) == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    with thread_limits():
+        assert work_threads(2e7) == 2
 
 
 def test_thread_limits_reach_torch_blas_and_the_environment(monkeypatch):

@@ -63,6 +63,7 @@ from seqdance.train.schedule import learning_rate
 from seqdance.train.stats import LogStats
 from seqdance.utils.io import atomic_path
 from seqdance.utils.progress import echo_above_bars, progress_bar
+from seqdance.utils.threads import set_loaded_threads, work_threads
 
 LOG_FILE = "log.jsonl"
 TRAIN_LOCK = ".train.lock"
@@ -312,6 +313,7 @@ class _Trainer:
         model.train()
         weights = self._loss_weights()
         params = [p for p in model.parameters() if p.requires_grad]
+        n_weights = sum(p.numel() for p in model.parameters())
         optimizer = build_optimizer(params, cfg.optim)
         scaler = None
         if self.amp_dtype == torch.float16:
@@ -349,9 +351,13 @@ class _Trainer:
         stats = LogStats()
         tick = time.perf_counter()
         step = start
+        caller_threads = torch.get_num_threads()
         try:
             while step < cfg.train.max_steps:
                 phase = cfg.phase_at(step)
+                if self.device.type == "cpu":  # a tiny model's step is faster on one thread
+                    tokens = phase.batch_size * (phase.crop_size + 2)  # per forward/backward
+                    set_loaded_threads(work_threads(6 * n_weights * tokens))
                 stop = cfg.train.max_steps
                 if phase.until_step is not None:
                     stop = min(stop, phase.until_step)
@@ -429,6 +435,7 @@ class _Trainer:
             if self.writer is not None:
                 self.writer.close()
             release_buffers()  # scratch memory kept between steps, not after training
+            torch.set_num_threads(caller_threads)
         result.checkpoints = [p for p in result.checkpoints if p is not None]
         result.best_step = held_out.state.best_step
         result.stopped_at = held_out.state.stopped_at
