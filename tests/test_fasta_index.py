@@ -159,3 +159,27 @@ def test_indexing_memory_grows_with_records_not_residues(tmp_path):
     assert index_long < size / 5, (index_long, size)
     # the whole-text reader grows with the residues: what the index avoids
     assert whole_long > 5 * whole_short and whole_long > size, (whole_short, whole_long)
+
+
+# -- predict and embed read through the index: the same bytes as the whole-list writers --------
+def test_predict_and_embed_a_shard_at_a_time_equal_the_whole_list_writers(
+    run_cli, tiny_dir, tiny_model, tmp_path, monkeypatch
+):
+    from seqdance.inference.embed import embed, write_embeddings
+    from seqdance.inference.store_predict import PredictOutputs, predict_records
+
+    monkeypatch.setenv("SEQDANCE_SHARD_TOKENS", "100")  # many shards for 40 records
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(proteins_fasta(40, seed=5).replace("\n", "\r\n").lower())
+    records = read_fasta(fasta)
+    common = ["-m", str(tiny_dir), "--token-budget", "120", "--no-progress"]
+    assert run_cli(["predict", str(fasta), *common, "-o", str(tmp_path / "cli")]) == 0
+    predict_records(tiny_model, records, tmp_path / "api", PredictOutputs(token_budget=120))
+    cli = sorted(p.name for p in (tmp_path / "cli").iterdir())
+    assert cli == sorted(p.name for p in (tmp_path / "api").iterdir()) and len(cli) == 81
+    for name in cli:
+        assert (tmp_path / "cli" / name).read_bytes() == (tmp_path / "api" / name).read_bytes()
+    assert run_cli(["embed", str(fasta), *common, "-o", str(tmp_path / "cli.h5")]) == 0
+    done = embed(tiny_model, [r.sequence for r in records], token_budget=120)
+    write_embeddings(tmp_path / "api.h5", ((records[i].id, x) for i, x in done))
+    assert (tmp_path / "cli.h5").read_bytes() == (tmp_path / "api.h5").read_bytes()
