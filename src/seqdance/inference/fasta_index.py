@@ -33,8 +33,8 @@ class _Undecodable(InputFileError):
     """A byte that is not UTF-8: reported before any error of the records (as read_fasta)."""
 
 
-def _lines(handle, path: Path) -> Iterator[tuple[int, int, str]]:
-    """``(start, stop, text)`` of each line of a binary file, as ``str.splitlines`` of the
+def _lines(handle, path: Path) -> Iterator[tuple[tuple[int, int], str]]:
+    """``((start, stop), text)`` of each line of a binary file, as ``str.splitlines`` of the
     whole decoded text gives them; ``start``/``stop``: byte offsets, stop after the break."""
     offset = 0
     for raw in handle:  # bytes up to and including b"\n"
@@ -101,7 +101,7 @@ class FastaIndex(Sequence[FastaRecord]):
             seq = check_sequence(rid, seq[:-1] if seq.endswith("*") else seq)
         except (UnicodeDecodeError, SeqDanceError):
             seq = ""
-        if len(seq) != self.lengths[index]:
+        if len(seq) != self.lengths[index]:  # the file was edited or replaced since indexing
             raise InputFileError(f"{self.path}: changed while being read; run the command again")
         return FastaRecord(rid, seq)
 
