@@ -3,6 +3,7 @@ streaming index (``index_fasta``), and of ``seqdance embed`` (which reads throug
 a shard at a time) against the former whole-list embed path, on N and 10 N records.
 
     PYTHONPATH=src python benchmarks/fasta_memory.py [--records 2000 20000] [--window 1022]
+        [--cases "seqdance embed"]
 
 The FASTA is synthetic (seed 0): lengths log-normal with median 415 residues (sigma 0.75: mean
 about 550, as the human proteome), the longest record set to 34,350 (titin), 60-letter lines.
@@ -91,6 +92,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, nargs="+", default=[2000, 20000])
     parser.add_argument("--window", type=int, default=1022)
     parser.add_argument("--skip-embed", action="store_true", help="readers only")
+    parser.add_argument("--cases", default="", help="only the rows whose name contains this")
     args = parser.parse_args()
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, torch {torch.__version__}")  # fmt: skip
@@ -104,7 +106,7 @@ def main() -> None:
             residues = write_proteome(fasta, count)
             size = fasta.stat().st_size / 2**20
             for name, code in CASES.items():
-                if args.skip_embed and "embed" in name:
+                if (args.skip_embed and "embed" in name) or args.cases not in name:
                     continue
                 out = folder / f"{count}.h5"
                 rss, took = measure(code, FASTA=str(fasta), MODEL=model, OUT=str(out),
