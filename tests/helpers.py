@@ -104,3 +104,31 @@ def one_error_line(err: str) -> str:
     assert len(lines) == 1, err
     assert lines[0].startswith("error: ") and "Traceback" not in err, err
     return lines[0]
+
+
+def proteins_fasta(count: int, seed: int = 0) -> str:
+    """A FASTA text of ``count`` records of 12..80 residues (random, from ``seed``)."""
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    lines = []
+    for k in range(count):
+        seq = "".join(rng.choice(letters, size=int(rng.integers(12, 81))))
+        lines.append(f">rec{k:04d} synthetic\n{seq}\n")
+    return "".join(lines)
+
+
+def spawned_workers(pid: int) -> list[int]:
+    """Process ids of the ``multiprocessing`` spawn children of ``pid`` (``--workers``
+    ranks), not its resource tracker."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found

@@ -1,6 +1,7 @@
 """The predict and embed pipelines behind ``seqdance predict`` and ``seqdance embed``.
 
-    FASTA records (all checked first) -> model on its device -> outputs per record -> files
+    FASTA (every record checked first, then indexed) -> model on its device ->
+    one shard of records at a time -> outputs per record -> files
 
 :func:`load_on_device` is the CLI's one way to load ``--model`` on ``--device`` in
 ``--dtype`` (score, scan, explain and the analyses use it too).
@@ -9,18 +10,24 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import torch
 
 from seqdance.errors import SeqDanceError
 from seqdance.inference import sharding
 from seqdance.inference.bfactor import read_protein_chains
-from seqdance.inference.embed import embed, write_embeddings
-from seqdance.inference.fasta import FastaRecord, read_fasta
+from seqdance.inference.fasta import FastaRecord
+from seqdance.inference.fasta_index import index_fasta, record_lengths
 from seqdance.inference.predict import DEFAULT_TOKEN_BUDGET
-from seqdance.inference.sharded_records import embed_sharded, predict_sharded
+from seqdance.inference.sharded_records import (
+    embed_in_shards,
+    embed_sharded,
+    predict_in_shards,
+    predict_sharded,
+)
 from seqdance.inference.store import parse_pairs
-from seqdance.inference.store_predict import PredictOutputs, predict_records
+from seqdance.inference.store_predict import PredictOutputs
 from seqdance.model.quantize import quantize_int8
 from seqdance.model.seqdance import SeqDanceModel, load_model
 from seqdance.train.distributed import env_from_environment, pick_device
@@ -77,7 +84,7 @@ def predict_fasta(
     Under ``torchrun`` or ``--workers`` (:func:`seqdance.inference.sharding.current`) the
     records are shared between the ranks (the same files); None on ranks other than 0.
     """
-    records = read_fasta(fasta)  # every record checked before any work starts
+    records = index_fasta(fasta)  # every record checked before any work starts; read per shard
     pdb_records = records_in_structure(pdb, records) if pdb is not None else set()
     options = PredictOutputs(
         pairs=parse_pairs(pairs), pair_band=pair_band, pair_format=pair_format,
@@ -85,17 +92,17 @@ def predict_fasta(
         figure_format=figure_format, token_budget=token_budget,
         pdb_records=frozenset(pdb_records),
     )  # fmt: skip
-    options.check([len(r.sequence) for r in records])
+    options.check(record_lengths(records))
     net = load_on_device(spec, arch, device, dtype, int8)
     group = sharding.current()
     if group.sharded:
         found = predict_sharded(group, net, records, out, options, pdb=pdb, progress=progress)
         return None if found is None else len(records)
-    predict_records(net, records, out, options, pdb=pdb, progress=progress)
+    predict_in_shards(net, records, out, options, pdb=pdb, progress=progress)
     return len(records)
 
 
-def records_in_structure(pdb: str | os.PathLike, records: list[FastaRecord]) -> set[str]:
+def records_in_structure(pdb: str | os.PathLike, records: Sequence[FastaRecord]) -> set[str]:
     """Ids of the records whose sequence equals one of the protein chains of ``pdb``."""
     _, chains = read_protein_chains(pdb)
     sequences = {seq for _, _, seq in chains}
@@ -120,19 +127,13 @@ def embed_fasta(
     """Embed every record of ``fasta`` into the HDF5 file ``out`` (one group per record id,
     ``residues`` (L, E) and ``mean`` (E,)); returns the record count (None on ranks other
     than 0 of a sharded run: :func:`predict_fasta`)."""
-    records = read_fasta(fasta)
+    records = index_fasta(fasta)
     net = load_on_device(spec, arch, device, dtype)
     group = sharding.current()
     if group.sharded:
         found = embed_sharded(group, net, records, out, token_budget=token_budget,
                               window=window, progress=progress)  # fmt: skip
         return None if found is None else len(records)
-    items = embed(
-        net,
-        [r.sequence for r in records],
-        token_budget=token_budget,
-        window=window,
-        progress=progress,
-    )
-    write_embeddings(out, ((records[i].id, residues) for i, residues in items))
+    embed_in_shards(net, records, out, token_budget=token_budget, window=window,
+                    progress=progress)  # fmt: skip
     return len(records)

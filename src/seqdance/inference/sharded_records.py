@@ -18,7 +18,7 @@ shards whose file is missing.
 
 from __future__ import annotations
 
-import hashlib
+import ctypes
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,11 +28,13 @@ import numpy as np
 from seqdance.inference import sharding
 from seqdance.inference.embed import embed, write_embeddings
 from seqdance.inference.fasta import FastaRecord
+from seqdance.inference.fasta_index import record_ids, record_lengths, records_digest
 from seqdance.inference.predict import make_batches, window_plan
 from seqdance.inference.store import INDEX_NAME, safe_stems, write_record_index
 from seqdance.inference.store_predict import PredictOutputs, write_records
 from seqdance.model.quantize import state_fingerprint
 from seqdance.utils.io import check_output_file
+from seqdance.utils.progress import progress_bar
 
 SHARDS_DIR = "shards"  # predict: OUT/shards/ (removed after a successful run)
 
@@ -80,15 +82,31 @@ def record_shards(
     return shards
 
 
+def _trim_heap() -> None:
+    """Hand the C heap's free pages back to the system after a shard (glibc ``malloc_trim``;
+    nothing elsewhere). Without it the forward passes' freed buffers stay in the process as
+    fragments and peak RSS grows with the number of batches (measured: benchmarks/
+    fasta_memory.py), though nothing is kept."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc():
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        return libc
+    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows)
+        return None
+
+
+_LIBC = _load_libc()
+
+
 def _shard_tokens(shard_tokens: int | None) -> int:
     if shard_tokens is not None:
         return shard_tokens
     return int(os.environ.get("SEQDANCE_SHARD_TOKENS", sharding.SHARD_TOKENS))
-
-
-def _records_digest(records: Sequence[FastaRecord]) -> str:
-    text = "\n".join(f"{r.id}\t{r.sequence}" for r in records)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def predict_sharded(
@@ -106,11 +124,12 @@ def predict_sharded(
     the same files, and ``index.csv`` written by rank 0. Returns its path on rank 0, None on
     the others. ``shard_tokens``: default ``$SEQDANCE_SHARD_TOKENS`` or 65,536."""
     out = Path(out)
-    stems = safe_stems([r.id for r in records])
-    shards = record_shards([len(r.sequence) for r in records], options.token_budget,
-                           options.window, _shard_tokens(shard_tokens))  # fmt: skip
+    ids, lengths = record_ids(records), record_lengths(records)
+    stems = safe_stems(ids)
+    shards = record_shards(lengths, options.token_budget, options.window,
+                           _shard_tokens(shard_tokens))  # fmt: skip
     manifest = {
-        "records": _records_digest(records),
+        "records": records_digest(records),
         "pairs": list(options.pairs),
         "options": [
             options.pair_band,
@@ -131,6 +150,7 @@ def predict_sharded(
         shown = progress and group.is_main
         rows = write_records(net, [records[i] for i in chosen], [stems[i] for i in chosen],
                              out, options, pdb=pdb, progress=shown)  # fmt: skip
+        _trim_heap()
         return {
             "items": np.array(chosen, dtype=np.int64),
             "files": np.array([",".join(row["files"]) for row in rows], dtype=str),  # type: ignore[arg-type]
@@ -139,12 +159,11 @@ def predict_sharded(
     parts = sharding.run_shards(group, out / SHARDS_DIR, key, shards, compute)
     if parts is None:
         return None
-    rows: list[dict[str, object]] = [{} for _ in records]
+    rows: list[dict[str, object]] = [{} for _ in ids]
     for part in parts:
         for index, files in zip(part["items"].tolist(), part["files"].tolist(), strict=True):
-            record = records[index]
-            rows[index] = {"id": record.id, "stem": stems[index],
-                           "length": len(record.sequence), "files": files.split(",")}  # fmt: skip
+            rows[index] = {"id": ids[index], "stem": stems[index], "length": lengths[index],
+                           "files": files.split(",")}  # fmt: skip
     path = write_record_index(out / INDEX_NAME, rows)
     sharding.remove_shards(out / SHARDS_DIR, key)
     return path
@@ -166,10 +185,10 @@ def embed_sharded(
     writes the HDF5 file ``out`` from the shard files (``OUT.shards/``), one shard in memory
     at a time, records in the one-process order. Returns ``out`` on rank 0, None elsewhere."""
     out = check_output_file(out)
-    shards = record_shards([len(r.sequence) for r in records], token_budget, window,
-                           _shard_tokens(shard_tokens))  # fmt: skip
+    ids, lengths = record_ids(records), record_lengths(records)
+    shards = record_shards(lengths, token_budget, window, _shard_tokens(shard_tokens))
     manifest = {
-        "records": _records_digest(records),
+        "records": records_digest(records),
         "options": [token_budget, window],
         "model": state_fingerprint(net),
     }
@@ -179,6 +198,7 @@ def embed_sharded(
         chosen = sorted(shard.items)
         done = list(embed(net, [records[i].sequence for i in chosen], token_budget=token_budget,
                           window=window, progress=progress and group.is_main))  # fmt: skip
+        _trim_heap()
         return {
             "items": np.array([chosen[i] for i, _ in done], dtype=np.int64),  # finishing order
             "residues": np.concatenate([residues for _, residues in done]),  # (sum L, E)
@@ -194,10 +214,59 @@ def embed_sharded(
             arrays = sharding.read_shard(path)
             start = 0
             for index in arrays["items"].tolist():
-                stop = start + len(records[index].sequence)
-                yield records[index].id, arrays["residues"][start:stop]  # (L, E)
+                stop = start + lengths[index]
+                yield ids[index], arrays["residues"][start:stop]  # (L, E)
                 start = stop
 
     write_embeddings(out, items())
     sharding.remove_shards(folder, key)
     return out
+
+
+# -- one process: the same shards, one at a time, no shard files ---------------------------
+def predict_in_shards(
+    net, records: Sequence[FastaRecord], out: str | os.PathLike, options: PredictOutputs,
+    *, pdb: str | os.PathLike | None = None, progress: bool = False,
+) -> Path:  # fmt: skip
+    """:func:`~seqdance.inference.store_predict.predict_records` a shard at a time: the same
+    files, but only one shard's sequences are read from ``records`` (a
+    :class:`~seqdance.inference.fasta_index.FastaIndex`: a FASTA of any size in flat
+    memory). Returns the index table."""
+    ids, lengths = record_ids(records), record_lengths(records)
+    stems = safe_stems(ids)
+    shards = record_shards(lengths, options.token_budget, options.window, _shard_tokens(None))
+    rows: list[dict[str, object]] = [{} for _ in ids]
+    with progress_bar(total=len(ids), desc="predict", unit="seq", enabled=progress) as bar:
+        for shard in shards:
+            chosen = sorted(shard.items)
+            done = write_records(net, [records[i] for i in chosen], [stems[i] for i in chosen],
+                                 out, options, pdb=pdb)  # fmt: skip
+            for index, row in zip(chosen, done, strict=True):
+                rows[index] = row
+            bar.update(len(chosen))
+            _trim_heap()
+    return write_record_index(Path(out) / INDEX_NAME, rows)
+
+
+def embed_in_shards(
+    net, records: Sequence[FastaRecord], out: str | os.PathLike, *, token_budget: int,
+    window: int | None = None, progress: bool = False,
+) -> Path:  # fmt: skip
+    """:func:`~seqdance.inference.embed.embed` into
+    :func:`~seqdance.inference.embed.write_embeddings` a shard at a time (records in the
+    one-process order, the same bytes), one shard's sequences read from ``records``."""
+    ids, lengths = record_ids(records), record_lengths(records)
+    shards = record_shards(lengths, token_budget, window, _shard_tokens(None))
+
+    def items() -> Iterator[tuple[str, np.ndarray]]:
+        with progress_bar(total=len(ids), desc="embed", unit="seq", enabled=progress) as bar:
+            for shard in shards:
+                chosen = sorted(shard.items)
+                sequences = [records[i].sequence for i in chosen]
+                for i, residues in embed(net, sequences, token_budget=token_budget,
+                                         window=window):  # fmt: skip
+                    yield ids[chosen[i]], residues  # (L, E)
+                    bar.update(1)
+                _trim_heap()
+
+    return write_embeddings(out, items())

@@ -29,6 +29,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -148,9 +149,7 @@ class Group:
         try:
             dist.all_gather_object(outcomes, error)
         except (RuntimeError, ValueError) as exc:  # a rank died: the group is broken
-            raise _Agreed(
-                f"a worker process stopped ({' '.join(str(exc).split())[:120]}); {RERUN_HINT}"
-            ) from None
+            raise _Agreed(f"a worker process stopped ({_reason(exc)}); {RERUN_HINT}") from None
         failed = [(r, e) for r, e in enumerate(outcomes) if e is not None]
         if failed:
             if not self.is_main:
@@ -187,6 +186,13 @@ class Group:
             torch.set_num_threads(self._threads)
             if self._previous_sigterm is not None:
                 signal.signal(signal.SIGTERM, self._previous_sigterm)
+
+
+def _reason(exc: BaseException) -> str:
+    """The first sentence of a gloo error, without its source location
+    (``[.../pair.cc:553] Connection closed by peer [127.0.0.1]:1234. ...``)."""
+    text = re.sub(r"\[[^\]\s]*:\d+\]\s*", "", " ".join(str(exc).split()))
+    return re.split(r"\.\s+(?=[A-Z])", text, maxsplit=1)[0].rstrip(".")[:120]
 
 
 def _on_sigterm(signum, frame):  # noqa: ARG001
@@ -352,7 +358,10 @@ def read_shard(path: Path) -> dict[str, np.ndarray]:
 
 
 def remove_shards(folder: str | os.PathLike, key: str) -> None:
-    """Remove a finished run's shard files (and the folder when it is left empty)."""
+    """Remove a finished run's shard files (and the folder when it is left empty); kept when
+    ``$SEQDANCE_KEEP_SHARDS`` is 1 (to see which shards a resumed run computed again)."""
+    if os.environ.get("SEQDANCE_KEEP_SHARDS", "0") == "1":
+        return
     folder = Path(folder)
     for path in folder.glob(f"{key}-*.npz"):
         path.unlink(missing_ok=True)
