@@ -43,11 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from int8_parity import GYM, TINY, build, peak_mib, peak_reset  # noqa: E402
 
 from seqdance.benchmark.assays import read_proteingym_folder, subsample  # noqa: E402
+from seqdance.inference.fasta import read_fasta  # noqa: E402
 from seqdance.inference.mutations import build_mutant_set  # noqa: E402
 from seqdance.inference.predict import iter_outputs  # noqa: E402
 from seqdance.inference.scan import mutant_sequence, scan_mutants  # noqa: E402
 from seqdance.inference.score import score_sequences  # noqa: E402
-from seqdance.inference.fasta import read_fasta  # noqa: E402
 from seqdance.model.config import get_architecture  # noqa: E402
 from seqdance.model.onnx_trunk import onnx_model  # noqa: E402
 from seqdance.model.quantize import quantize_int8  # noqa: E402
@@ -106,7 +106,7 @@ def parity(ref: dict, got: dict) -> dict:
         "channels_below_0.99": int(np.sum(rho < 0.99)),
         "channels": int(rho.size),
         "score_max_abs_diff": float(max(np.abs(a - b).max()
-                                        for a, b in zip(ref["scores"], got["scores"], strict=True))),
+                                        for a, b in zip(ref["scores"], got["scores"]))),
         "residue_pearson_min": float(np.nanmin(r)),
         "residue_max_abs_diff": float(np.abs(a_res - b_res).max()),
     }  # fmt: skip

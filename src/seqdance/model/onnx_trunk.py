@@ -23,14 +23,17 @@ activations quantized per batch on the fly), load. Sessions run with ``intra_op_
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
+import importlib.util
 import logging
+import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -38,6 +41,8 @@ from seqdance.errors import SeqDanceError
 from seqdance.model.esm2 import Esm2Model, Mode, Readout
 from seqdance.model.heads import attention_logits
 from seqdance.utils.threads import current_threads
+
+LARGE_BYTES = 1 << 30  # float32 weights above this go to an external data file
 
 
 class TrunkGraph(nn.Module):
@@ -73,9 +78,11 @@ class TrunkGraph(nn.Module):
         return hidden if acc is None else (hidden, acc)
 
 
-def export_trunk(trunk: Esm2Model, path: Path, weight: torch.Tensor | None = None) -> Path:
-    """Write ``trunk`` (float32, CPU) as an ONNX graph at ``path`` (dynamic batch, length)."""
-    graph = TrunkGraph(copy.deepcopy(trunk).float().cpu().eval(), weight).eval()
+def export_trunk(trunk: Esm2Model, path: Path, weight: torch.Tensor | None = None,
+                 large: bool = False) -> Path:  # fmt: skip
+    """Write ``trunk`` (float32, CPU) as an ONNX graph at ``path`` (dynamic batch, length);
+    ``large``: weights in an external data file beside it."""
+    graph = TrunkGraph(trunk, weight).eval()
     ids = torch.tensor([[0, 5, 6, 7, 8, 2], [0, 9, 10, 2, 1, 1]], dtype=torch.long)
     mask = (ids != 1).long()
     batch, tokens = torch.export.Dim("batch"), torch.export.Dim("tokens")
@@ -85,9 +92,9 @@ def export_trunk(trunk: Esm2Model, path: Path, weight: torch.Tensor | None = Non
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             graph, (ids, mask), dynamo=True, dynamic_shapes=dims, input_names=list(dims),
-            output_names=outputs, optimize=True, verbose=False, external_data=False,
+            output_names=outputs, optimize=True, verbose=False,
         )  # fmt: skip
-        program.save(str(path))
+        program.save(str(path), external_data=large)
     return path
 
 
@@ -104,7 +111,7 @@ class _quiet:
         return False
 
 
-def quantize_graph(source: Path, target: Path) -> Path:
+def quantize_graph(source: Path, target: Path, large: bool = False) -> Path:
     """ONNX Runtime's dynamic int8 quantization of the graph's MatMul/Gemm weights."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -114,7 +121,7 @@ def quantize_graph(source: Path, target: Path) -> Path:
     try:
         quantize_dynamic(
             str(source), str(target), per_channel=True, weight_type=QuantType.QInt8,
-            op_types_to_quantize=["MatMul", "Gemm"],
+            op_types_to_quantize=["MatMul", "Gemm"], use_external_data_format=large,
         )  # fmt: skip
     finally:
         root.setLevel(level)
@@ -134,64 +141,108 @@ def open_session(path: Path, threads: int | None = None):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+def cache_folder() -> Path | None:
+    """``$SEQDANCE_ONNX_CACHE``, else ``~/.cache/seqdance/onnx``; None when set to ``off``."""
+    text = os.environ.get("SEQDANCE_ONNX_CACHE", "").strip()
+    if text.lower() in ("off", "0", "none"):
+        return None
+    return Path(text).expanduser() if text else Path.home() / ".cache" / "seqdance" / "onnx"
+
+
+def build_graph(trunk: Esm2Model, weight, int8: bool, folder: Path, key: str | None) -> Path:
+    """The graph file of ``trunk`` (with the pair readout when ``weight`` is given), int8 or
+    float32: from the cache when ``key`` (the model's fingerprint) names one there, else
+    exported into ``folder`` (and copied into the cache, atomically)."""
+    name = f"trunk{'_pair' if weight is not None else ''}{'.int8' if int8 else ''}.onnx"
+    cache = cache_folder() if key is not None else None
+    if cache is not None:
+        versions = f"{torch.__version__}|{_ort_version()}|{name}|{key}"
+        cached = cache / (hashlib.blake2b(versions.encode(), digest_size=16).hexdigest() + ".onnx")
+        if cached.is_file():
+            return cached
+    big = sum(p.numel() for p in trunk.parameters()) * 4 > LARGE_BYTES  # protobuf's 2 GiB
+    path = export_trunk(trunk, folder / name.replace(".int8", ""), weight, big)
+    if int8:
+        path = quantize_graph(path, folder / name, big)
+    if cache is not None and not big:
+        with contextlib.suppress(OSError):  # a read-only home: no cache, nothing else changes
+            cache.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_name(f".{cached.name}.{os.getpid()}")
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, cached)  # concurrent writers write the same bytes
+    return path
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
 class OrtTrunk(nn.Module):
-    """ONNX Runtime stand-in for :class:`Esm2Model` (``mode`` "sdpa" or "readout" only)."""
+    """ONNX Runtime stand-in for :class:`Esm2Model` (``mode`` "sdpa" or "readout" only).
+
+    ``source`` (the float32 trunk) stays a submodule: the pair graph is exported from it
+    when first needed, and its weights enter the state fingerprint with the ``engine``
+    buffer (the engine's name and precision)."""
 
     def __init__(self, trunk: Esm2Model, weight: torch.Tensor, int8: bool, folder: Path,
-                 threads: int | None = None) -> None:  # fmt: skip
+                 key: str | None = None, threads: int | None = None) -> None:  # fmt: skip
         super().__init__()
         self.config = trunk.config
         self.int8 = int8
-        self._trunk, self._weight = trunk, weight  # kept to export the readout graph lazily
-        self._folder, self._threads = folder, threads
+        self.source = trunk
+        self._weight, self._folder, self._key, self._threads = weight, folder, key, threads
         self._sessions: dict[bool, object] = {}
-        self.register_buffer("engine", torch.zeros(16, dtype=torch.uint8))
+        tag = f"onnxruntime {'int8' if int8 else 'fp32'}".encode()
+        self.register_buffer("engine", torch.frombuffer(bytearray(tag), dtype=torch.uint8))
         self._session(False)
 
     def _session(self, pair: bool):
         if pair not in self._sessions:
-            stem = self._folder / ("trunk_pair" if pair else "trunk")
-            path = export_trunk(self._trunk, stem.with_suffix(".onnx"), self._weight if pair else None)
-            if self.int8:
-                path = quantize_graph(path, stem.with_suffix(".int8.onnx"))
+            weight = self._weight if pair else None
+            path = build_graph(self.source, weight, self.int8, self._folder, self._key)
             self._sessions[pair] = open_session(path, self._threads)
-            if not pair:  # the fingerprint: the residue graph's bytes
-                digest = hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
-                self.engine.copy_(torch.frombuffer(bytearray(digest), dtype=torch.uint8))
         return self._sessions[pair]
 
     def forward(self, input_ids, attention_mask=None, *, mode: Mode = "sdpa",
                 readout: Readout | None = None, tape=None) -> torch.Tensor:  # fmt: skip
-        """Last hidden state (B, T, E); in "readout" mode the readout is added to ``readout.acc``."""
+        """Last hidden state (B, T, E); "readout" mode adds the readout into ``readout.acc``."""
         if tape is not None or mode == "maps":
             raise SeqDanceError(
-                "the ONNX Runtime trunk computes no attention maps nor differential scores; "
-                "leave out --int8 for --attention or --dtype bf16/fp16"
+                "--int8 (ONNX Runtime) computes no attention maps nor differential scores; "
+                "leave out --int8 to use --attention or --dtype bf16/fp16"
             )
+        if input_ids.device.type != "cpu":
+            raise SeqDanceError("--int8 runs on the CPU only; use --device cpu")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         pair = mode == "readout"
-        feed = {"input_ids": input_ids.cpu().long().numpy(),
-                "attention_mask": attention_mask.cpu().long().numpy()}  # fmt: skip
+        feed = {"input_ids": input_ids.long().numpy(),
+                "attention_mask": attention_mask.long().numpy()}  # fmt: skip
         outs = self._session(pair).run(None, feed)
-        hidden = torch.from_numpy(np.ascontiguousarray(outs[0]))
         if pair:
-            readout.acc.add_(torch.from_numpy(np.ascontiguousarray(outs[1])).to(readout.acc.dtype))
-        return hidden
+            readout.acc.add_(torch.from_numpy(outs[1]).to(readout.acc.dtype))
+        return torch.from_numpy(outs[0])
 
 
-def onnx_model(model: nn.Module, int8: bool = True, folder: str | Path | None = None,
-               threads: int | None = None) -> nn.Module:  # fmt: skip
-    """A copy of ``model`` (SeqDanceModel, float32, CPU) whose trunk runs in ONNX Runtime.
+def onnx_model(model: nn.Module, int8: bool = True, *, folder: str | Path | None = None,
+               key: str | None = None, threads: int | None = None) -> nn.Module:  # fmt: skip
+    """A shallow copy of ``model`` (SeqDanceModel, float32, CPU) whose trunk runs in ONNX
+    Runtime (int8 or float32 graph); the heads and the float32 trunk are shared, not copied.
 
-    ``folder``: where the graphs are written (a temporary folder, removed with the
-    returned model, when None).
+    ``folder``: where the graphs are written (default: a temporary folder that lives as long
+    as the returned model). ``key``: the model's fingerprint, to reuse graphs cached in
+    :func:`cache_folder` (None: no cache). ``threads``: intra-op threads (default: the
+    command's count).
     """
     params = list(model.parameters())
     if any(p.device.type != "cpu" for p in params):
         raise SeqDanceError("--int8 runs on the CPU only; use --device cpu")
     if any(p.dtype != torch.float32 for p in params):
         raise SeqDanceError("--int8 quantizes a float32 model; leave --dtype at fp32")
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise SeqDanceError("--int8 needs ONNX Runtime; pip install onnxruntime onnx onnxscript")
     out = copy.copy(model)
     out._modules = dict(model._modules)
     tmp = None
@@ -200,8 +251,8 @@ def onnx_model(model: nn.Module, int8: bool = True, folder: str | Path | None = 
         folder = tmp.name
     n_attn = model.config.arch.attention_channels
     weight = model.pair_pred_linear.weight[:, n_attn:].detach()  # (P, layers x heads)
-    stand_in = OrtTrunk(model.esm2, weight, int8, Path(folder), threads)
-    stand_in._tmp = tmp  # the folder lives as long as the stand-in
+    stand_in = OrtTrunk(model.esm2, weight, int8, Path(folder), key, threads)
+    stand_in._tmp = tmp  # the folder is removed with the stand-in
     out.esm2 = stand_in
     out.int8 = int8
     return out
