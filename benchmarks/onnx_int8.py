@@ -100,13 +100,13 @@ def parity(ref: dict, got: dict) -> dict:
     rho = spearman_per_channel(ref["scores"], got["scores"])
     a_res, b_res = np.concatenate(ref["residues"]), np.concatenate(got["residues"])
     r = np.asarray([pearsonr(a_res[:, c], b_res[:, c])[0] for c in range(a_res.shape[1])])
+    pairs = list(zip(ref["scores"], got["scores"], strict=True))
     return {
         "spearman_min": float(np.nanmin(rho)),
         "spearman_median": float(np.nanmedian(rho)),
         "channels_below_0.99": int(np.sum(rho < 0.99)),
         "channels": int(rho.size),
-        "score_max_abs_diff": float(max(np.abs(a - b).max()
-                                        for a, b in zip(ref["scores"], got["scores"]))),
+        "score_max_abs_diff": float(max(np.abs(a - b).max() for a, b in pairs)),
         "residue_pearson_min": float(np.nanmin(r)),
         "residue_max_abs_diff": float(np.abs(a_res - b_res).max()),
     }  # fmt: skip
