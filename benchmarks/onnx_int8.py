@@ -185,7 +185,7 @@ def scan_workload(model, positions: int, repeat: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="35M")
-    parser.add_argument("--models", default="35M,tiny", help="which parity rows: arch, tiny")
+    parser.add_argument("--models", default="35M,tiny", help="parity rows: arch name, tiny, none")
     parser.add_argument("--max-variants", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
@@ -198,11 +198,11 @@ def main() -> None:
     wanted = args.models.split(",")
     rows, scan = [], []
     with torch.inference_mode():
+        big = build(get_architecture(args.arch), False)
         if args.arch in wanted:
-            big = build(get_architecture(args.arch), False)
             rows += compare_model(f"{args.arch} (random)", big, assays, channels, args.repeat)
-            if args.scan_positions:
-                scan = scan_workload(big, args.scan_positions, args.repeat)
+        if args.scan_positions:
+            scan = scan_workload(big, args.scan_positions, args.repeat)
         if "tiny" in wanted:
             rows += compare_model("tiny (random heads)", build(TINY, True), assays, channels,
                                   args.repeat)  # fmt: skip

@@ -59,14 +59,14 @@ def quantize_int8(model: nn.Module, engine: str = "onnx") -> nn.Module:
     """
     if engine not in ENGINES:
         raise SeqDanceError(f"unknown int8 engine {engine!r}; use one of {', '.join(ENGINES)}")
-    if engine == "onnx" and hasattr(model, "esm2"):
-        key = state_fingerprint(model.esm2) + state_fingerprint(model.pair_pred_linear)
-        return onnx_model(model, int8=True, key=key)
     params = list(model.parameters())
     if any(p.device.type != "cpu" for p in params):
         raise SeqDanceError("--int8 runs on the CPU only; use --device cpu")
     if any(p.dtype != torch.float32 for p in params):
         raise SeqDanceError("--int8 quantizes a float32 model; leave --dtype at fp32")
+    if engine == "onnx" and hasattr(model, "esm2"):
+        key = state_fingerprint(model.esm2) + state_fingerprint(model.pair_pred_linear)
+        return onnx_model(model, int8=True, key=key)
     engines = torch.backends.quantized.supported_engines
     if not any(e in engines for e in ("x86", "fbgemm", "qnnpack")):
         raise SeqDanceError("--int8: this torch build has no quantized CPU kernels")
