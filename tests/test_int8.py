@@ -139,3 +139,23 @@ def test_int8_scan_scores_follow_float32(run_cli, tiny_dir, tmp_path):
         a, b = tables["fp32"][col].astype(float), tables["int8"][col].astype(float)
         assert not np.array_equal(a, b)
         assert spearmanr(a, b)[0] > 0.8, col
+
+
+@pytest.mark.parametrize("command", ["scan", "score"])
+def test_int8_refuses_low_precision_scores_before_writing(
+    command, run_cli, tiny_dir, tmp_path, capsys
+):
+    """``--dtype bf16`` with ``--int8``: refused before a manifest or score file is written
+    (differential bf16 scoring needs the float32 trunk's Linears)."""
+    out = tmp_path / "out"
+    argv = [command, "-m", str(tiny_dir), "-o", str(out), "--sequence", SEQUENCE,
+            "--int8", "--dtype", "bf16", "--no-progress"]  # fmt: skip
+    if command == "score":
+        csv = tmp_path / "m.csv"
+        csv.write_text("mutant\nK2A\n")
+        argv[argv.index("-o") + 1] = str(out / "scores.csv")
+        argv += ["--mutations", str(csv)]
+    assert run_cli(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --int8 quantizes a float32 model; leave --dtype at fp32"]
+    assert not out.exists()
