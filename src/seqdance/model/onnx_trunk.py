@@ -129,7 +129,8 @@ def quantize_graph(source: Path, target: Path, large: bool = False) -> Path:
 
 
 def open_session(path: Path, threads: int | None = None):
-    """An ONNX Runtime CPU session: ``threads`` intra-op threads, one inter-op, deterministic."""
+    """An ONNX Runtime CPU session: ``threads`` intra-op threads (not spinning while idle), one
+    inter-op thread, deterministic compute."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -137,6 +138,9 @@ def open_session(path: Path, threads: int | None = None):
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.use_deterministic_compute = True
+    # idle workers sleep instead of spinning: on a shared machine a spinning thread takes
+    # the core torch (or another process) needs between two runs
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
