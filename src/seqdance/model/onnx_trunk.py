@@ -43,6 +43,7 @@ from seqdance.model.heads import attention_logits
 from seqdance.utils.threads import current_threads
 
 LARGE_BYTES = 1 << 30  # float32 weights above this go to an external data file
+GRAPH_VERSION = 1  # part of the cache key: raise it when TrunkGraph or the export changes
 
 
 class TrunkGraph(nn.Module):
@@ -160,7 +161,7 @@ def build_graph(trunk: Esm2Model, weight, int8: bool, folder: Path, key: str | N
     name = f"trunk{'_pair' if weight is not None else ''}{'.int8' if int8 else ''}.onnx"
     cache = cache_folder() if key is not None else None
     if cache is not None:
-        versions = f"{torch.__version__}|{_ort_version()}|{name}|{key}"
+        versions = f"{GRAPH_VERSION}|{torch.__version__}|{_ort_version()}|{name}|{key}"
         cached = cache / (hashlib.blake2b(versions.encode(), digest_size=16).hexdigest() + ".onnx")
         if cached.is_file():
             return cached
