@@ -56,7 +56,7 @@ from seqdance.schema import RESIDUE_CHANNELS, resolve_properties  # noqa: E402
 TEM1 = GYM.parent / "blat_ecolx_wt.fasta"
 ENGINES = {
     "fp32 torch": lambda m: m,
-    "int8 torch": quantize_int8,
+    "int8 torch": lambda m: quantize_int8(m, "torch"),
     "int8 ORT": lambda m: onnx_model(m, int8=True),
     "fp32 ORT": lambda m: onnx_model(m, int8=False),
 }
