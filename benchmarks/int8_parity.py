@@ -1,6 +1,10 @@
 """int8 (dynamic quantization of the trunk's Linear layers) against float32, on the CPU.
 
     python benchmarks/int8_parity.py [--arch 35M] [--max-variants 40] [--threads 2]
+                                     [--engine onnx|torch]
+
+``--engine``: the int8 engine (:func:`seqdance.model.quantize.quantize_int8`; ``onnx``, what
+``--int8`` runs, or ``torch``). ``benchmarks/onnx_int8.py`` runs every engine in one process.
 
 For each model (``--arch`` with random weights, seed 0, in the published layout; and the
 tiny test architecture with random head biases, as a second, small case) and each bundled
@@ -77,10 +81,10 @@ def measure(model, assays, channels) -> dict:
     return {"scores": scores, "residues": residues, "seconds": seconds, "peak": peak_mib()}
 
 
-def compare(name: str, model, assays, channels) -> dict:
+def compare(name: str, model, assays, channels, engine: str = "onnx") -> dict:
     with torch.inference_mode():
         fp32 = measure(model, assays, channels)
-        int8 = measure(quantize_int8(model), assays, channels)
+        int8 = measure(quantize_int8(model, engine), assays, channels)
     rho = [spearmanr(a[:, c], b[:, c])[0]
            for a, b in zip(fp32["scores"], int8["scores"], strict=True)
            for c in range(a.shape[1])]  # fmt: skip
@@ -110,6 +114,7 @@ def main() -> None:
     parser.add_argument("--arch", default="35M")
     parser.add_argument("--max-variants", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--engine", choices=["onnx", "torch"], default="onnx")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     channels = resolve_properties(None)
@@ -119,14 +124,13 @@ def main() -> None:
         mutants = build_mutant_set(assay.wild_type, assay.mutants, assay.mutated_sequences,
                                    assay.offset, first_row=None)  # fmt: skip
         assays.append((assay.wild_type, list(mutants.sequences)))
+    big = build(get_architecture(args.arch), False)
     rows = [
-        compare(
-            f"{args.arch} (random)", build(get_architecture(args.arch), False), assays, channels
-        ),  # fmt: skip
-        compare("tiny (random heads)", build(TINY, True), assays, channels),
+        compare(f"{args.arch} (random)", big, assays, channels, args.engine),
+        compare("tiny (random heads)", build(TINY, True), assays, channels, args.engine),
     ]
     print(json.dumps({"machine": platform.processor() or platform.machine(),
-                      "threads": args.threads, "torch": torch.__version__,
+                      "threads": args.threads, "torch": torch.__version__, "engine": args.engine,
                       "command": " ".join(["python", *sys.argv]), "rows": rows}))  # fmt: skip
     print(
         "\n| model | Spearman min (median) | channels < 0.99 | score max abs diff | "

@@ -81,7 +81,7 @@ def scan_command(
     options = _score_options(
         residues_only=residues_only, window=window, token_budget=token_budget, dtype=dtype
     )
-    net = _load(model, arch, device, DType.fp32, int8)
+    net = _load(model, arch, device, dtype if int8 else DType.fp32, int8)
     result = sharding.scan_sharded(
         sharding.current(), net, wild_type, out, channels, positions=chosen, offset=offset,
         options=options, progress=progress,

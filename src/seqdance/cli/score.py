@@ -166,7 +166,8 @@ def score_command(
     options = _score_options(
         residues_only=residues_only, window=window, token_budget=token_budget, dtype=dtype
     )
-    net = _load(model, arch, device, DType.fp32, int8)  # bf16/fp16: autocast, fp32 weights
+    # bf16/fp16: autocast over fp32 weights; with --int8 the dtype reaches the int8 check
+    net = _load(model, arch, device, dtype if int8 else DType.fp32, int8)
     group = sharding.current()
     if group.sharded:  # shards beside the output; rank 0 gets the scores
         found = sharding.score_mutants_sharded(group, net, mutant_set, channels, options,
@@ -345,7 +346,8 @@ def benchmark_command(
     options = _score_options(
         residues_only=residues_only, window=window, token_budget=token_budget, dtype=dtype
     )
-    net = _load(model, arch, device, DType.fp32, int8)  # bf16/fp16: autocast, fp32 weights
+    # bf16/fp16: autocast over fp32 weights; with --int8 the dtype reaches the int8 check
+    net = _load(model, arch, device, dtype if int8 else DType.fp32, int8)
     mlm = _load_masked_lm(esm_model, net) if baseline else None
     group = shards.sharding.current()
     bench = (lambda *a, **k: shards.run_benchmark_sharded(group, *a, **k)) if group.sharded \

@@ -1,11 +1,18 @@
 """An int8 CPU path: dynamic quantization of the trunk's Linear layers.
 
-:func:`quantize_int8` returns a copy of a float32 model whose ESM2 trunk Linear layers (q, k,
-v, attention output, FFN in and out) hold int8 weights (one scale per output channel) and
-quantize their inputs per batch on the fly (``torch.ao.quantization.quantize_dynamic``,
-fbgemm/x86 kernels); embeddings, layer norms, attention and the heads stay in float32. It is
-a named option (``--int8``), not the default: its parity with float32 is measured by
-``benchmarks/int8_parity.py`` (docs/differences.md, docs/benchmarks.md).
+:func:`quantize_int8` returns a copy of a float32 model whose ESM2 trunk matrix products
+(q, k, v, attention output, FFN in and out) use int8 weights (one scale per output channel)
+and quantize their inputs per batch on the fly; embeddings, layer norms, attention and the
+heads stay in float32. Two engines:
+
+- ``"onnx"`` (``--int8``): the trunk exported to ONNX, quantized by ONNX Runtime's
+  ``quantize_dynamic`` and run in an ONNX Runtime session (``seqdance.model.onnx_trunk``);
+- ``"torch"``: ``torch.ao.quantization.quantize_dynamic`` on the trunk's Linear layers
+  (fbgemm/x86 kernels).
+
+It is a named option, not the default: its parity with float32 is measured by
+``benchmarks/onnx_int8.py`` (docs/differences.md, docs/benchmarks.md), and the ONNX
+Runtime engine was the faster and closer one there.
 
 :func:`state_fingerprint` hashes a model's parameters and buffers, quantized or not (the
 resume manifests of scans and sharded runs).
@@ -21,6 +28,9 @@ import torch
 from torch import nn
 
 from seqdance.errors import SeqDanceError
+from seqdance.model.onnx_trunk import onnx_model
+
+ENGINES = ("onnx", "torch")
 
 
 def _plain_linear(layer: nn.Linear) -> nn.Linear:
@@ -33,19 +43,30 @@ def _plain_linear(layer: nn.Linear) -> nn.Linear:
     return plain
 
 
-def quantize_int8(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` (float32, on the CPU, eval mode) with int8 trunk Linears.
+def quantize_int8(model: nn.Module, engine: str = "onnx") -> nn.Module:
+    """A copy of ``model`` (float32, on the CPU, eval mode) with an int8 trunk.
+
+    ``engine``: ``"onnx"`` (ONNX Runtime; graphs cached by the model's fingerprint, see
+    :func:`seqdance.model.onnx_trunk.cache_folder`) or ``"torch"`` (torch's dynamically
+    quantized Linear layers; a model without a trunk, e.g. an ``Esm2Model``, is quantized
+    as a whole).
 
     Raises
     ------
     SeqDanceError
-        When the model is not float32 on the CPU (the int8 kernels are CPU kernels).
+        When the model is not float32 on the CPU (the int8 kernels are CPU kernels), or the
+        engine is unknown.
     """
+    if engine not in ENGINES:
+        raise SeqDanceError(f"unknown int8 engine {engine!r}; use one of {', '.join(ENGINES)}")
     params = list(model.parameters())
     if any(p.device.type != "cpu" for p in params):
         raise SeqDanceError("--int8 runs on the CPU only; use --device cpu")
     if any(p.dtype != torch.float32 for p in params):
         raise SeqDanceError("--int8 quantizes a float32 model; leave --dtype at fp32")
+    if engine == "onnx" and hasattr(model, "esm2"):
+        key = state_fingerprint(model.esm2) + state_fingerprint(model.pair_pred_linear)
+        return onnx_model(model, int8=True, key=key)
     engines = torch.backends.quantized.supported_engines
     if not any(e in engines for e in ("x86", "fbgemm", "qnnpack")):
         raise SeqDanceError("--int8: this torch build has no quantized CPU kernels")
