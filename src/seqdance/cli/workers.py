@@ -15,8 +15,9 @@ WORKERS_HELP = (
     "leave it out (torchrun starts the processes)."
 )
 INT8_HELP = (
-    "CPU only: int8 weights for the trunk's Linear layers (dynamic quantization). Not the "
-    "paper's numbers: see docs/differences.md for its measured parity and speed."
+    "CPU only: the trunk runs as an int8 ONNX Runtime graph (int8 weights, activations "
+    "quantized per batch). Not the paper's numbers: see docs/differences.md for its "
+    "measured parity and speed."
 )
 
 

@@ -93,6 +93,8 @@ def predict_fasta(
         pdb_records=frozenset(pdb_records),
     )  # fmt: skip
     options.check(record_lengths(records))
+    if int8 and attention:  # the int8 graph forms no attention maps
+        raise SeqDanceError("--int8 writes no attention maps; leave out --attention or --int8")
     net = load_on_device(spec, arch, device, dtype, int8)
     group = sharding.current()
     if group.sharded:

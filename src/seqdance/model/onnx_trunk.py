@@ -147,11 +147,15 @@ def open_session(path: Path, threads: int | None = None):
 
 
 def cache_folder() -> Path | None:
-    """``$SEQDANCE_ONNX_CACHE``, else ``~/.cache/seqdance/onnx``; None when set to ``off``."""
+    """``$SEQDANCE_ONNX_CACHE``, else ``$XDG_CACHE_HOME/seqdance/onnx`` (default
+    ``~/.cache/seqdance/onnx``); None when set to ``off``."""
     text = os.environ.get("SEQDANCE_ONNX_CACHE", "").strip()
     if text.lower() in ("off", "0", "none"):
         return None
-    return Path(text).expanduser() if text else Path.home() / ".cache" / "seqdance" / "onnx"
+    if text:
+        return Path(text).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(base) if base else Path.home() / ".cache") / "seqdance" / "onnx"
 
 
 def build_graph(trunk: Esm2Model, weight, int8: bool, folder: Path, key: str | None) -> Path:
