@@ -87,22 +87,36 @@ def _plan(tmp_path: Path, window: int | None) -> tuple[Path, list[int], int]:
     return fasta, deal(shards, 2)[1], len(shards)
 
 
+def _seqdance(args: list[str], out: Path, *extra: str) -> None:
+    """Run ``seqdance ARGS -o OUT EXTRA`` to the end; it must succeed."""
+    done = subprocess.run([*SEQDANCE, *args, "-o", str(out), *extra], env=_env(),
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _reference_then_killed_run(command: str, model: Path, tmp_path: Path, ref: str, out: Path,
+                               shards: Path) -> tuple[list[str], dict[str, int], int]:  # fmt: skip
+    """A one-process reference run into ``tmp_path / ref``, then a ``--workers 2`` run into
+    ``out`` whose rank 1 is killed mid-run; returns the arguments, the finished shards'
+    mtimes (checked by :func:`_check_killed`) and the number of shards."""
+    fasta, rank1, total = _plan(tmp_path, None)
+    args = [command, str(fasta), "-m", str(model), "--token-budget", str(BUDGET),
+            "--no-progress"]  # fmt: skip
+    _seqdance(args, tmp_path / ref)
+    killed = _kill_worker_mid_run([*SEQDANCE, *args, "-o", str(out), "--workers", "2"],
+                                  shards, rank1)  # fmt: skip
+    return args, _check_killed(killed, shards, total), total
+
+
 def _temporaries(folder: Path) -> list[Path]:
     return [p for p in folder.rglob(".*") if ".tmp" in p.name]
 
 
 def test_predict_worker_killed_then_rerun_resumes_with_same_bytes(tiny_dir, tmp_path):
-    fasta, rank1, total = _plan(tmp_path, None)
-    args = ["predict", str(fasta), "-m", str(tiny_dir), "--token-budget", str(BUDGET),
-            "--no-progress"]  # fmt: skip
-    ref = subprocess.run([*SEQDANCE, *args, "-o", str(tmp_path / "ref")], env=_env(),
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert ref.returncode == 0, ref.stderr[-2000:]
     out = tmp_path / "run"
     shards = out / "shards"
-    killed = _kill_worker_mid_run([*SEQDANCE, *args, "-o", str(out), "--workers", "2"],
-                                  shards, rank1)  # fmt: skip
-    finished = _check_killed(killed, shards, total)
+    args, finished, total = _reference_then_killed_run("predict", tiny_dir, tmp_path, "ref",
+                                                       out, shards)  # fmt: skip
     assert not (out / "index.csv").exists()
     records = {}  # the files of the finished shards' records (ids are their own stems)
     for name in finished:
@@ -110,9 +124,7 @@ def test_predict_worker_killed_then_rerun_resumes_with_same_bytes(tiny_dir, tmp_
             for index in data["items"].tolist():
                 for file in (f"rec{index:04d}.residue.csv", f"rec{index:04d}.pair.npz"):
                     records[file] = (out / file).stat().st_mtime_ns
-    again = subprocess.run([*SEQDANCE, *args, "-o", str(out), "--workers", "2"], env=_env(),
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert again.returncode == 0, again.stderr[-2000:]
+    _seqdance(args, out, "--workers", "2")  # the rerun
     assert {n: (shards / n).stat().st_mtime_ns for n in finished} == finished
     assert {n: (out / n).stat().st_mtime_ns for n in records} == records  # not written again
     assert len(list(shards.glob("*.npz"))) == total and len(records) >= 2 * len(finished)
@@ -125,21 +137,12 @@ def test_predict_worker_killed_then_rerun_resumes_with_same_bytes(tiny_dir, tmp_
 
 
 def test_embed_worker_killed_then_rerun_resumes_with_same_bytes(tiny_dir, tmp_path):
-    fasta, rank1, total = _plan(tmp_path, None)
-    args = ["embed", str(fasta), "-m", str(tiny_dir), "--token-budget", str(BUDGET),
-            "--no-progress"]  # fmt: skip
-    ref = subprocess.run([*SEQDANCE, *args, "-o", str(tmp_path / "ref.h5")], env=_env(),
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert ref.returncode == 0, ref.stderr[-2000:]
     out = tmp_path / "run.h5"
     shards = tmp_path / "run.h5.shards"
-    killed = _kill_worker_mid_run([*SEQDANCE, *args, "-o", str(out), "--workers", "2"],
-                                  shards, rank1)  # fmt: skip
-    finished = _check_killed(killed, shards, total)
+    args, finished, total = _reference_then_killed_run("embed", tiny_dir, tmp_path, "ref.h5",
+                                                       out, shards)  # fmt: skip
     assert not out.exists()
-    again = subprocess.run([*SEQDANCE, *args, "-o", str(out), "--workers", "2"], env=_env(),
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert again.returncode == 0, again.stderr[-2000:]
+    _seqdance(args, out, "--workers", "2")  # the rerun
     assert {n: (shards / n).stat().st_mtime_ns for n in finished} == finished
     assert len(list(shards.glob("*.npz"))) == total and not _temporaries(tmp_path)
     assert out.read_bytes() == (tmp_path / "ref.h5").read_bytes()
