@@ -235,6 +235,15 @@ class OrtTrunk(nn.Module):
         return torch.from_numpy(outs[0])
 
 
+def check_cpu_float32(model: nn.Module) -> None:
+    """Refuse a model that the int8 CPU engines cannot take: not on the CPU, not float32."""
+    params = list(model.parameters())
+    if any(p.device.type != "cpu" for p in params):
+        raise SeqDanceError("--int8 runs on the CPU only; use --device cpu")
+    if any(p.dtype != torch.float32 for p in params):
+        raise SeqDanceError("--int8 quantizes a float32 model; leave --dtype at fp32")
+
+
 def onnx_model(model: nn.Module, int8: bool = True, *, folder: str | Path | None = None,
                key: str | None = None, threads: int | None = None) -> nn.Module:  # fmt: skip
     """A shallow copy of ``model`` (SeqDanceModel, float32, CPU) whose trunk runs in ONNX
@@ -245,11 +254,7 @@ def onnx_model(model: nn.Module, int8: bool = True, *, folder: str | Path | None
     :func:`cache_folder` (None: no cache). ``threads``: intra-op threads (default: the
     command's count).
     """
-    params = list(model.parameters())
-    if any(p.device.type != "cpu" for p in params):
-        raise SeqDanceError("--int8 runs on the CPU only; use --device cpu")
-    if any(p.dtype != torch.float32 for p in params):
-        raise SeqDanceError("--int8 quantizes a float32 model; leave --dtype at fp32")
+    check_cpu_float32(model)
     if importlib.util.find_spec("onnxruntime") is None:
         raise SeqDanceError("--int8 needs ONNX Runtime; pip install onnxruntime onnx onnxscript")
     out = copy.copy(model)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from seqdance.errors import SeqDanceError
-from seqdance.model.onnx_trunk import onnx_model
+from seqdance.model.onnx_trunk import check_cpu_float32, onnx_model
 
 ENGINES = ("onnx", "torch")
 
@@ -59,11 +59,7 @@ def quantize_int8(model: nn.Module, engine: str = "onnx") -> nn.Module:
     """
     if engine not in ENGINES:
         raise SeqDanceError(f"unknown int8 engine {engine!r}; use one of {', '.join(ENGINES)}")
-    params = list(model.parameters())
-    if any(p.device.type != "cpu" for p in params):
-        raise SeqDanceError("--int8 runs on the CPU only; use --device cpu")
-    if any(p.dtype != torch.float32 for p in params):
-        raise SeqDanceError("--int8 quantizes a float32 model; leave --dtype at fp32")
+    check_cpu_float32(model)
     if engine == "onnx" and hasattr(model, "esm2"):
         key = state_fingerprint(model.esm2) + state_fingerprint(model.pair_pred_linear)
         return onnx_model(model, int8=True, key=key)
