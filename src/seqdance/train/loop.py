@@ -63,7 +63,7 @@ from seqdance.train.schedule import learning_rate
 from seqdance.train.stats import LogStats
 from seqdance.utils.io import atomic_path
 from seqdance.utils.progress import echo_above_bars, progress_bar
-from seqdance.utils.threads import set_loaded_threads, work_threads
+from seqdance.utils.threads import work_threads
 
 LOG_FILE = "log.jsonl"
 TRAIN_LOCK = ".train.lock"
@@ -357,7 +357,9 @@ class _Trainer:
                 phase = cfg.phase_at(step)
                 if self.device.type == "cpu":  # a tiny model's step is faster on one thread
                     tokens = phase.batch_size * (phase.crop_size + 2)  # per forward/backward
-                    set_loaded_threads(work_threads(6 * n_weights * tokens))
+                    cap = work_threads(6 * n_weights * tokens)
+                    if cap < torch.get_num_threads():  # a cap only: never more than the caller's
+                        torch.set_num_threads(cap)
                 stop = cfg.train.max_steps
                 if phase.until_step is not None:
                     stop = min(stop, phase.until_step)
