@@ -1,6 +1,7 @@
 """Peak memory of reading a proteome-sized FASTA: ``read_fasta`` (the whole text) against the
 streaming index (``index_fasta``), and of ``seqdance embed`` (which reads through the index,
-a shard at a time) against the former whole-list embed path, on N and 10 N records.
+a shard at a time) against the former whole-list embed path, and of ``seqdance predict`` into
+its one-file store (``-o OUT.h5``, residue outputs), on N and 10 N records.
 
     PYTHONPATH=src python benchmarks/fasta_memory.py [--records 2000 20000] [--window 1022]
         [--cases "seqdance embed"]
@@ -33,7 +34,7 @@ TINY = Esm2Architecture("tiny", num_layers=2, hidden_size=32, num_heads=4, ffn_s
 LETTERS = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
 TITIN = 34_350
 
-IMPORTS = "import seqdance.inference.pipeline, seqdance.cli\n"
+IMPORTS = "import os, seqdance.inference.pipeline, seqdance.cli\n"
 CASES = {
     "imports only": "",
     "read_fasta (whole text)": (
@@ -57,6 +58,18 @@ CASES = {
         "          '--no-progress'])\n"
         "except SystemExit as exc:\n"
         "    assert not exc.code, exc.code\n"
+    ),
+    "seqdance predict -o OUT.h5 --pairs none (one store)": (
+        "from seqdance.cli import main\n"
+        "try:\n"
+        "    main(['predict', FASTA, '-m', MODEL, '-o', OUT, '--window', str(WINDOW),\n"
+        "          '--pairs', 'none', '--no-progress'])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "import h5py\n"
+        "with h5py.File(OUT) as h5:\n"
+        "    assert len(h5['index/id']) == len(h5['records'])\n"
+        "print(f'store: {os.path.getsize(OUT) / 2**20:.1f} MiB', flush=True)\n"
     ),
 }
 

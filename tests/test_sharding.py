@@ -231,6 +231,25 @@ def test_workers_2_predict_is_byte_identical(run_cli, tiny_dir, tmp_path, monkey
         assert two[name] == one[name], name
 
 
+@pytest.mark.parametrize("extra", [["--attention"], ["--window", "32", "--pair-band", "5"]],
+                         ids=["attention", "window-band"])  # fmt: skip
+def test_workers_2_predict_store_is_byte_identical(run_cli, tiny_dir, tmp_path, monkeypatch,
+                                                   extra):  # fmt: skip
+    from seqdance.inference.store_file import PredictionStore
+
+    monkeypatch.setenv("SEQDANCE_SHARD_TOKENS", "100")  # several shards for 9 records
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(_proteins())
+    args = ["predict", str(fasta), "-m", str(tiny_dir), "--token-budget", "120",
+            "--no-progress", *extra]  # fmt: skip
+    assert run_cli([*args, "-o", str(tmp_path / "one.h5")]) == 0
+    assert run_cli([*args, "-o", str(tmp_path / "two.h5"), "--workers", "2"]) == 0
+    assert (tmp_path / "one.h5").read_bytes() == (tmp_path / "two.h5").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fasta", "one.h5", "two.h5"]
+    store = PredictionStore(tmp_path / "two.h5")
+    assert store.ids == [f"sp|P{k:05d}|R{k}" for k in range(9)]  # FASTA order, not shard order
+
+
 def test_workers_2_embed_is_byte_identical(run_cli, tiny_dir, tmp_path, monkeypatch):
     import h5py
     import numpy as np
@@ -277,13 +296,14 @@ def test_torchrun_2_ranks_predict_and_embed_are_byte_identical(tiny_dir, tmp_pat
     fasta = tmp_path / "in.fasta"
     fasta.write_text(_proteins())
     common = [str(fasta), "-m", str(tiny_dir), "--token-budget", "120", "--no-progress"]
-    for command, one, two in (("predict", "p1", "p2"), ("embed", "e1.h5", "e2.h5")):
+    runs = (("predict", "p1", "p2"), ("embed", "e1.h5", "e2.h5"), ("predict", "s1.h5", "s2.h5"))
+    for command, one, two in runs:
         args = [command, *common, "--window", "32"]
         first = _run([*SEQDANCE, *args, "-o", str(tmp_path / one)])
         second = _run([*TORCHRUN, exe, *args, "-o", str(tmp_path / two)],
                       SEQDANCE_SHARD_TOKENS="100")  # fmt: skip
         assert first.returncode == 0 and second.returncode == 0, second.stderr[-2000:]
-        if command == "predict":
+        if not one.endswith(".h5"):
             assert _files(tmp_path / one) == _files(tmp_path / two)
         else:
             assert (tmp_path / one).read_bytes() == (tmp_path / two).read_bytes()

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from helpers import proteins_fasta, spawned_workers
@@ -37,15 +38,17 @@ def _files(folder: Path) -> dict[str, bytes]:
             if p.is_file()}  # fmt: skip
 
 
-def _kill_worker_mid_run(argv: list[str], shards: Path, rank1: list[int]) -> tuple[int, str, int]:
+def _kill_worker_mid_run(argv: list[str], shards: Path, rank1: list[int],
+                        suffix: str) -> tuple[int, str, int]:  # fmt: skip
     """Start ``argv`` (``--workers 2``), SIGKILL rank 1 once it has written a shard and two
-    shards exist; (exit status, stderr) of rank 0 and the killed process id."""
+    shards exist (``*{suffix}`` files); (exit status, stderr) of rank 0 and the killed
+    process id."""
     job = subprocess.Popen(argv, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)  # fmt: skip
     try:
         deadline = time.time() + 120
         while time.time() < deadline and job.poll() is None:
-            done = {int(p.stem.rsplit("-", 1)[1]) for p in shards.glob("[!.]*-*.npz")}
+            done = {int(p.stem.rsplit("-", 1)[1]) for p in shards.glob(f"[!.]*-*{suffix}")}
             if len(done) >= 2 and done & set(rank1):
                 break
             time.sleep(0.005)
@@ -59,7 +62,8 @@ def _kill_worker_mid_run(argv: list[str], shards: Path, rank1: list[int]) -> tup
     return job.returncode, stderr, workers[0]
 
 
-def _check_killed(killed: tuple[int, str, int], shards: Path, total: int) -> dict[str, int]:
+def _check_killed(killed: tuple[int, str, int], shards: Path, total: int,
+                  suffix: str) -> dict[str, int]:  # fmt: skip
     """What a killed run must leave: failure, <= 1 error line and no traceback, readable
     finished shards only (temporaries only of the killed process); their mtimes."""
     code, stderr, pid = killed
@@ -69,12 +73,23 @@ def _check_killed(killed: tuple[int, str, int], shards: Path, total: int) -> dic
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) <= 1 and "Traceback" not in stderr, stderr[-2000:]
     assert all("rerun the same command" in e and ".cc:" not in e for e in errors), errors
-    finished = {p.name: p.stat().st_mtime_ns for p in shards.glob("[!.]*.npz")}
+    finished = {p.name: p.stat().st_mtime_ns for p in shards.glob(f"[!.]*{suffix}")}
     assert 0 < len(finished) < total, (len(finished), total)
     for name in finished:  # every shard under its final name is whole
-        with np.load(shards / name, allow_pickle=False) as data:
-            assert len(data["items"]) > 0
+        assert _shard_records(shards / name)
     return finished
+
+
+def _shard_records(path: Path) -> list[int]:
+    """The record indices a finished shard file holds (npz: ``items``; HDF5: record groups,
+    each with its residue table)."""
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            return data["items"].tolist()
+    with h5py.File(path, "r") as h5:
+        records = h5["records"]
+        assert all(records[name]["residue"].shape[1] == 50 for name in records)
+        return sorted(int(name.removeprefix("rec")) for name in records)
 
 
 def _plan(tmp_path: Path, window: int | None) -> tuple[Path, list[int], int]:
@@ -95,7 +110,8 @@ def _seqdance(args: list[str], out: Path, *extra: str) -> None:
 
 
 def _reference_then_killed_run(command: str, model: Path, tmp_path: Path, ref: str, out: Path,
-                               shards: Path) -> tuple[list[str], dict[str, int], int]:  # fmt: skip
+                               shards: Path, suffix: str = ".npz",
+                               ) -> tuple[list[str], dict[str, int], int]:  # fmt: skip
     """A one-process reference run into ``tmp_path / ref``, then a ``--workers 2`` run into
     ``out`` whose rank 1 is killed mid-run; returns the arguments, the finished shards'
     mtimes (checked by :func:`_check_killed`) and the number of shards."""
@@ -104,8 +120,8 @@ def _reference_then_killed_run(command: str, model: Path, tmp_path: Path, ref: s
             "--no-progress"]  # fmt: skip
     _seqdance(args, tmp_path / ref)
     killed = _kill_worker_mid_run([*SEQDANCE, *args, "-o", str(out), "--workers", "2"],
-                                  shards, rank1)  # fmt: skip
-    return args, _check_killed(killed, shards, total), total
+                                  shards, rank1, suffix)  # fmt: skip
+    return args, _check_killed(killed, shards, total, suffix), total
 
 
 def _temporaries(folder: Path) -> list[Path]:
@@ -120,10 +136,9 @@ def test_predict_worker_killed_then_rerun_resumes_with_same_bytes(tiny_dir, tmp_
     assert not (out / "index.csv").exists()
     records = {}  # the files of the finished shards' records (ids are their own stems)
     for name in finished:
-        with np.load(shards / name, allow_pickle=False) as data:
-            for index in data["items"].tolist():
-                for file in (f"rec{index:04d}.residue.csv", f"rec{index:04d}.pair.npz"):
-                    records[file] = (out / file).stat().st_mtime_ns
+        for index in _shard_records(shards / name):
+            for file in (f"rec{index:04d}.residue.csv", f"rec{index:04d}.pair.npz"):
+                records[file] = (out / file).stat().st_mtime_ns
     _seqdance(args, out, "--workers", "2")  # the rerun
     assert {n: (shards / n).stat().st_mtime_ns for n in finished} == finished
     assert {n: (out / n).stat().st_mtime_ns for n in records} == records  # not written again
@@ -145,4 +160,17 @@ def test_embed_worker_killed_then_rerun_resumes_with_same_bytes(tiny_dir, tmp_pa
     _seqdance(args, out, "--workers", "2")  # the rerun
     assert {n: (shards / n).stat().st_mtime_ns for n in finished} == finished
     assert len(list(shards.glob("*.npz"))) == total and not _temporaries(tmp_path)
+    assert out.read_bytes() == (tmp_path / "ref.h5").read_bytes()
+
+
+def test_predict_store_worker_killed_then_rerun_resumes_with_same_bytes(tiny_dir, tmp_path):
+    # predict -o OUT.h5: shards are HDF5 files of record groups, assembled by rank 0
+    out = tmp_path / "run.h5"
+    shards = tmp_path / "run.h5.shards"
+    args, finished, total = _reference_then_killed_run("predict", tiny_dir, tmp_path, "ref.h5",
+                                                       out, shards, ".h5")  # fmt: skip
+    assert not out.exists()
+    _seqdance(args, out, "--workers", "2")  # the rerun
+    assert {n: (shards / n).stat().st_mtime_ns for n in finished} == finished
+    assert len(list(shards.glob("*.h5"))) == total and not _temporaries(tmp_path)
     assert out.read_bytes() == (tmp_path / "ref.h5").read_bytes()

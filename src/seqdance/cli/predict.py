@@ -40,7 +40,13 @@ def _load(model: str, arch: str | None, device: str, dtype: DType, int8: bool = 
 def predict_command(
     fasta: Path = typer.Argument(..., help="Protein sequences (FASTA).", show_default=False),
     model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Output folder, or a file ending in .h5: one HDF5 store for every record "
+        "(residues, pairs, attention) with a per-record index; for proteomes.",
+    ),
     device: str = device_option(),
     dtype: DType = dtype_option(),
     plots: bool = typer.Option(False, "--plots", help="Also write two figures per record."),
@@ -98,7 +104,8 @@ def predict_command(
     Writes OUT/{id}.residue.csv (position, residue, then one column per residue output),
     OUT/{id}.pair.npz (one L x L array per pair output) or, with --window or --pair-band,
     the HDF5 pair store OUT/{id}.pair.h5, and OUT/index.csv (record id -> files). {id} is the
-    record id made safe as a file name. Every sequence runs in one pass, as the authors'
+    record id made safe as a file name. With -o OUT.h5, all of it goes into one HDF5 store
+    instead (docs/outputs.md). Every sequence runs in one pass, as the authors'
     code; --window N predicts longer ones in overlapping windows (docs/model.md).
     """
     from seqdance.inference import pipeline

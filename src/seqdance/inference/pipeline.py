@@ -25,12 +25,15 @@ from seqdance.inference.sharded_records import (
     embed_sharded,
     predict_in_shards,
     predict_sharded,
+    predict_to_store,
 )
 from seqdance.inference.store import parse_pairs
+from seqdance.inference.store_file import is_store_path
 from seqdance.inference.store_predict import PredictOutputs
 from seqdance.model.quantize import quantize_int8
 from seqdance.model.seqdance import SeqDanceModel, load_model
 from seqdance.train.distributed import env_from_environment, pick_device
+from seqdance.utils.io import check_output_file
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -81,22 +84,37 @@ def predict_fasta(
     safe and unique as a file name (:func:`seqdance.inference.store.safe_stems`). A record's
     files appear together or not at all. Every option is checked before the model loads.
 
+    ``out`` ending in ``.h5`` or ``.hdf5``: one HDF5 store for every record instead
+    (:mod:`seqdance.inference.store_file`: residues, pairs and attention maps by record, and
+    a per-record index; not with ``plots`` or ``pdb``).
+
     Under ``torchrun`` or ``--workers`` (:func:`seqdance.inference.sharding.current`) the
     records are shared between the ranks (the same files); None on ranks other than 0.
     """
+    one_file = is_store_path(out)
+    if one_file and pdb is not None:
+        raise SeqDanceError(
+            "--pdb writes files per record, not into an HDF5 store; give an output folder "
+            "for -o, or leave out --pdb"
+        )
     records = index_fasta(fasta)  # every record checked before any work starts; read per shard
     pdb_records = records_in_structure(pdb, records) if pdb is not None else set()
     options = PredictOutputs(
         pairs=parse_pairs(pairs), pair_band=pair_band, pair_format=pair_format,
         pair_dtype=pair_dtype, window=window, attention=attention, plots=plots,
         figure_format=figure_format, token_budget=token_budget,
-        pdb_records=frozenset(pdb_records),
+        pdb_records=frozenset(pdb_records), one_file=one_file,
     )  # fmt: skip
     options.check(record_lengths(records))
+    if one_file:
+        check_output_file(out)
     if int8 and attention:  # the int8 graph forms no attention maps
         raise SeqDanceError("--int8 writes no attention maps; leave out --attention or --int8")
     net = load_on_device(spec, arch, device, dtype, int8)
     group = sharding.current()
+    if one_file:  # one process or many: the same shard files, assembled by rank 0
+        found = predict_to_store(group, net, records, out, options, progress=progress)
+        return None if found is None else len(records)
     if group.sharded:
         found = predict_sharded(group, net, records, out, options, pdb=pdb, progress=progress)
         return None if found is None else len(records)

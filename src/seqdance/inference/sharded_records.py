@@ -31,9 +31,10 @@ from seqdance.inference.fasta import FastaRecord
 from seqdance.inference.fasta_index import record_ids, record_lengths, records_digest
 from seqdance.inference.predict import make_batches, window_plan
 from seqdance.inference.store import INDEX_NAME, safe_stems, write_record_index
+from seqdance.inference.store_file import assemble_store, write_records_h5
 from seqdance.inference.store_predict import PredictOutputs, write_records
 from seqdance.model.quantize import state_fingerprint
-from seqdance.utils.io import check_output_file
+from seqdance.utils.io import check_output_file, h5_output
 from seqdance.utils.progress import progress_bar
 
 SHARDS_DIR = "shards"  # predict: OUT/shards/ (removed after a successful run)
@@ -128,22 +129,7 @@ def predict_sharded(
     stems = safe_stems(ids)
     shards = record_shards(lengths, options.token_budget, options.window,
                            _shard_tokens(shard_tokens))  # fmt: skip
-    manifest = {
-        "records": records_digest(records),
-        "pairs": list(options.pairs),
-        "options": [
-            options.pair_band,
-            options.pair_format,
-            options.pair_dtype,
-            options.window,
-            options.attention,
-            options.plots,
-            options.token_budget,
-        ],
-        "pdb": [str(pdb), sorted(options.pdb_records)],
-        "model": state_fingerprint(net),
-    }
-    key = "predict-" + sharding.digest(manifest)
+    key = _predict_key(net, records, options, pdb)
 
     def compute(shard: sharding.Shard) -> dict[str, np.ndarray]:
         chosen = sorted(shard.items)  # input order: the batches of the one-process pass
@@ -167,6 +153,75 @@ def predict_sharded(
     path = write_record_index(out / INDEX_NAME, rows)
     sharding.remove_shards(out / SHARDS_DIR, key)
     return path
+
+
+def _predict_key(net, records, options: PredictOutputs, pdb) -> str:
+    """The name of a predict run's shards: a hash of the records, options and weights."""
+    manifest = {
+        "records": records_digest(records),
+        "pairs": list(options.pairs),
+        "options": [
+            options.pair_band,
+            options.pair_format,
+            options.pair_dtype,
+            options.window,
+            options.attention,
+            options.plots,
+            options.token_budget,
+        ],
+        "pdb": [str(pdb), sorted(options.pdb_records)],
+        "model": state_fingerprint(net),
+    }
+    return "predict-" + sharding.digest(manifest)
+
+
+def predict_to_store(
+    group: sharding.Group,
+    net,
+    records: Sequence[FastaRecord],
+    out: str | os.PathLike,
+    options: PredictOutputs,
+    *,
+    progress: bool = False,
+    shard_tokens: int | None = None,
+) -> Path | None:
+    """Predict ``records`` into the one-file store ``out`` (``seqdance.inference.store_file``)
+    on the ranks of ``group``; a single process is a group of one, and takes the same path.
+
+    Each shard's records go to ``OUT.shards/{key}-{k}.h5`` (written atomically); rank 0 then
+    copies every record's group into ``out`` (one-process order) and writes the index, so the
+    bytes do not depend on the number of ranks, and a killed run (one process or many)
+    resumes from the finished shards. Returns ``out`` on rank 0, None elsewhere.
+    """
+    out = check_output_file(out)
+    ids, lengths = record_ids(records), record_lengths(records)
+    stems = safe_stems(ids)
+    shards = record_shards(lengths, options.token_budget, options.window,
+                           _shard_tokens(shard_tokens))  # fmt: skip
+    key = "store-" + _predict_key(net, records, options, None)
+    mine = sharding.deal(shards, group.world)[group.rank]
+    shown = progress and group.is_main
+    bar = progress_bar(total=sum(len(shards[k].items) for k in mine), desc="predict",
+                       unit="seq", enabled=shown)  # fmt: skip
+
+    def write(path: Path, shard: sharding.Shard) -> None:
+        chosen = sorted(shard.items)  # input order: the batches of the one-process pass
+        with h5_output(path) as h5:
+            write_records_h5(h5.create_group("records"), net, [records[i] for i in chosen],
+                             [stems[i] for i in chosen], options)  # fmt: skip
+        bar.update(len(chosen))
+        _trim_heap()
+
+    folder = out.with_name(f"{out.name}.shards")
+    try:
+        paths = sharding.shard_files(group, folder, key, shards, None, write=write, suffix=".h5")
+    finally:
+        bar.close()
+    if paths is None:
+        return None
+    assemble_store(out, paths, [s.items for s in shards], ids, stems, lengths, options)
+    sharding.remove_shards(folder, key)
+    return out
 
 
 def embed_sharded(

@@ -291,8 +291,8 @@ def _worker(index: int, workers: int, init: str, fn: Callable, kwargs: dict) -> 
 
 
 # -- running shards ------------------------------------------------------------------------
-def shard_path(folder: Path, key: str, index: int) -> Path:
-    return folder / f"{key}-{index:05d}.npz"
+def shard_path(folder: Path, key: str, index: int, suffix: str = ".npz") -> Path:
+    return folder / f"{key}-{index:05d}{suffix}"
 
 
 def _read(path: Path) -> dict[str, np.ndarray] | None:
@@ -326,23 +326,33 @@ def shard_files(
     folder: str | os.PathLike,
     key: str,
     shards: Sequence[Shard],
-    compute: Callable[[Shard], dict[str, np.ndarray]],
+    compute: Callable[[Shard], dict[str, np.ndarray]] | None,
+    *,
+    write: Callable[[Path, Shard], None] | None = None,
+    suffix: str = ".npz",
 ) -> list[Path] | None:
     """:func:`run_shards`, but rank 0 gets the shard files (in shard order), checked readable,
-    to read one at a time (:func:`read_shard`): memory stays that of one shard."""
+    to read one at a time (:func:`read_shard`): memory stays that of one shard.
+
+    ``write(path, shard)`` instead of ``compute``: the shard writes its own file (atomically,
+    e.g. through ``seqdance.utils.io.h5_output``) named ``{key}-{k}{suffix}``; a file that
+    exists is a finished shard."""
     folder = Path(folder)
     mine = deal(shards, group.world)[group.rank]
     with group.step():
         folder.mkdir(parents=True, exist_ok=True)
         for k in mine:
-            path = shard_path(folder, key, k)
+            path = shard_path(folder, key, k, suffix)
             for stale in folder.glob(f".{path.name}.*"):  # a killed write's temporary
                 stale.unlink(missing_ok=True)
-            if _read(path) is None:
+            if write is not None:
+                if not path.is_file():
+                    write(path, shards[k])
+            elif _read(path) is None:
                 save_npz(path, compressed=False, **compute(shards[k]))
     if not group.is_main:
         return None
-    paths = [shard_path(folder, key, shard.index) for shard in shards]
+    paths = [shard_path(folder, key, shard.index, suffix) for shard in shards]
     for shard, path in zip(shards, paths, strict=True):
         if not path.is_file():  # removed under our feet
             raise SeqDanceError(f"{folder}: shard {shard.index} is missing; {RERUN_HINT}")
@@ -363,7 +373,7 @@ def remove_shards(folder: str | os.PathLike, key: str) -> None:
     if os.environ.get("SEQDANCE_KEEP_SHARDS", "0") == "1":
         return
     folder = Path(folder)
-    for path in folder.glob(f"{key}-*.npz"):
+    for path in folder.glob(f"{key}-*.*"):
         path.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         folder.rmdir()

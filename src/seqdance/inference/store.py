@@ -99,6 +99,30 @@ def parse_pairs(spec: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 # -- the HDF5 pair store -----------------------------------------------------------------
+def create_pair_datasets(parent, length: int, channels: Sequence[str], dtype: str = "float32",
+                         band: int | None = None) -> list:  # fmt: skip
+    """The pair store's layout in the h5py group or file ``parent``: attributes ``length``,
+    ``band`` (-1: none) and ``channels``, and one chunked, compressed (L, L) dataset per
+    channel whose unwritten pairs read as NaN. Returns the datasets, in ``channels`` order."""
+    chunk = (min(length, CHUNK), min(length, CHUNK))
+    parent.attrs["length"] = length
+    parent.attrs["band"] = -1 if band is None else band
+    parent.attrs["channels"] = ",".join(channels)
+    return [
+        parent.create_dataset(
+            name,
+            shape=(length, length),
+            dtype=dtype,
+            chunks=chunk,
+            compression="gzip",
+            compression_opts=1,
+            shuffle=True,
+            fillvalue=np.nan,
+        )  # fmt: skip
+        for name in channels
+    ]
+
+
 class PairStoreWriter:
     """Write one record's pair maps into an HDF5 pair store, block by block.
 
@@ -120,23 +144,7 @@ class PairStoreWriter:
         self.raw = latched_file(path)  # a full disk: one error, HDF5 still closes cleanly
         self.file = h5py.File(self.raw, "w")
         self.closed = False
-        chunk = (min(length, CHUNK), min(length, CHUNK))
-        self.file.attrs["length"] = length
-        self.file.attrs["band"] = -1 if band is None else band
-        self.file.attrs["channels"] = ",".join(channels)
-        self.sets = [
-            self.file.create_dataset(
-                name,
-                shape=(length, length),
-                dtype=dtype,
-                chunks=chunk,
-                compression="gzip",
-                compression_opts=1,
-                shuffle=True,
-                fillvalue=np.nan,
-            )  # fmt: skip
-            for name in channels
-        ]
+        self.sets = create_pair_datasets(self.file, length, channels, dtype, band)
 
     def write(self, row0: int, col0: int, values: np.ndarray) -> None:
         """Pairs ``row0 : row0 + n`` x ``col0 : col0 + m``; values (n, m, 13), all channels."""
@@ -173,7 +181,9 @@ def pair_file(stem_path: str | os.PathLike) -> Path | None:
 
 
 class PairMaps:
-    """The pair maps of one record, read lazily from a ``.pair.h5`` store or a ``.pair.npz``.
+    """The pair maps of one record, read lazily from a ``.pair.h5`` store or a ``.pair.npz``,
+    or from the group ``group`` of an HDF5 file (a record of ``predict``'s one-file store,
+    ``seqdance.inference.store_file``).
 
     ``maps["corr"]`` is one (L, L) float32 array; ``maps.tile("corr", rows, cols)`` reads a
     slice only (from an HDF5 store, only the chunks it touches); ``maps[..., k]`` is channel
@@ -181,16 +191,18 @@ class PairMaps:
     ``np.asarray(maps)`` reads everything, shape=(L, L, 13), NaN for channels not written.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, group: str = "/") -> None:
         self.path = Path(path)
+        self.group = group
         try:
-            if self.path.suffix == ".h5":
+            if self.hdf5:
                 import h5py
 
                 with h5py.File(self.path, "r") as h5:
-                    self.names = tuple(c for c in PAIR_CHANNELS if c in h5)
-                    self.length = int(h5.attrs["length"])
-                    band = int(h5.attrs.get("band", -1))
+                    maps = h5[group]
+                    self.names = tuple(c for c in PAIR_CHANNELS if c in maps)
+                    self.length = int(maps.attrs["length"])
+                    band = int(maps.attrs.get("band", -1))
                     self.band = None if band < 0 else band
             else:
                 with np.load(self.path, allow_pickle=False) as data:
@@ -199,6 +211,10 @@ class PairMaps:
                 self.band = None
         except (OSError, ValueError, KeyError, IndexError) as exc:
             raise SeqDanceError(f"{self.path}: cannot read the pair outputs ({exc})") from exc
+
+    @property
+    def hdf5(self) -> bool:
+        return self.path.suffix in (".h5", ".hdf5")
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -210,11 +226,11 @@ class PairMaps:
             if name in PAIR_CHANNELS:
                 return np.full((self.length, self.length), np.nan, np.float32)[rows, cols]
             raise KeyError(f"{name!r} is not a pair output")
-        if self.path.suffix == ".h5":
+        if self.hdf5:
             import h5py
 
             with h5py.File(self.path, "r") as h5:
-                return h5[name][rows, cols].astype(np.float32)
+                return h5[self.group][name][rows, cols].astype(np.float32)
         with np.load(self.path, allow_pickle=False) as data:
             return data[name][rows, cols].astype(np.float32)
 

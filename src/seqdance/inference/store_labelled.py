@@ -5,6 +5,7 @@ units), and pair maps addressed by name, from the model or from ``predict``'s ou
     >>> result["ubq"].residues["rmsf_nor"]          # pandas Series, index = position (1-based)
     >>> result["ubq"].pairs["corr"]                 # (L, L) float32
     >>> kept = open_predictions("predictions/")     # pair maps read lazily from the files
+    >>> kept = open_predictions("predictions.h5")   # or from predict's one-file store
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pandas as pd
 from seqdance.errors import InputFileError
 from seqdance.inference.predict import iter_outputs
 from seqdance.inference.store import INDEX_NAME, PAIR_H5, PAIR_NPZ, PairMaps
+from seqdance.inference.store_file import PredictionStore, is_store_path
 from seqdance.schema import FEATURES, PAIR_CHANNELS, RESIDUE_CHANNELS
 
 # What each output measures (the training data's units; docs/model.md).
@@ -112,9 +114,12 @@ def predict_labelled(
 
 
 def open_predictions(folder: str | os.PathLike) -> dict[str, LabelledPrediction]:
-    """The records of a ``seqdance predict`` output folder (by its ``index.csv``), residue
-    tables read now, pair maps (``.pair.h5`` or ``.pair.npz``) read lazily on access."""
+    """The records of a ``seqdance predict`` output folder (by its ``index.csv``) or one-file
+    store (``-o OUT.h5``), residue tables read now, pair maps (``.pair.h5`` or ``.pair.npz``,
+    the store's groups) read lazily on access."""
     folder = Path(folder)
+    if is_store_path(folder) and not folder.is_dir():
+        return _open_store(folder)
     index_path = folder / INDEX_NAME
     if not index_path.is_file():
         raise InputFileError(f"{folder}: no {INDEX_NAME} (not an output folder of predict)")
@@ -132,4 +137,16 @@ def open_predictions(folder: str | os.PathLike) -> dict[str, LabelledPrediction]
                 pairs = LabelledPairs(maps, maps.names)
                 break
         results[rid] = LabelledPrediction(rid, sequence, frame, pairs)
+    return results
+
+
+def _open_store(path: Path) -> dict[str, LabelledPrediction]:
+    store = PredictionStore(path)
+    results: dict[str, LabelledPrediction] = {}
+    for row, rid in enumerate(store.ids):
+        maps = store.pairs(row)
+        pairs = LabelledPairs(maps, maps.names) if maps is not None else None
+        results[rid] = LabelledPrediction(
+            rid, store.sequence(row), residue_frame(store.residue(row)), pairs
+        )
     return results

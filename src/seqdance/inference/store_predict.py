@@ -55,7 +55,9 @@ class PredictOutputs:
     pairs: pair channels written (schema order; empty: no pair file and no pair head run).
     pair_band: keep |i - j| <= N only (None: all). pair_format: ``auto`` (``h5`` with a
     window or a band, else ``npz``), ``npz`` or ``h5``. pair_dtype: ``float32`` or
-    ``float16`` (h5 only). window: residues per window (None: one pass).
+    ``float16`` (h5 only). window: residues per window (None: one pass). one_file: every
+    record into one HDF5 store (``-o OUT.h5``, ``seqdance.inference.store_file``) rather
+    than files in a folder.
     """
 
     pairs: tuple[str, ...] = PAIR_CHANNELS
@@ -68,10 +70,13 @@ class PredictOutputs:
     figure_format: str = "png"  # png (300 dpi), svg or pdf
     token_budget: int = DEFAULT_TOKEN_BUDGET
     pdb_records: frozenset[str] = field(default_factory=frozenset)
+    one_file: bool = False
 
     @property
     def store(self) -> bool:
         """Pairs go to an HDF5 pair store (written in blocks) rather than a dense npz."""
+        if self.one_file:
+            return True
         if self.pair_format == "auto":
             return self.window is not None or self.pair_band is not None
         return self.pair_format == "h5"
@@ -86,6 +91,8 @@ class PredictOutputs:
             )
         if self.pair_format not in ("auto", "npz", "h5"):
             raise SeqDanceError(f"--pair-format {self.pair_format!r}: use auto, npz or h5")
+        if self.one_file:
+            self._check_one_file()
         if not self.pairs and (self.pair_band is not None or self.pair_format != "auto"
                                or self.pair_dtype != "float32"):  # fmt: skip
             raise SeqDanceError(
@@ -108,10 +115,30 @@ class PredictOutputs:
                     f"{longest} residues: |i - j| <= {longest - 1} keeps every pair); give a "
                     "smaller band or leave it out"
                 )
+        if self.window is not None and self.attention and self.one_file:
+            raise SeqDanceError(
+                "--attention with --window merges (layers, heads, L, L) maps in memory and "
+                "is not written to an HDF5 store; give an output folder, or leave out "
+                "--attention"
+            )
         if self.window is not None and self.attention and self.store:
             raise SeqDanceError(
                 "--attention with --window merges (layers, heads, L, L) maps in memory; "
                 "give --pair-format npz to do so anyway, or leave out --attention"
+            )
+
+    def _check_one_file(self) -> None:
+        """What a one-file store (``-o OUT.h5``) cannot hold: files of their own."""
+        for given, flag in ((self.plots, "--plots"), (self.pdb_records, "--pdb")):
+            if given:
+                raise SeqDanceError(
+                    f"{flag} writes files per record, not into an HDF5 store; give an output "
+                    f"folder for -o, or leave out {flag}"
+                )
+        if self.pair_format == "npz":
+            raise SeqDanceError(
+                "--pair-format npz writes a file per record; an HDF5 store (-o OUT.h5) holds "
+                "the pairs itself: leave out --pair-format, or give an output folder"
             )
 
 
