@@ -214,27 +214,15 @@ def test_record_shards_are_whole_batches_in_the_one_process_order(tiny_model):
         (0, 1, 4, 2), (3, 5), (6, 7), (8,)]  # fmt: skip
 
 
-@pytest.mark.parametrize("extra", [[], ["--window", "32", "--pairs", "corr,vdw"]],
-                         ids=["npz", "window-h5"])  # fmt: skip
-def test_workers_2_predict_is_byte_identical(run_cli, tiny_dir, tmp_path, monkeypatch, extra):
-    monkeypatch.setenv("SEQDANCE_SHARD_TOKENS", "100")  # several shards for 9 records
-    fasta = tmp_path / "in.fasta"
-    fasta.write_text(_proteins())
-    args = ["predict", str(fasta), "-m", str(tiny_dir), "--token-budget", "120",
-            "--no-progress", *extra]  # fmt: skip
-    assert run_cli([*args, "-o", str(tmp_path / "one")]) == 0
-    assert run_cli([*args, "-o", str(tmp_path / "two"), "--workers", "2"]) == 0
-    one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
-    assert len(one) == 9 * 2 + 1 and "index.csv" in one  # residue table + pair file each
-    assert list(two) == list(one)  # shards removed, no stray temporaries
-    for name in one:
-        assert two[name] == one[name], name
-
-
-@pytest.mark.parametrize("extra", [["--attention"], ["--window", "32", "--pair-band", "5"]],
-                         ids=["attention", "window-band"])  # fmt: skip
-def test_workers_2_predict_store_is_byte_identical(run_cli, tiny_dir, tmp_path, monkeypatch,
-                                                   extra):  # fmt: skip
+@pytest.mark.parametrize(
+    ("extra", "out"),
+    [([], ""), (["--window", "32", "--pairs", "corr,vdw"], ""), (["--attention"], ".h5"),
+     (["--window", "32", "--pair-band", "5"], ".h5")],
+    ids=["npz", "window-h5", "store-attention", "store-window-band"],
+)  # fmt: skip
+def test_workers_2_predict_is_byte_identical(run_cli, tiny_dir, tmp_path, monkeypatch, extra,
+                                             out):  # fmt: skip
+    """A folder of files (``out`` "") or the one-file store (``-o OUT.h5``)."""
     from seqdance.inference.store_file import PredictionStore
 
     monkeypatch.setenv("SEQDANCE_SHARD_TOKENS", "100")  # several shards for 9 records
@@ -242,12 +230,19 @@ def test_workers_2_predict_store_is_byte_identical(run_cli, tiny_dir, tmp_path, 
     fasta.write_text(_proteins())
     args = ["predict", str(fasta), "-m", str(tiny_dir), "--token-budget", "120",
             "--no-progress", *extra]  # fmt: skip
-    assert run_cli([*args, "-o", str(tmp_path / "one.h5")]) == 0
-    assert run_cli([*args, "-o", str(tmp_path / "two.h5"), "--workers", "2"]) == 0
-    assert (tmp_path / "one.h5").read_bytes() == (tmp_path / "two.h5").read_bytes()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fasta", "one.h5", "two.h5"]
-    store = PredictionStore(tmp_path / "two.h5")
-    assert store.ids == [f"sp|P{k:05d}|R{k}" for k in range(9)]  # FASTA order, not shard order
+    assert run_cli([*args, "-o", str(tmp_path / f"one{out}")]) == 0
+    assert run_cli([*args, "-o", str(tmp_path / f"two{out}"), "--workers", "2"]) == 0
+    if out:  # shards removed, no stray temporaries; the index in FASTA order
+        assert (tmp_path / "one.h5").read_bytes() == (tmp_path / "two.h5").read_bytes()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fasta", "one.h5", "two.h5"]
+        ids = PredictionStore(tmp_path / "two.h5").ids
+        assert ids == [f"sp|P{k:05d}|R{k}" for k in range(9)]
+        return
+    one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
+    assert len(one) == 9 * 2 + 1 and "index.csv" in one  # residue table + pair file each
+    assert list(two) == list(one)  # shards removed, no stray temporaries
+    for name in one:
+        assert two[name] == one[name], name
 
 
 def test_workers_2_embed_is_byte_identical(run_cli, tiny_dir, tmp_path, monkeypatch):

@@ -105,8 +105,8 @@ def predict_command(
     OUT/{id}.pair.npz (one L x L array per pair output) or, with --window or --pair-band,
     the HDF5 pair store OUT/{id}.pair.h5, and OUT/index.csv (record id -> files). {id} is the
     record id made safe as a file name. With -o OUT.h5, all of it goes into one HDF5 store
-    instead (docs/outputs.md). Every sequence runs in one pass, as the authors'
-    code; --window N predicts longer ones in overlapping windows (docs/model.md).
+    with a per-record index instead. Every sequence runs in one pass, as the authors'
+    code; --window N predicts longer ones in overlapping windows (docs/model.md: both).
     """
     from seqdance.inference import pipeline
 
