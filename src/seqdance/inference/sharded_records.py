@@ -18,7 +18,6 @@ shards whose file is missing.
 
 from __future__ import annotations
 
-import ctypes
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -35,6 +34,7 @@ from seqdance.inference.store_file import assemble_store, write_records_h5
 from seqdance.inference.store_predict import PredictOutputs, write_records
 from seqdance.model.quantize import state_fingerprint
 from seqdance.utils.io import check_output_file, h5_output
+from seqdance.utils.memory import trim_heap
 from seqdance.utils.progress import progress_bar
 
 SHARDS_DIR = "shards"  # predict: OUT/shards/ (removed after a successful run)
@@ -83,27 +83,6 @@ def record_shards(
     return shards
 
 
-def _trim_heap() -> None:
-    """Hand the C heap's free pages back to the system after a shard (glibc ``malloc_trim``;
-    nothing elsewhere). Without it the forward passes' freed buffers stay in the process as
-    fragments and peak RSS grows with the number of batches (measured: benchmarks/
-    fasta_memory.py), though nothing is kept."""
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
-
-
-def _load_libc():
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.malloc_trim.argtypes = [ctypes.c_size_t]
-        return libc
-    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows)
-        return None
-
-
-_LIBC = _load_libc()
-
-
 def _shard_tokens(shard_tokens: int | None) -> int:
     if shard_tokens is not None:
         return shard_tokens
@@ -136,7 +115,7 @@ def predict_sharded(
         shown = progress and group.is_main
         rows = write_records(net, [records[i] for i in chosen], [stems[i] for i in chosen],
                              out, options, pdb=pdb, progress=shown)  # fmt: skip
-        _trim_heap()
+        trim_heap()
         return {
             "items": np.array(chosen, dtype=np.int64),
             "files": np.array([",".join(row["files"]) for row in rows], dtype=str),  # type: ignore[arg-type]
@@ -210,7 +189,7 @@ def predict_to_store(
             write_records_h5(h5.create_group("records"), net, [records[i] for i in chosen],
                              [stems[i] for i in chosen], options)  # fmt: skip
         bar.update(len(chosen))
-        _trim_heap()
+        trim_heap()
 
     folder = out.with_name(f"{out.name}.shards")
     try:
@@ -253,7 +232,7 @@ def embed_sharded(
         chosen = sorted(shard.items)
         done = list(embed(net, [records[i].sequence for i in chosen], token_budget=token_budget,
                           window=window, progress=progress and group.is_main))  # fmt: skip
-        _trim_heap()
+        trim_heap()
         return {
             "items": np.array([chosen[i] for i, _ in done], dtype=np.int64),  # finishing order
             "residues": np.concatenate([residues for _, residues in done]),  # (sum L, E)
@@ -299,7 +278,7 @@ def predict_in_shards(
             for index, row in zip(chosen, done, strict=True):
                 rows[index] = row
             bar.update(len(chosen))
-            _trim_heap()
+            trim_heap()
     return write_record_index(Path(out) / INDEX_NAME, rows)
 
 
@@ -322,6 +301,6 @@ def embed_in_shards(
                                          window=window):  # fmt: skip
                     yield ids[chosen[i]], residues  # (L, E)
                     bar.update(1)
-                _trim_heap()
+                trim_heap()
 
     return write_embeddings(out, items())

@@ -37,6 +37,7 @@ from seqdance.inference.store_predict import PredictOutputs
 from seqdance.inference.windows import PairMerge, ResidueMerge
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
 from seqdance.utils.io import damaged_file_errors, h5_output
+from seqdance.utils.memory import trim_heap
 
 FORMAT = "seqdance predictions"
 VERSION = 1
@@ -157,6 +158,7 @@ def assemble_store(
             with damaged_file_errors(path, "a shard of predict"), h5py.File(path, "r") as src:
                 for i in items:
                     copy_record(src["records"][stems[i]], target, stems[i])
+            trim_heap()
         text = h5py.string_dtype()
         h5.create_dataset("index/id", data=np.array(ids, dtype=object), dtype=text)
         h5.create_dataset("index/stem", data=np.array(stems, dtype=object), dtype=text)
