@@ -143,3 +143,16 @@ def test_store_bytes_do_not_depend_on_the_shard_size(run_cli, tiny_dir, fasta, t
         monkeypatch.setenv("SEQDANCE_SHARD_TOKENS", tokens)
         _predict(run_cli, fasta, tiny_dir, tmp_path / f"{tokens}.h5", *extra)
         assert (tmp_path / f"{tokens}.h5").read_bytes() == (tmp_path / "one.h5").read_bytes()
+
+
+def test_store_without_pairs_holds_residues_only(run_cli, tiny_dir, tiny_model, fasta, tmp_path):
+    _predict(run_cli, fasta, tiny_dir, tmp_path / "res.h5", "--pairs", "none")
+    store = PredictionStore(tmp_path / "res.h5")
+    direct = predict(
+        tiny_model, [r.sequence for r in read_fasta(fasta)], pair=False, token_budget=200
+    )
+    assert store.pair_channels == () and store.pairs(0) is None and store.attention(0) is None
+    for row, want in enumerate(direct):
+        np.testing.assert_array_equal(store.residue(row), want.residue)
+    with h5py.File(tmp_path / "res.h5", "r") as h5:
+        assert all(sorted(group) == ["residue"] for group in h5["records"].values())
