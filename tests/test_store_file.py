@@ -4,6 +4,8 @@ files), its per-record index, its reader, and its refusals."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import h5py
@@ -156,3 +158,32 @@ def test_store_without_pairs_holds_residues_only(run_cli, tiny_dir, tiny_model, 
         np.testing.assert_array_equal(store.residue(row), want.residue)
     with h5py.File(tmp_path / "res.h5", "r") as h5:
         assert all(sorted(group) == ["residue"] for group in h5["records"].values())
+
+
+def test_report_reads_a_record_of_the_store(run_cli, tiny_dir, fasta, tmp_path, capsys):
+    from seqdance.report.inputs import read_prediction
+
+    _predict(run_cli, fasta, tiny_dir, tmp_path / "one.h5")
+    _predict(run_cli, fasta, tiny_dir, tmp_path / "folder")
+    got = read_prediction(tmp_path / "one.h5", "sp|Q9|odd")
+    ref = read_prediction(tmp_path / "folder" / "sp_Q9_odd.residue.csv")
+    assert got.name == "sp|Q9|odd" and got.sequence == ref.sequence  # named by its id
+    np.testing.assert_allclose(got.residue, ref.residue, rtol=1e-5)  # the CSV: 6 digits
+    np.testing.assert_array_equal(np.asarray(got.pair), ref.pair)
+    out = tmp_path / "r.html"
+    store = str(tmp_path / "one.h5")
+    assert run_cli(["report", store, "--record", "sp|Q9|odd", "-o", str(out)]) == 0
+    found = re.search(r'<script type="application/json" id="report-data">(.*?)</script>',
+                      out.read_text(), re.S)  # fmt: skip
+    data = json.loads(found[1].replace("<\\/", "</"))
+    assert data["sequence"] == got.sequence and data["header"]["title"] == "sp|Q9|odd"
+    capsys.readouterr()
+    bad = tmp_path / "bad.html"
+    cases = (([store], "holds 8 records: give --record ID (e.g. --record rec0000)"),
+             ([store, "--record", "nope"], "no record 'nope' (--record)"),
+             ([str(tmp_path / "folder" / "rec0002.residue.csv"), "--record", "rec0002"],
+              "is not one"))  # fmt: skip
+    for argv, message in cases:
+        assert run_cli(["report", *argv, "-o", str(bad)]) == 1
+        assert message in one_error_line(capsys.readouterr().err)
+        assert not bad.exists()

@@ -27,8 +27,13 @@ def _command_line(params: dict) -> str:
 @app.command("report")
 def report_command(
     prediction: Path = typer.Argument(
-        ..., help="{id}.residue.csv of seqdance predict ({id}.pair.npz beside it is read too).",
+        ...,
+        help="{id}.residue.csv of seqdance predict ({id}.pair.npz beside it is read too), or "
+        "its one-file store OUT.h5 (with --record).",
         show_default=False,
+    ),
+    record: str | None = typer.Option(
+        None, "--record", help="The record to report from a one-file store (-o OUT.h5)."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="HTML file to write."),
     scan: Path | None = typer.Option(None, "--scan", help="Output folder of seqdance scan."),
@@ -64,11 +69,12 @@ def report_command(
     """
     from seqdance.report import build
 
-    params = {"prediction": prediction, "out": out, "scan": scan, "explain": explain,
+    params = {"prediction": prediction, "record": record, "out": out, "scan": scan,
+              "explain": explain,
               "structure": structure, "chain": chain, "offset": offset, "model": model,
               "arch": arch, "scan_column": scan_column, "title": title}  # fmt: skip
     options = build.ReportOptions(
-        structure=structure, chain=chain, offset=offset,
+        structure=structure, record=record, chain=chain, offset=offset,
         scan_columns=tuple(scan_column) or None, title=title or "", model=model or "",
         command=_command_line(params),
     )  # fmt: skip

@@ -49,11 +49,14 @@ class ReportOptions:
     weights_hash : the model's parameter hash (``seqdance.inference.scan.model_fingerprint``);
         default: the scan manifest's, else the loaded model's.
     command : the command line that made the outputs or the report, for the header.
+    record : with a one-file predict store as the prediction, the record id to report
+        (needed when the store holds more than one record).
     max_links : most residue pairs drawn as links in the 3D view.
     pair_budget, profile_budget : sizes (values) of pair maps and scan profiles embedded.
     """
 
     structure: Path | None = None
+    record: str | None = None
     chain: str | None = None
     offset: int | None = None
     scan_columns: tuple[str, ...] | None = None
@@ -79,7 +82,11 @@ def load_parts(
     different sequences, disagreeing residue numbering, or a structure that does not match.
     """
     options = options or ReportOptions()
-    pred = prediction if isinstance(prediction, Prediction) else read_prediction(prediction)
+    pred = (
+        prediction
+        if isinstance(prediction, Prediction)
+        else read_prediction(prediction, options.record)
+    )
     scan_data = scan if scan is None or isinstance(scan, ScanData) else read_scan(scan)
     ex = explain if explain is None or isinstance(explain, ExplainData) else read_explain(explain)
     first = check_numbering(pred, scan_data, ex, options.offset)

@@ -18,6 +18,7 @@ from seqdance.errors import InputFileError, SeqDanceError
 from seqdance.inference.mutations import AMINO_ACIDS
 from seqdance.inference.scan import MANIFEST_NAME, PARTS_DIR, SCAN_NAME
 from seqdance.inference.store import PairMaps
+from seqdance.inference.store_file import PredictionStore, is_store_path
 from seqdance.schema import PAIR_CHANNELS, RESIDUE_CHANNELS
 from seqdance.utils.io import damaged_file_errors
 from seqdance.utils.tables import separator_of
@@ -100,17 +101,25 @@ def _numbers(table, columns: list[str], path: Path) -> np.ndarray:
     return out
 
 
-def read_prediction(path: str | os.PathLike) -> Prediction:
+def read_prediction(path: str | os.PathLike, record: str | None = None) -> Prediction:
     """``{id}.residue.csv`` of ``seqdance predict`` and, when present, ``{id}.pair.npz`` (or the
-    pair store ``{id}.pair.h5``) beside it.
+    pair store ``{id}.pair.h5``) beside it; or one record of a one-file store (``-o OUT.h5``).
 
     Parameters
     ----------
-    path : a ``.residue.csv`` file, or ``{id}`` / ``{id}.pair.npz`` of the same record.
+    path : a ``.residue.csv`` file, or ``{id}`` / ``{id}.pair.npz`` of the same record; or
+        a one-file store (``.h5``/``.hdf5``).
+    record : the record id in a one-file store (may be left out when it holds one record).
     """
     import pandas as pd
 
     path = Path(path)
+    if is_store_path(path) and not path.is_dir():
+        return _store_record(path, record)
+    if record is not None:
+        raise SeqDanceError(
+            f"--record picks a record of a one-file predict store (-o OUT.h5); {path} is not one"
+        )
     stem = str(path)
     for suffix in (RESIDUE_SUFFIX, LEGACY_RESIDUE_SUFFIX, PAIR_SUFFIX, PAIR_STORE_SUFFIX):
         stem = stem.removesuffix(suffix)
@@ -290,3 +299,20 @@ def check_numbering(
                     f"{have} there (numbering from {first}; give --offset if it differs)"
                 )
     return first
+
+
+def _store_record(path: Path, record: str | None) -> Prediction:
+    """One record of ``predict``'s one-file store: its residues, and its pair maps read
+    lazily (channels not written read as NaN)."""
+    store = PredictionStore(path)
+    if record is None:
+        if len(store) != 1:
+            raise SeqDanceError(
+                f"{path} holds {len(store)} records: give --record ID "
+                f"(e.g. --record {store.ids[0]})"
+            )
+        record = store.ids[0]
+    if record not in store:
+        raise SeqDanceError(f"{path}: no record {record!r} (--record)")
+    row = store.ids.index(record)  # named by its id: the page title (a folder's: the stem)
+    return Prediction(record, store.sequence(row), store.residue(row), store.pairs(row))
