@@ -54,6 +54,23 @@ def _install_sigterm(main_pid: int):
         return None
 
 
+class _Swallowed:
+    """A SIGINT or SIGTERM that landed in a destructor or weakref callback (HDF5's and
+    NumPy's objects have them): Python cannot raise it there, and would print "Exception
+    ignored" with a traceback and carry on. The hook keeps it quiet and remembers it; the
+    command then ends as interrupted, with its outputs whole (they were written in full)."""
+
+    def __init__(self) -> None:
+        self.signal: BaseException | None = None
+        self.previous = sys.unraisablehook
+
+    def __call__(self, unraisable) -> None:
+        if isinstance(unraisable.exc_value, (Terminated, KeyboardInterrupt)):
+            self.signal = self.signal or unraisable.exc_value
+            return
+        self.previous(unraisable)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``seqdance`` console command.
 
@@ -63,9 +80,18 @@ def main(argv: list[str] | None = None) -> None:
     temporary files.
     """
     previous = _install_sigterm(os.getpid())
+    swallowed = sys.unraisablehook = _Swallowed()
     try:
-        _main(argv)
+        try:
+            _main(argv)
+        except SystemExit as exc:
+            if swallowed.signal is not None and not exc.code:  # done, but it was told to stop
+                sigterm = isinstance(swallowed.signal, Terminated)
+                _fail("Terminated." if sigterm else "Aborted.", 143 if sigterm else 130,
+                      prefix="")  # fmt: skip
+            raise
     finally:
+        sys.unraisablehook = swallowed.previous
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
