@@ -3,7 +3,7 @@
     FASTA records -> shards of whole batches -> a shard file per shard (the records' groups)
     -> rank 0 copies the groups into OUT.h5, shard after shard -> the per-record index
 
-A proteome gives one file instead of two files a record. The layout (docs/outputs.md):
+A proteome gives one file instead of two files a record. The layout (docs/model.md):
 
     attrs      format = "seqdance predictions", version, residue_channels, pair_channels,
                band (-1: all pairs), window (-1: one pass)
@@ -16,9 +16,10 @@ A proteome gives one file instead of two files a record. The layout (docs/output
         attention              (layers, heads, L, L) float16 (``--attention``)
 
 ``{stem}`` is the record id made safe (``store.safe_stems``), the same name a folder run
-gives its files. The store is assembled from shard files (``OUT.h5.shards/``) by copying
-their groups (HDF5 object copy: stored chunks are not decompressed), so one process and any
-number of ranks write the same bytes, and a killed run resumes from the finished shards.
+gives its files. The store is assembled from shard files (``OUT.h5.shards/``) by
+:func:`copy_record` (one fixed sequence of HDF5 operations; pair tiles moved as stored, never
+decompressed), so one process and any number of ranks write the same bytes, and a killed run
+resumes from the finished shards.
 """
 
 from __future__ import annotations
@@ -193,11 +194,15 @@ class PredictionStore:
     def __contains__(self, rid: object) -> bool:
         return rid in self._row
 
-    def _group(self, record: str | int) -> str:
+    def row(self, record: str | int) -> int:
+        """The index row of a record given by id (or by row)."""
         row = record if isinstance(record, int) else self._row.get(record)
         if row is None:
             raise KeyError(f"{record!r} is not a record of {self.path}")
-        return f"records/{self.stems[row]}"
+        return row
+
+    def _group(self, record: str | int) -> str:
+        return f"records/{self.stems[self.row(record)]}"
 
     def _read(self, record: str | int, name: str):
         import h5py

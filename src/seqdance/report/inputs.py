@@ -314,5 +314,5 @@ def _store_record(path: Path, record: str | None) -> Prediction:
         record = store.ids[0]
     if record not in store:
         raise SeqDanceError(f"{path}: no record {record!r} (--record)")
-    row = store.ids.index(record)  # named by its id: the page title (a folder's: the stem)
+    row = store.row(record)  # named by its id: the page title (a folder's: the stem)
     return Prediction(record, store.sequence(row), store.residue(row), store.pairs(row))
