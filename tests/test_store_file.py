@@ -130,8 +130,11 @@ def test_reader_refuses_other_files(run_cli, tiny_dir, fasta, tmp_path):
     with pytest.raises(SeqDanceError, match="not a predict store"):
         PredictionStore(tmp_path / "e.h5")
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
-    with pytest.raises(SeqDanceError, match="damaged or not a predict store"):
+    with pytest.raises(SeqDanceError, match=r"junk.h5: not an HDF5 file \(a predict store"):
         PredictionStore(tmp_path / "junk.h5")
+    (tmp_path / "cut.h5").write_bytes((tmp_path / "e.h5").read_bytes()[:3000])  # truncated
+    with pytest.raises(SeqDanceError, match="cut.h5: damaged or not a predict store"):
+        PredictionStore(tmp_path / "cut.h5")
     with pytest.raises(SeqDanceError, match="no such file"):
         PredictionStore(tmp_path / "missing.h5")
 

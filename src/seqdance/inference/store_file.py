@@ -179,6 +179,8 @@ class PredictionStore:
         self.path = Path(path)
         if not self.path.is_file():
             raise SeqDanceError(f"{self.path}: no such file")
+        if not h5py.is_hdf5(self.path):
+            raise SeqDanceError(f"{self.path}: not an HDF5 file (a predict store: -o OUT.h5)")
         with damaged_file_errors(self.path, "a predict store"), h5py.File(self.path, "r") as h5:
             if h5.attrs.get("format") != FORMAT:
                 raise SeqDanceError(f"{self.path}: not a predict store (-o OUT.h5)")
